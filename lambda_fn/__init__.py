@@ -1,0 +1,1 @@
+"""ecr-token-refresher: keeps Amazon ECR image-pull secrets valid in Kubernetes namespaces."""

@@ -1,0 +1,147 @@
+"""boto3 adapters: ECR tokens, the EKS cluster's endpoint, the EKS bearer token.
+
+Endpoints come from boto3's own resolution (AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL_EKS, ...), except
+the STS URL inside the EKS token: presigning makes no call, and EKS accepts only the regional host.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambda_fn.errors import ClusterLookupError, CredentialError
+from lambda_fn.ports import AuthorizationToken
+
+# botocore's standard retry mode retries throttling (ECR allows ~20 GetAuthorizationToken calls/s)
+# and transient errors with backoff; the timeouts keep a hung endpoint well inside the Lambda's.
+BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=10,
+    user_agent_extra="ecr-token-refresher",
+)
+EKS_TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a prefix, not a secret
+EKS_CLUSTER_HEADER = "x-k8s-aws-id"
+# The presigned URL is valid for 60 s; EKS accepts the token for 15 minutes from signing.
+PRESIGN_SECONDS = 60
+SESSION_NAME = "ecr-token-refresher"
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Code: message` of an AWS error; never the request's credentials."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+    return str(exc)
+
+
+class EcrTokenSource:
+    """RegistryTokenSource over ECR GetAuthorizationToken, optionally as an assumed role."""
+
+    def __init__(self, session: boto3.Session) -> None:
+        self._session = session
+
+    def fetch(self, *, region: str, role_arn: str | None) -> AuthorizationToken:
+        session = self._session if role_arn is None else self._assume(role_arn, region)
+        ecr = session.client("ecr", region_name=region, config=BOTO_CONFIG)
+        try:
+            data = ecr.get_authorization_token()["authorizationData"][0]
+        except (ClientError, BotoCoreError) as exc:
+            raise CredentialError(
+                f"ECR GetAuthorizationToken in {region} failed ({describe_error(exc)}); nothing was written"
+            ) from exc
+        return AuthorizationToken(
+            token=data["authorizationToken"],
+            expires_at=data["expiresAt"],
+            proxy_endpoint=data["proxyEndpoint"],
+        )
+
+    def _assume(self, role_arn: str, region: str) -> boto3.Session:
+        sts = self._session.client("sts", region_name=region, config=BOTO_CONFIG)
+        try:
+            credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
+        except (ClientError, BotoCoreError) as exc:
+            raise CredentialError(
+                f"could not assume {role_arn} ({describe_error(exc)}): its trust policy must allow "
+                "this function's role; nothing was written"
+            ) from exc
+        return boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=region,
+        )
+
+
+@dataclass(frozen=True)
+class ClusterEndpoint:
+    """Where the cluster's API server is and the CA that signs its certificate (PEM)."""
+
+    url: str
+    ca_pem: bytes = field(repr=False)
+
+
+class ClusterDirectory:
+    """DescribeCluster, cached for the life of a warm Lambda container (endpoints rarely change)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], ClusterEndpoint] = {}
+        self._lock = threading.Lock()
+
+    def endpoint(self, session: boto3.Session, *, cluster_name: str, region: str) -> ClusterEndpoint:
+        key = (cluster_name, region)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = _describe_cluster(session, cluster_name=cluster_name, region=region)
+            return self._cache[key]
+
+    def forget(self, *, cluster_name: str, region: str) -> None:
+        """Drop a cached endpoint, e.g. after the cluster was recreated and TLS or the host failed."""
+        with self._lock:
+            self._cache.pop((cluster_name, region), None)
+
+
+def _describe_cluster(session: boto3.Session, *, cluster_name: str, region: str) -> ClusterEndpoint:
+    eks = session.client("eks", region_name=region, config=BOTO_CONFIG)
+    try:
+        cluster = eks.describe_cluster(name=cluster_name)["cluster"]
+    except (ClientError, BotoCoreError) as exc:
+        hint = "check CLUSTER_NAME and the region, and that the role may call eks:DescribeCluster on it"
+        raise ClusterLookupError(
+            f"EKS DescribeCluster {cluster_name!r} in {region} failed ({describe_error(exc)}): {hint}"
+        ) from exc
+    endpoint = cluster.get("endpoint")
+    if not endpoint:
+        raise ClusterLookupError(f"EKS cluster {cluster_name!r} has no endpoint yet (status {cluster.get('status')})")
+    try:
+        ca_pem = base64.b64decode(cluster["certificateAuthority"]["data"], validate=True)
+    except (KeyError, TypeError, binascii.Error) as exc:
+        raise ClusterLookupError(f"EKS cluster {cluster_name!r} returned no readable certificate authority") from exc
+    if b"-----BEGIN CERTIFICATE-----" not in ca_pem:
+        raise ClusterLookupError(f"EKS cluster {cluster_name!r} returned a certificate authority that is not PEM")
+    return ClusterEndpoint(url=endpoint, ca_pem=ca_pem)
+
+
+def generate_eks_token(session: boto3.Session, *, cluster_name: str, region: str) -> str:
+    """A bearer token for the EKS API server, as `aws eks get-token` makes it (valid 15 minutes)."""
+    sts = session.client(
+        "sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com", config=BOTO_CONFIG
+    )
+
+    def name_the_cluster(request: Any, **_: Any) -> None:
+        # Signed, so EKS knows the token was made for this cluster and no other.
+        request.headers[EKS_CLUSTER_HEADER] = cluster_name
+
+    sts.meta.events.register("before-sign.sts.GetCallerIdentity", name_the_cluster)
+    try:
+        url = sts.generate_presigned_url("get_caller_identity", Params={}, ExpiresIn=PRESIGN_SECONDS, HttpMethod="GET")
+    except BotoCoreError as exc:
+        raise CredentialError(f"could not sign the EKS token: {describe_error(exc)}") from exc
+    return EKS_TOKEN_PREFIX + base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")

@@ -1,0 +1,263 @@
+"""Settings: read from the environment in one place, typed, validated, every problem reported at once.
+
+The handler, the manual event and the CLI all end in one `Settings`; each reports problems under its
+own names (`NAMESPACES`, `namespaces`, `--namespace`) through a name map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from lambda_fn.errors import ConfigError, Problem
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+NAMESPACE_GLOB = re.compile(r"^[a-z0-9*?\[\]!-]+$")
+GLOB_CHARS = frozenset("*?[")
+ECR_HOST = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)\.amazonaws\.com(\.cn)?$"
+)
+ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}"
+SELECTOR_CLAUSE = re.compile(
+    rf"^(!?{LABEL_KEY}"
+    rf"|{LABEL_KEY}\s*(=|==|!=)\s*({LABEL_NAME})?"
+    rf"|{LABEL_KEY}\s+(in|notin)\s+\(\s*({LABEL_NAME})?(\s*,\s*{LABEL_NAME})*\s*\))$"
+)
+MAX_NAMESPACE_PATTERNS = 1000
+TOKEN_LIFETIME = timedelta(hours=12)
+CLUSTER_REQUIRED = "required: set it to the EKS cluster's name"
+
+# Each setting's name in the environment, for error messages.
+ENV_NAMES = {
+    "cluster_name": "CLUSTER_NAME",
+    "region": "AWS_REGION",
+    "secret_name": "SECRET_NAME",
+    "namespaces": "NAMESPACES",
+    "namespace_selector": "NAMESPACE_SELECTOR",
+    "exclude_namespaces": "EXCLUDE_NAMESPACES",
+    "registries": "REGISTRIES",
+    "include_own_registry": "INCLUDE_OWN_REGISTRY",
+    "service_accounts": "SERVICE_ACCOUNTS",
+    "refresh_threshold": "REFRESH_THRESHOLD_MINUTES",
+    "max_concurrency": "MAX_CONCURRENCY",
+    "deadline_margin": "DEADLINE_MARGIN_SECONDS",
+    "dry_run": "DRY_RUN",
+}
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    """An ECR registry host to serve, and the role to assume for its token (None: the caller's own)."""
+
+    host: str
+    account: str
+    region: str
+    role_arn: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> RegistrySpec:
+        """`<acct>.dkr.ecr.<region>.amazonaws.com[=<role arn>]`; raises ValueError with the fix."""
+        host, _, role = text.strip().partition("=")
+        match = ECR_HOST.match(host.strip())
+        if not match:
+            raise ValueError(f"{host!r} is not an ECR registry host; use <account>.dkr.ecr.<region>.amazonaws.com")
+        role = role.strip()
+        if role and not ROLE_ARN.match(role):
+            raise ValueError(f"{role!r} is not an IAM role ARN; use arn:aws:iam::<account>:role/<name>")
+        return cls(host=host.strip(), account=match["account"], region=match["region"], role_arn=role or None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs to know; build with `from_env`, change with `replace`."""
+
+    region: str
+    cluster_name: str | None = None
+    secret_name: str = "regcred"  # noqa: S105 - a Kubernetes object name
+    namespaces: tuple[str, ...] = ("default",)
+    namespace_selector: str | None = None
+    exclude_namespaces: tuple[str, ...] = ()
+    registries: tuple[RegistrySpec, ...] = ()
+    include_own_registry: bool = True
+    service_accounts: tuple[str, ...] = ()
+    refresh_threshold: timedelta = timedelta(hours=6)
+    max_concurrency: int = 16
+    deadline_margin: timedelta = timedelta(seconds=10)
+    dry_run: bool = False
+    # Rewrite even fresh secrets (a manual run after a rotation); never set from the environment.
+    force: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, require_cluster: bool) -> Settings:
+        """Parse the environment; raise one ConfigError naming every bad variable."""
+        parser = _EnvParser(environ)
+        namespaces = parser.names("NAMESPACES")
+        selector = parser.text("NAMESPACE_SELECTOR")
+        values = {
+            "region": parser.text("AWS_REGION") or parser.text("AWS_DEFAULT_REGION") or "",
+            "cluster_name": parser.text("CLUSTER_NAME"),
+            "secret_name": parser.text("SECRET_NAME") or cls.secret_name,
+            # With neither names nor a selector, serve the `default` namespace.
+            "namespaces": namespaces if namespaces or selector else cls.namespaces,
+            "namespace_selector": selector,
+            "exclude_namespaces": parser.names("EXCLUDE_NAMESPACES"),
+            "registries": parser.registries("REGISTRIES"),
+            "include_own_registry": parser.flag("INCLUDE_OWN_REGISTRY", default=True),
+            "service_accounts": parser.names("SERVICE_ACCOUNTS"),
+            "refresh_threshold": timedelta(minutes=parser.number("REFRESH_THRESHOLD_MINUTES", 360, 0, 690)),
+            "max_concurrency": parser.number("MAX_CONCURRENCY", 16, 1, 64),
+            "deadline_margin": timedelta(seconds=parser.number("DEADLINE_MARGIN_SECONDS", 10, 0, 300)),
+            "dry_run": parser.flag("DRY_RUN", default=False),
+        }
+        settings = cls(**values)  # type: ignore[arg-type]
+        problems = parser.problems + [
+            problem for problem in settings.problems(ENV_NAMES) if problem.field not in parser.failed
+        ]
+        if require_cluster and not settings.cluster_name:
+            problems.append(Problem("CLUSTER_NAME", CLUSTER_REQUIRED))
+        if problems:
+            raise ConfigError(problems, source="environment")
+        return settings
+
+    def replace(self, names: Mapping[str, str], *, source: str, **changes: object) -> Settings:
+        """A copy with `changes`, validated; problems are reported under `names` (e.g. CLI flags)."""
+        updated = dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        problems = updated.problems(names)
+        if problems:
+            raise ConfigError(problems, source=source)
+        return updated
+
+    def required_cluster_name(self) -> str:
+        if not self.cluster_name:
+            raise ConfigError([Problem("CLUSTER_NAME", CLUSTER_REQUIRED)])
+        return self.cluster_name
+
+    def problems(self, names: Mapping[str, str]) -> list[Problem]:
+        """Every invalid field, named as the caller's source names it."""
+        found: list[tuple[str, str]] = []
+        if not REGION.match(self.region):
+            found.append(("region", "required: an AWS region such as eu-west-1 (AWS_REGION, or --region on the CLI)"))
+        if self.cluster_name is not None and not CLUSTER_NAME.match(self.cluster_name):
+            found.append(("cluster_name", f"{self.cluster_name!r} is not a valid EKS cluster name"))
+        if not _is_subdomain(self.secret_name):
+            found.append(("secret_name", _subdomain_fix(self.secret_name)))
+        if not self.namespaces and not self.namespace_selector:
+            found.append(("namespaces", "name at least one namespace or glob, or set a selector"))
+        if len(self.namespaces) > MAX_NAMESPACE_PATTERNS:
+            found.append(("namespaces", f"at most {MAX_NAMESPACE_PATTERNS} entries; use globs or a selector"))
+        found += [("namespaces", fix) for fix in map(_namespace_pattern_fix, self.namespaces) if fix]
+        found += [("exclude_namespaces", fix) for fix in map(_namespace_pattern_fix, self.exclude_namespaces) if fix]
+        if self.namespace_selector is not None and not is_valid_selector(self.namespace_selector):
+            found.append(
+                (
+                    "namespace_selector",
+                    f"{self.namespace_selector!r} is not a label selector; use e.g. team=a,env in (dev,prod)",
+                )
+            )
+        found += [("service_accounts", _subdomain_fix(sa)) for sa in self.service_accounts if not _is_subdomain(sa)]
+        if not self.registries and not self.include_own_registry:
+            found.append(("registries", "no registry to serve: list hosts or set INCLUDE_OWN_REGISTRY=true"))
+        if not timedelta(0) <= self.refresh_threshold < TOKEN_LIFETIME:
+            found.append(("refresh_threshold", "must be from 0 to 690 minutes (tokens live 12 hours)"))
+        if not 1 <= self.max_concurrency <= 64:
+            found.append(("max_concurrency", "must be from 1 to 64"))
+        return [Problem(names.get(field, field), message) for field, message in found]
+
+
+def is_glob(pattern: str) -> bool:
+    return not GLOB_CHARS.isdisjoint(pattern)
+
+
+def is_valid_selector(selector: str) -> bool:
+    """Syntax check of a Kubernetes label selector (the API server does the matching)."""
+    clauses = _split_outside_parentheses(selector)
+    return bool(clauses) and all(SELECTOR_CLAUSE.match(clause.strip()) for clause in clauses)
+
+
+def _split_outside_parentheses(text: str) -> list[str]:
+    clauses, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            clauses.append(text[start:index])
+            start = index + 1
+    clauses.append(text[start:])
+    return clauses
+
+
+def _is_subdomain(name: str) -> bool:
+    return len(name) <= 253 and bool(DNS_SUBDOMAIN.match(name))
+
+
+def _subdomain_fix(name: str) -> str:
+    return f"{name!r} is not a valid Kubernetes name; use lowercase letters, digits, '-' and '.'"
+
+
+def _namespace_pattern_fix(pattern: str) -> str | None:
+    """None when `pattern` is a valid namespace name (RFC 1123 label) or glob; else the fix."""
+    if is_glob(pattern):
+        if len(pattern) <= 63 and NAMESPACE_GLOB.match(pattern):
+            return None
+        return f"{pattern!r} is not a namespace glob; use lowercase letters, digits, '-', '*', '?', [...]"
+    if len(pattern) <= 63 and DNS_LABEL.match(pattern):
+        return None
+    return f"{pattern!r} is not a namespace name; use at most 63 lowercase letters, digits and '-'"
+
+
+T = TypeVar("T")
+
+
+class _EnvParser:
+    """Reads raw environment strings; records a Problem per variable it cannot parse."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.problems: list[Problem] = []
+        self.failed: set[str] = set()
+
+    def text(self, name: str) -> str | None:
+        return self._environ.get(name, "").strip() or None
+
+    def names(self, name: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in self._environ.get(name, "").split(",") if item.strip())
+
+    def registries(self, name: str) -> tuple[RegistrySpec, ...]:
+        parsed = [self._parse(name, entry, RegistrySpec.parse, None) for entry in self.names(name)]
+        return tuple(spec for spec in parsed if spec is not None)
+
+    def flag(self, name: str, *, default: bool) -> bool:
+        def parse(raw: str) -> bool:
+            if raw.lower() in {"true", "1", "yes"}:
+                return True
+            if raw.lower() in {"false", "0", "no"}:
+                return False
+            raise ValueError(f"{raw!r} is not a boolean; use true or false")
+
+        raw = self.text(name)
+        return default if raw is None else self._parse(name, raw, parse, default)
+
+    def number(self, name: str, default: int, low: int, high: int) -> int:
+        def parse(raw: str) -> int:
+            if not raw.isdigit() or not low <= int(raw) <= high:
+                raise ValueError(f"{raw!r} is not a whole number from {low} to {high}")
+            return int(raw)
+
+        raw = self.text(name)
+        return default if raw is None else self._parse(name, raw, parse, default)
+
+    def _parse(self, name: str, raw: str, parse: Callable[[str], T], fallback: T) -> T:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.problems.append(Problem(name, str(exc)))
+            self.failed.add(name)
+            return fallback

@@ -1,0 +1,50 @@
+"""The `.dockerconfigjson` payload: build ours, merge it into what a secret already holds."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from lambda_fn.models import RegistryCredential
+
+
+def build_auths(credentials: Iterable[RegistryCredential]) -> dict[str, dict[str, str]]:
+    """One `auths` entry per registry host: bare host keys, as the kubelet matches them."""
+    return {
+        credential.host: {
+            "username": credential.username,
+            "password": credential.password,
+            "auth": credential.auth,
+        }
+        for credential in credentials
+    }
+
+
+def read_auths(encoded: str | None) -> dict[str, Any] | None:
+    """The `auths` map of a base64 `.dockerconfigjson` value; None when it is missing or unreadable."""
+    if not encoded:
+        return None
+    try:
+        document = json.loads(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+    auths = document.get("auths") if isinstance(document, dict) else None
+    return auths if isinstance(auths, dict) else None
+
+
+def merge_dockerconfigjson(
+    existing: str | None, credentials: Sequence[RegistryCredential], *, retired_hosts: Iterable[str] = ()
+) -> str:
+    """Base64 `.dockerconfigjson` with our entries set, entries of other registries kept.
+
+    `retired_hosts` are hosts this tool wrote before but no longer serves: their stale tokens go.
+    """
+    auths = dict(read_auths(existing) or {})
+    for host in retired_hosts:
+        auths.pop(host, None)
+    auths.update(build_auths(credentials))
+    payload = json.dumps({"auths": auths}, separators=(",", ":"), sort_keys=True)
+    return base64.b64encode(payload.encode()).decode()

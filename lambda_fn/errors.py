@@ -1,0 +1,105 @@
+"""The project's own error hierarchy.
+
+Adapters translate boto3/botocore and kubernetes errors into these classes (`raise ... from exc`) so
+the core and the front doors never depend on a library's exceptions. No message ever holds a token,
+a password or a `.dockerconfigjson`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class RefresherError(Exception):
+    """Base of every error this tool raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid setting: the field (as its source names it) and what to do about it."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class ConfigError(RefresherError):
+    """Invalid configuration, event or command line; every problem is reported at once."""
+
+    def __init__(self, problems: Sequence[Problem], *, source: str = "configuration") -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"invalid {source}:\n{lines}")
+
+
+class CredentialError(RefresherError):
+    """The ECR token could not be fetched or is not usable; nothing is written."""
+
+
+class ClusterLookupError(RefresherError):
+    """The cluster's endpoint or certificate could not be found (DescribeCluster, kubeconfig)."""
+
+
+class KubernetesError(RefresherError):
+    """A Kubernetes API call failed; `status` is the HTTP status, None for network errors."""
+
+    status: int | None = None
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class Unauthorized(KubernetesError):
+    """401: the API server does not accept the bearer token."""
+
+    status = 401
+
+
+class Forbidden(KubernetesError):
+    """403: authenticated, but RBAC does not allow the call."""
+
+    status = 403
+
+
+class NamespaceTerminating(Forbidden):
+    """403 on create because the namespace is being deleted."""
+
+
+class NotFound(KubernetesError):
+    """404: the object or its namespace does not exist."""
+
+    status = 404
+
+
+class AlreadyExists(KubernetesError):
+    """409 on create: another writer created the object first."""
+
+    status = 409
+
+
+class Conflict(KubernetesError):
+    """409 on update: the object changed since it was read (stale resourceVersion)."""
+
+    status = 409
+
+
+class Invalid(KubernetesError):
+    """400/422: the API server rejected the object."""
+
+
+class ApiUnavailable(KubernetesError):
+    """5xx, 429 after retries, a timeout or a dropped connection."""
+
+
+class RefreshFailed(RefresherError):
+    """Raised after the summary is logged, so Lambda counts the invocation as an error."""
+
+    def __init__(self, failed_namespaces: tuple[str, ...], errors: tuple[str, ...]) -> None:
+        shown = ", ".join(failed_namespaces[:20]) + (" ..." if len(failed_namespaces) > 20 else "")
+        parts = [f"{len(failed_namespaces)} namespace(s) failed: {shown}"] if failed_namespaces else []
+        super().__init__("; ".join(parts + list(errors)))

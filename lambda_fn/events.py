@@ -1,0 +1,85 @@
+"""The Lambda event: an EventBridge schedule, or a manual run whose fields override the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lambda_fn.config import MAX_NAMESPACE_PATTERNS, Settings
+from lambda_fn.errors import ConfigError, Problem
+
+# Each setting's name in a manual event, for error messages.
+EVENT_NAMES = {
+    "cluster_name": "cluster_name",
+    "namespaces": "namespaces",
+    "namespace_selector": "selector",
+    "exclude_namespaces": "exclude_namespaces",
+    "secret_name": "secret_name",
+    "service_accounts": "service_accounts",
+}
+
+
+class ManualRun(BaseModel):
+    """A console "Test" event or a schedule's constant input; each field overrides one setting."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cluster_name: str | None = Field(default=None, max_length=100)
+    namespaces: list[str] | None = Field(default=None, min_length=1, max_length=MAX_NAMESPACE_PATTERNS)
+    selector: str | None = Field(default=None, min_length=1, max_length=1000)
+    exclude_namespaces: list[str] | None = Field(default=None, max_length=MAX_NAMESPACE_PATTERNS)
+    secret_name: str | None = Field(default=None, max_length=253)
+    service_accounts: list[str] | None = Field(default=None, max_length=100)
+    dry_run: bool | None = None
+    force: bool | None = None
+
+
+def settings_for_event(event: Any, settings: Settings) -> Settings:
+    """The settings for this invocation; ConfigError (nothing written) if the event is malformed."""
+    if isinstance(event, dict) and event.get("source") == "aws.events" and "detail-type" in event:
+        try:
+            parse(event=event, model=EventBridgeModel)
+        except ValidationError as exc:
+            raise ConfigError(_problems(exc), source="scheduled event") from None
+        return settings
+    if not isinstance(event, dict):
+        raise ConfigError([Problem("event", 'must be a JSON object, e.g. {"dry_run": true}')], source="event")
+    try:
+        run = parse(event=event, model=ManualRun)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc), source="event") from None
+    changes: dict[str, Any] = {
+        name: value
+        for name, value in {
+            "cluster_name": run.cluster_name,
+            "exclude_namespaces": _tuple(run.exclude_namespaces),
+            "secret_name": run.secret_name,
+            "service_accounts": _tuple(run.service_accounts),
+            "dry_run": run.dry_run,
+            "force": run.force,
+        }.items()
+        if value is not None
+    }
+    if run.namespaces is not None or run.selector is not None:
+        # Targeting is replaced as a whole: {"selector": ...} alone means "only the selector".
+        changes |= {"namespaces": _tuple(run.namespaces) or (), "namespace_selector": run.selector}
+    return settings.replace(EVENT_NAMES, source="event", **changes)
+
+
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
+    allowed = ", ".join(ManualRun.model_fields)
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "event"
+        if error["type"] == "extra_forbidden":
+            problems.append(Problem(field, f"unknown field; a manual event may set {allowed}"))
+        else:
+            problems.append(Problem(field, error["msg"]))
+    return problems

@@ -1,0 +1,232 @@
+"""The only module that imports the kubernetes client: ClusterApi over it, and how to connect.
+
+An ApiClient is built per run from an explicit Configuration; the client's global default
+configuration is never touched. TLS is always verified against the cluster's CA.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from lambda_fn.errors import (
+    AlreadyExists,
+    ApiUnavailable,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    KubernetesError,
+    NamespaceTerminating,
+    NotFound,
+    Problem,
+    Unauthorized,
+)
+from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
+
+PAGE_SIZE = 500
+# (connect, read) seconds for one request; retries below come on top.
+REQUEST_TIMEOUT = (5.0, 15.0)
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def retry_policy() -> urllib3.Retry:
+    """Retries the client makes by itself: dropped connections, 429/5xx (honouring Retry-After).
+
+    Every write carries a resourceVersion or is a create, so a retried write that had in fact
+    landed answers 409 and the core re-reads: retrying PUT/PATCH/POST cannot double-apply.
+    """
+    return urllib3.Retry(
+        total=3,
+        backoff_factor=0.2,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "PUT", "PATCH", "POST"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def eks_configuration(endpoint: str, ca_pem: bytes, token: str, *, pool_size: int) -> k8s.Configuration:
+    configuration = k8s.Configuration(
+        host=endpoint,
+        api_key={"BearerToken": token},
+        api_key_prefix={"BearerToken": "Bearer"},
+        ca_cert_data=ca_pem.decode(),  # in memory: the CA is never written to disk
+    )
+    return _tuned(configuration, pool_size=pool_size)
+
+
+def kubeconfig_configuration(path: str | None, context: str | None, *, pool_size: int) -> k8s.Configuration:
+    configuration = k8s.Configuration()
+    try:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context, client_configuration=configuration, persist_config=False
+        )
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
+        where = path or "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
+        raise ConfigError(
+            [
+                Problem(
+                    "kubeconfig",
+                    f"cannot use {where}" + (f" context {context!r}" if context else "") + f": {exc}",
+                )
+            ],
+            source="kubeconfig",
+        ) from exc
+    return _tuned(configuration, pool_size=pool_size)
+
+
+def _tuned(configuration: k8s.Configuration, *, pool_size: int) -> k8s.Configuration:
+    configuration.verify_ssl = True
+    configuration.retries = retry_policy()
+    # One connection per worker thread, reused across the namespaces it serves.
+    configuration.connection_pool_maxsize = pool_size
+    return configuration
+
+
+@contextmanager
+def connect(configuration: k8s.Configuration) -> Iterator[KubernetesCluster]:
+    api_client = k8s.ApiClient(configuration)
+    try:
+        yield KubernetesCluster(api_client)
+    finally:
+        api_client.close()  # type: ignore[no-untyped-call]
+
+
+class KubernetesCluster:
+    """ClusterApi over the official client; reads raw JSON (no model layer on the hot path)."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self._core = k8s.CoreV1Api(api_client)
+
+    def list_namespaces(self, *, label_selector: str | None) -> Sequence[NamespaceInfo]:
+        namespaces: list[NamespaceInfo] = []
+        page_token: str | None = None
+        while True:
+            page = self._json(
+                self._core.list_namespace,
+                label_selector=label_selector,
+                limit=PAGE_SIZE,
+                _continue=page_token,
+            )
+            namespaces += [
+                NamespaceInfo(
+                    name=item["metadata"]["name"],
+                    terminating=item.get("status", {}).get("phase") == "Terminating"
+                    or bool(item["metadata"].get("deletionTimestamp")),
+                )
+                for item in page.get("items") or []
+            ]
+            page_token = (page.get("metadata") or {}).get("continue")
+            if not page_token:
+                return namespaces
+
+    def read_secret(self, namespace: str, name: str) -> SecretState | None:
+        try:
+            body = self._json(self._core.read_namespaced_secret, name, namespace)
+        except NotFound:
+            return None
+        metadata = body.get("metadata", {})
+        return SecretState(
+            name=metadata.get("name", name),
+            namespace=namespace,
+            type=body.get("type", "Opaque"),
+            labels=metadata.get("labels") or {},
+            annotations=metadata.get("annotations") or {},
+            data=body.get("data") or {},
+            resource_version=metadata.get("resourceVersion"),
+        )
+
+    def create_secret(self, secret: SecretState) -> None:
+        self._json(self._core.create_namespaced_secret, secret.namespace, _secret_body(secret))
+
+    def replace_secret(self, secret: SecretState) -> None:
+        self._json(self._core.replace_namespaced_secret, secret.name, secret.namespace, _secret_body(secret))
+
+    def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None:
+        try:
+            body = self._json(self._core.read_namespaced_service_account, name, namespace)
+        except NotFound:
+            return None
+        return ServiceAccountState(
+            name=name,
+            namespace=namespace,
+            image_pull_secrets=tuple(ref.get("name", "") for ref in body.get("imagePullSecrets") or []),
+            resource_version=body["metadata"]["resourceVersion"],
+        )
+
+    def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
+        # A merge patch replaces the list whole; the resourceVersion in it makes the API server
+        # refuse (409) if another writer changed the account since we read it.
+        patch = {
+            "metadata": {"resourceVersion": account.resource_version},
+            "imagePullSecrets": [{"name": name} for name in names],
+        }
+        self._json(
+            self._core.patch_namespaced_service_account,
+            account.name,
+            account.namespace,
+            patch,
+            _content_type=MERGE_PATCH,
+        )
+
+    @staticmethod
+    def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = call(*args, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+        except ApiException as exc:
+            raise translate_api_exception(exc) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ApiUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}: {exc}") from exc
+        body: dict[str, Any] = json.loads(response.data or b"{}")
+        return body
+
+
+def _secret_body(secret: SecretState) -> k8s.V1Secret:
+    return k8s.V1Secret(
+        api_version="v1",
+        kind="Secret",
+        metadata=k8s.V1ObjectMeta(
+            name=secret.name,
+            namespace=secret.namespace,
+            labels=secret.labels or None,
+            annotations=secret.annotations or None,
+            resource_version=secret.resource_version,
+        ),
+        type=secret.type,
+        data=dict[str, bytes | str](secret.data),
+    )
+
+
+def translate_api_exception(exc: ApiException) -> KubernetesError:
+    """The project's error for an API answer, with the server's own message (never the request)."""
+    status = exc.status or 0
+    try:
+        status_body = json.loads(exc.body or "{}")
+    except ValueError:
+        status_body = {}
+    reason = status_body.get("reason") or exc.reason or "Error"
+    message = f"{status} {reason}: {str(status_body.get('message') or exc.reason)[:300]}"
+    if status == 401:
+        return Unauthorized(message)
+    if status == 403:
+        causes = (status_body.get("details") or {}).get("causes") or []
+        if any(cause.get("reason") == "NamespaceTerminating" for cause in causes) or "being terminated" in message:
+            return NamespaceTerminating(message)
+        return Forbidden(message)
+    if status == 404:
+        return NotFound(message)
+    if status == 409:
+        return AlreadyExists(message) if reason == "AlreadyExists" else Conflict(message)
+    if status in (400, 422):
+        return Invalid(message, status=status)
+    return ApiUnavailable(message, status=status or None)

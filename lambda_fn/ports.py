@@ -1,0 +1,45 @@
+"""What the core needs from the outside world; adapters in aws.py and k8s.py, fakes in the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
+
+
+@dataclass(frozen=True)
+class AuthorizationToken:
+    """ECR GetAuthorizationToken's answer for one region, not yet validated."""
+
+    token: str = field(repr=False)
+    expires_at: datetime
+    proxy_endpoint: str
+
+
+class RegistryTokenSource(Protocol):
+    def fetch(self, *, region: str, role_arn: str | None) -> AuthorizationToken:
+        """One GetAuthorizationToken call in `region`, as `role_arn` when given."""
+        ...
+
+
+class ClusterApi(Protocol):
+    """The Kubernetes calls the refresher makes; raise lambda_fn.errors.KubernetesError subclasses."""
+
+    def list_namespaces(self, *, label_selector: str | None) -> Sequence[NamespaceInfo]: ...
+
+    def read_secret(self, namespace: str, name: str) -> SecretState | None: ...
+
+    def create_secret(self, secret: SecretState) -> None: ...
+
+    def replace_secret(self, secret: SecretState) -> None:
+        """PUT guarded by `secret.resource_version`: raises Conflict when it is stale."""
+        ...
+
+    def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None: ...
+
+    def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
+        """Replace `imagePullSecrets`, guarded by `account.resource_version` (Conflict when stale)."""
+        ...

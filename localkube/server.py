@@ -1,0 +1,354 @@
+"""LocalKube: the HTTP(S) server, routing, authentication, authorization, faults and the request log."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+import yaml
+
+from localkube.access import ADMIN, Rule, User
+from localkube.eks_auth import PREFIX as EKS_PREFIX
+from localkube.eks_auth import EksTokenAuthenticator, TokenRejected
+from localkube.faults import FaultRule
+from localkube.patching import (
+    APPLY_PATCH,
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_MERGE_PATCH,
+    apply_patch,
+    parse_patch,
+)
+from localkube.selectors import matches, parse_selector
+from localkube.status import StatusError, bad_request, conflict, not_found, reason_for
+from localkube.store import Store
+
+NAMESPACED = re.compile(
+    r"^/api/v1/namespaces/(?P<namespace>[^/]+)/(?P<resource>secrets|serviceaccounts)(/(?P<name>[^/]+))?$"
+)
+NAMESPACES = re.compile(r"^/api/v1/namespaces(/(?P<name>[^/]+))?$")
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    user: str | None
+    content_type: str | None
+
+
+class LocalKube:
+    """Start with `with LocalKube() as kube:`; talk to `kube.url` trusting `kube.ca_pem`."""
+
+    def __init__(
+        self,
+        *,
+        users: Sequence[User] = (ADMIN,),
+        group_rules: Mapping[str, Sequence[Rule]] | None = None,
+        eks: EksTokenAuthenticator | None = None,
+        tls: bool = True,
+        latency: float = 0.0,
+    ) -> None:
+        self.store = Store()
+        self.users = {user.token: user for user in users if user.token}
+        # RBAC bindings to groups: what an EKS access entry's groups are granted.
+        self.group_rules = dict(group_rules or {})
+        self.eks = eks
+        self.latency = latency
+        self.faults: list[FaultRule] = []
+        self._log: list[RequestRecord] = []
+        self._log_lock = threading.Lock()
+        self._ca = trustme.CA() if tls else None
+        self._httpd = _Server(("127.0.0.1", 0), _Handler, self)
+        if self._ca is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+            # The handshake happens in the request's thread, not in the accept loop.
+            self._httpd.socket = context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="localkube", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"{'https' if self._ca else 'http'}://{host!s}:{port}"
+
+    @property
+    def ca_pem(self) -> bytes:
+        if self._ca is None:
+            raise RuntimeError("this LocalKube serves plain HTTP")
+        return bytes(self._ca.cert_pem.bytes())
+
+    def start(self) -> LocalKube:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LocalKube:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    def record(self, entry: RequestRecord) -> None:
+        with self._log_lock:
+            self._log.append(entry)
+
+    def with_group_rules(self, user: User) -> User:
+        """The user with the rules bound to its groups added to its own."""
+        extra = tuple(rule for group in user.groups for rule in self.group_rules.get(group, ()))
+        return replace(user, rules=user.rules + extra) if extra else user
+
+    def write_kubeconfig(self, path: Path, *, token: str, context: str = "localkube") -> Path:
+        """A kubeconfig for `kubectl`/the CLI: this server, its CA, and a bearer token."""
+        cluster: dict[str, Any] = {"server": self.url}
+        if self._ca is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": cluster}],
+            "users": [{"name": context, "user": {"token": token}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+            "current-context": context,
+        }
+        path.write_text(yaml.safe_dump(document))
+        path.chmod(0o600)
+        return path
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], kube: LocalKube) -> None:
+        super().__init__(address, handler)
+        self.kube = kube
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        # Without this, Nagle + delayed ACK add ~40 ms to every response.
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: tests read the request log instead."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        kube = self.server.kube
+        parts = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip() or None
+        user: User | None = None
+        if kube.latency:
+            time.sleep(kube.latency)
+        fault = next((rule for rule in kube.faults if rule.claim(self.command, parts.path)), None)
+        try:
+            if fault is not None and fault.delay:
+                time.sleep(fault.delay)
+            if fault is not None and fault.drop:
+                kube.record(RequestRecord(self.command, parts.path, query, 0, None, content_type))
+                self.close_connection = True
+                return
+            if fault is not None and fault.status:
+                raise StatusError(fault.status, reason_for(fault.status), f"injected fault: {fault.status}")
+            if parts.path in ("/healthz", "/readyz", "/livez"):
+                self._send(200, "ok")
+                return
+            user = self._authenticate()
+            status, answer = self._route(user, parts.path, query, body, content_type)
+        except StatusError as error:
+            status, answer = error.code, error.body()
+        kube.record(RequestRecord(self.command, parts.path, query, status, user.name if user else None, content_type))
+        retry_after = fault.retry_after if fault is not None else None
+        self._send(status, answer, retry_after=retry_after)
+
+    def _send(self, status: int, answer: Any, *, retry_after: int | None = None) -> None:
+        payload = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain" if isinstance(answer, str) else "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _authenticate(self) -> User:
+        kube = self.server.kube
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and token in kube.users:
+            return kube.with_group_rules(kube.users[token])
+        if scheme.lower() == "bearer" and token.startswith(EKS_PREFIX) and kube.eks is not None:
+            try:
+                entry = kube.eks.authenticate(token)
+            except TokenRejected:
+                pass
+            else:
+                return kube.with_group_rules(User(entry.username, groups=entry.groups))
+        raise StatusError(401, "Unauthorized", "Unauthorized")
+
+    def _route(
+        self, user: User, path: str, query: dict[str, str], body: bytes, content_type: str | None
+    ) -> tuple[int, Any]:
+        store = self.server.kube.store
+        if path == "/version":
+            return 200, {
+                "major": "1",
+                "minor": "34",
+                "gitVersion": "v1.34.0-localkube",
+                "platform": "linux/amd64",
+            }
+        if path == "/api":
+            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        match = NAMESPACES.match(path)
+        if match and self.command == "GET":
+            name = match["name"]
+            user.authorize("get" if name else "list", "namespaces", None, name)
+            return 200, store.namespace(name) if name else _namespace_list(store, query)
+        match = NAMESPACED.match(path)
+        if match is None:
+            return 404, "404 page not found"
+        namespace, resource, name = match["namespace"], match["resource"], match["name"]
+        verb = VERBS.get(self.command) or ("get" if name else "list")
+        user.authorize(verb, resource, namespace, name)
+        return _Resource(store, resource, namespace, name).serve(self.command, query, body, content_type)
+
+
+def _namespace_list(store: Store, query: dict[str, str]) -> dict[str, Any]:
+    requirements = parse_selector(query["labelSelector"]) if query.get("labelSelector") else ()
+    items = [ns for ns in store.namespaces() if matches(requirements, ns["metadata"].get("labels", {}))]
+    start = _continue_from(query.get("continue"))
+    items = [ns for ns in items if ns["metadata"]["name"] > start] if start else items
+    limit = int(query.get("limit") or 0)
+    metadata: dict[str, Any] = {"resourceVersion": items[-1]["metadata"]["resourceVersion"] if items else "1"}
+    if 0 < limit < len(items):
+        last = items[limit - 1]["metadata"]["name"]
+        metadata["continue"] = base64.urlsafe_b64encode(json.dumps({"start": last}).encode()).decode()
+        metadata["remainingItemCount"] = len(items) - limit
+        items = items[:limit]
+    return {"kind": "NamespaceList", "apiVersion": "v1", "metadata": metadata, "items": items}
+
+
+def _continue_from(token: str | None) -> str | None:
+    if not token:
+        return None
+    try:
+        return str(json.loads(base64.urlsafe_b64decode(token))["start"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise bad_request("continue key is not valid: the continue token was malformed") from exc
+
+
+@dataclass
+class _Resource:
+    store: Store
+    resource: str
+    namespace: str
+    name: str | None
+
+    def serve(self, method: str, query: dict[str, str], body: bytes, content_type: str | None) -> tuple[int, Any]:
+        if method == "POST" and self.name is None:
+            return 201, self.store.create(self.resource, self.namespace, _json(body))
+        if self.name is None:
+            return 405, StatusError(405, "MethodNotAllowed", "the server does not allow this method").body()
+        if method == "GET":
+            return 200, self.store.get(self.resource, self.namespace, self.name)
+        if method == "PUT":
+            return 200, self.store.replace(self.resource, self.namespace, self.name, _json(body))
+        if method == "DELETE":
+            self.store.delete(self.resource, self.namespace, self.name)
+            return 200, {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {"name": self.name, "kind": self.resource},
+            }
+        if method == "PATCH":
+            return self._patch(query, body, content_type)
+        return 405, StatusError(405, "MethodNotAllowed", "the server does not allow this method").body()
+
+    def _patch(self, query: dict[str, str], body: bytes, content_type: str | None) -> tuple[int, Any]:
+        assert self.name is not None  # noqa: S101 - serve() routes only named objects here
+        if content_type not in PATCH_TYPES:
+            raise StatusError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: "
+                + ", ".join(PATCH_TYPES),
+            )
+        if content_type == APPLY_PATCH and not query.get("fieldManager"):
+            raise StatusError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+            )
+        patch = parse_patch(content_type, body)
+        current = self.store.find(self.resource, self.namespace, self.name)
+        if current is None:
+            if content_type != APPLY_PATCH:
+                raise not_found(self.resource, self.name)
+            return 201, self.store.create(self.resource, self.namespace, patch)
+        patched = apply_patch(content_type, current, patch)
+        # A resourceVersion in the patch is a precondition, as in kube-apiserver.
+        if patched.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise conflict(self.resource, self.name)
+        return 200, self.store.replace(self.resource, self.namespace, self.name, patched)
+
+
+def _json(body: bytes) -> Any:
+    """POST/PUT bodies may arrive without Content-Type; they are JSON either way."""
+    try:
+        return json.loads(body or b"null")
+    except ValueError as exc:
+        raise bad_request(f"the body of the request could not be decoded: {exc}") from exc

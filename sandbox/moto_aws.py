@@ -1,0 +1,121 @@
+"""moto's server in this process, with what the refresher needs from AWS made realistic."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from moto.ecr.responses import ECRResponse
+from moto.eks.models import eks_backends
+from moto.server import ThreadedMotoServer
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ROLE_NAME = "ecr-token-refresher"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
+OWN_REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+
+
+class MotoAws:
+    """moto's ThreadedMotoServer on a free loopback port.
+
+    moto's ECR tokens expire on 2015-01-01; while started, tokens expire `token_lifetime` from now
+    (12 hours, as ECR's do; set a negative lifetime to test that expired tokens are refused).
+    """
+
+    def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+        self.token_lifetime = timedelta(hours=12)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._original_token_call = ECRResponse.get_authorization_token
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def start(self) -> MotoAws:
+        self._server.start()
+        sandbox = self
+        original = self._original_token_call
+
+        def get_authorization_token(response: ECRResponse) -> Any:
+            result = original(response)
+            answer: Any = result.result
+            for item in answer["authorizationData"]:
+                item["expiresAt"] = datetime.now(UTC) + sandbox.token_lifetime
+            return result
+
+        ECRResponse.get_authorization_token = get_authorization_token  # type: ignore[method-assign,assignment]
+        return self
+
+    def stop(self) -> None:
+        ECRResponse.get_authorization_token = self._original_token_call  # type: ignore[method-assign]
+        self._server.stop()
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset API) and restore the realistic token lifetime."""
+        self.token_lifetime = timedelta(hours=12)
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
+        urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
+
+    def client(self, service: str) -> Any:
+        make_client: Any = boto3.client  # typed per service name; here the name is a variable
+        return make_client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's test key
+        )
+
+    def assume_refresher_role(self) -> AwsCredentials:
+        """Credentials as the Lambda has them: a session of the function's role."""
+        answer = self.client("sts").assume_role(RoleArn=ROLE_ARN, RoleSessionName="ecr-token-refresher")
+        credentials = answer["Credentials"]
+        return AwsCredentials(credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])
+
+    def create_eks_cluster(self, name: str, *, endpoint: str, ca_pem: bytes) -> None:
+        """An EKS cluster in moto whose endpoint and CA are the local API server's."""
+        self.client("eks").create_cluster(
+            name=name,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks-cluster",
+            resourcesVpcConfig={"subnetIds": ["subnet-1"]},
+        )
+        cluster = eks_backends[ACCOUNT][REGION].clusters[name]
+        cluster.endpoint = endpoint
+        cluster.certificate_authority = {"data": base64.b64encode(ca_pem).decode()}
+
+    def environment(self, credentials: AwsCredentials) -> dict[str, str]:
+        """What the Lambda runtime would set, with every AWS endpoint pointing at moto."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": credentials.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
+            "AWS_SESSION_TOKEN": credentials.session_token,
+        }
+
+
+@contextmanager
+def moto_aws() -> Iterator[MotoAws]:
+    aws = MotoAws().start()
+    try:
+        yield aws
+    finally:
+        aws.stop()

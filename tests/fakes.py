@@ -1,0 +1,109 @@
+"""In-memory stand-ins for the ports, for unit tests of the core (no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from lambda_fn.errors import AlreadyExists, Conflict, KubernetesError, NotFound
+from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
+from lambda_fn.ports import AuthorizationToken
+
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeCluster:
+    """ClusterApi in memory, with a call log and hooks to inject failures per call."""
+
+    namespaces: dict[str, NamespaceInfo] = field(default_factory=dict)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], SecretState] = field(default_factory=dict)
+    accounts: dict[tuple[str, str], ServiceAccountState] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    # (method name, namespace) -> callable raising or returning None before the call proceeds
+    hooks: dict[tuple[str, str], Callable[[], None]] = field(default_factory=dict)
+    _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_namespace(self, name: str, *, labels: dict[str, str] | None = None, terminating: bool = False) -> None:
+        self.namespaces[name] = NamespaceInfo(name, terminating)
+        self.labels[name] = labels or {}
+
+    def _enter(self, method: str, namespace: str) -> None:
+        with self._lock:
+            self.calls.append((method, namespace))
+        hook = self.hooks.get((method, namespace))
+        if hook is not None:
+            hook()
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [call for call in self.calls if call[0] in ("create_secret", "replace_secret", "set_image_pull_secrets")]
+
+    def list_namespaces(self, *, label_selector: str | None) -> Sequence[NamespaceInfo]:
+        self._enter("list_namespaces", "")
+        if label_selector is None:
+            return [self.namespaces[name] for name in sorted(self.namespaces)]
+        key, _, value = label_selector.partition("=")  # the fake understands key=value only
+        return [self.namespaces[n] for n in sorted(self.namespaces) if self.labels[n].get(key) == value]
+
+    def read_secret(self, namespace: str, name: str) -> SecretState | None:
+        self._enter("read_secret", namespace)
+        return self.secrets.get((namespace, name))
+
+    def create_secret(self, secret: SecretState) -> None:
+        self._enter("create_secret", secret.namespace)
+        if secret.namespace not in self.namespaces:
+            raise NotFound(f'404 NotFound: namespaces "{secret.namespace}" not found')
+        key = (secret.namespace, secret.name)
+        if key in self.secrets:
+            raise AlreadyExists("409 AlreadyExists")
+        self.secrets[key] = replace(secret, resource_version=str(next(self._versions)))
+
+    def replace_secret(self, secret: SecretState) -> None:
+        self._enter("replace_secret", secret.namespace)
+        key = (secret.namespace, secret.name)
+        current = self.secrets.get(key)
+        if current is None:
+            raise NotFound("404 NotFound")
+        if secret.resource_version != current.resource_version:
+            raise Conflict("409 Conflict")
+        self.secrets[key] = replace(secret, resource_version=str(next(self._versions)))
+
+    def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None:
+        self._enter("read_service_account", namespace)
+        return self.accounts.get((namespace, name))
+
+    def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
+        self._enter("set_image_pull_secrets", account.namespace)
+        key = (account.namespace, account.name)
+        if self.accounts[key].resource_version != account.resource_version:
+            raise Conflict("409 Conflict")
+        self.accounts[key] = replace(
+            account, image_pull_secrets=tuple(names), resource_version=str(next(self._versions))
+        )
+
+
+@dataclass
+class FakeTokenSource:
+    """RegistryTokenSource answering like ECR; counts calls per (region, role)."""
+
+    lifetime: timedelta = timedelta(hours=12)
+    password_prefix: str = "pw"
+    calls: list[tuple[str, str | None]] = field(default_factory=list)
+    token_text: str | None = None
+    error: KubernetesError | None = None
+
+    def fetch(self, *, region: str, role_arn: str | None) -> AuthorizationToken:
+        self.calls.append((region, role_arn))
+        account = role_arn.split(":")[4] if role_arn else "123456789012"
+        text = self.token_text or f"AWS:{self.password_prefix}-{region}-{account}"
+        return AuthorizationToken(
+            token=base64.b64encode(text.encode()).decode(),
+            expires_at=NOW + self.lifetime,
+            proxy_endpoint=f"https://{account}.dkr.ecr.{region}.amazonaws.com",
+        )

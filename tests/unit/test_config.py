@@ -1,0 +1,164 @@
+"""Settings from the environment: defaults, parsing, and every problem reported at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from lambda_fn.config import RegistrySpec, Settings, is_valid_selector
+from lambda_fn.errors import ConfigError
+
+BASE = {"AWS_REGION": "eu-west-1", "CLUSTER_NAME": "prod"}
+
+
+def test_defaults_serve_the_default_namespace_with_regcred() -> None:
+    settings = Settings.from_env(BASE, require_cluster=True)
+    assert settings.secret_name == "regcred"
+    assert settings.namespaces == ("default",)
+    assert settings.namespace_selector is None
+    assert settings.include_own_registry is True
+    assert settings.refresh_threshold == timedelta(hours=6)
+    assert settings.max_concurrency == 16
+    assert settings.dry_run is False
+
+
+def test_every_variable_is_parsed() -> None:
+    settings = Settings.from_env(
+        BASE
+        | {
+            "SECRET_NAME": "ecr-pull",
+            "NAMESPACES": " team-a, team-* ,",
+            "NAMESPACE_SELECTOR": "ecr in (yes,true),tier!=legacy",
+            "EXCLUDE_NAMESPACES": "team-sandbox",
+            "REGISTRIES": "210987654321.dkr.ecr.us-east-1.amazonaws.com=arn:aws:iam::210987654321:role/puller",
+            "INCLUDE_OWN_REGISTRY": "false",
+            "SERVICE_ACCOUNTS": "default,builder",
+            "REFRESH_THRESHOLD_MINUTES": "90",
+            "MAX_CONCURRENCY": "4",
+            "DEADLINE_MARGIN_SECONDS": "30",
+            "DRY_RUN": "yes",
+        },
+        require_cluster=True,
+    )
+    assert settings.secret_name == "ecr-pull"
+    assert settings.namespaces == ("team-a", "team-*")
+    assert settings.namespace_selector == "ecr in (yes,true),tier!=legacy"
+    assert settings.exclude_namespaces == ("team-sandbox",)
+    assert settings.registries == (
+        RegistrySpec(
+            host="210987654321.dkr.ecr.us-east-1.amazonaws.com",
+            account="210987654321",
+            region="us-east-1",
+            role_arn="arn:aws:iam::210987654321:role/puller",
+        ),
+    )
+    assert settings.include_own_registry is False
+    assert settings.service_accounts == ("default", "builder")
+    assert settings.refresh_threshold == timedelta(minutes=90)
+    assert settings.max_concurrency == 4
+    assert settings.deadline_margin == timedelta(seconds=30)
+    assert settings.dry_run is True
+
+
+def test_a_selector_alone_does_not_add_the_default_namespace() -> None:
+    settings = Settings.from_env(BASE | {"NAMESPACE_SELECTOR": "team=a"}, require_cluster=True)
+    assert settings.namespaces == ()
+
+
+def test_every_problem_is_reported_at_once_with_its_variable_and_fix() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(
+            {
+                "NAMESPACES": "Team_A,ok,../etc",
+                "NAMESPACE_SELECTOR": "a in (b",
+                "SECRET_NAME": "Reg Cred",
+                "REGISTRIES": "docker.io",
+                "MAX_CONCURRENCY": "many",
+                "REFRESH_THRESHOLD_MINUTES": "720",
+                "DRY_RUN": "maybe",
+            },
+            require_cluster=True,
+        )
+    fields = [problem.field for problem in caught.value.problems]
+    assert sorted(fields) == sorted(
+        [
+            "AWS_REGION",
+            "CLUSTER_NAME",
+            "NAMESPACES",
+            "NAMESPACES",
+            "NAMESPACE_SELECTOR",
+            "SECRET_NAME",
+            "REGISTRIES",
+            "MAX_CONCURRENCY",
+            "REFRESH_THRESHOLD_MINUTES",
+            "DRY_RUN",
+        ]
+    )
+    message = str(caught.value)
+    assert "'Team_A' is not a namespace name" in message
+    assert "<account>.dkr.ecr.<region>.amazonaws.com" in message
+    assert "'many' is not a whole number from 1 to 64" in message
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a" * 64, "-a", "a-", "UPPER", "a.b", "a/b", "a\nb", ""],
+)
+def test_namespace_names_must_be_rfc1123_labels(value: str) -> None:
+    with pytest.raises(ConfigError, match="NAMESPACES"):
+        Settings.from_env(BASE, require_cluster=True).replace(
+            {"namespaces": "NAMESPACES"}, source="t", namespaces=(value,)
+        )
+
+
+@pytest.mark.parametrize("pattern", ["team-*", "t?am", "team-[ab]", "*"])
+def test_globs_are_accepted(pattern: str) -> None:
+    settings = Settings.from_env(BASE | {"NAMESPACES": pattern}, require_cluster=True)
+    assert settings.namespaces == (pattern,)
+
+
+@pytest.mark.parametrize(
+    ("selector", "valid"),
+    [
+        ("team=a", True),
+        ("team==a,env!=prod", True),
+        ("env in (dev, prod)", True),
+        ("env notin (prod)", True),
+        ("example.com/team", True),
+        ("!legacy", True),
+        ("team=", True),
+        ("team=a,", False),
+        ("env in (dev", False),
+        ("=a", False),
+        ("team=a b", False),
+        ("", False),
+    ],
+)
+def test_selector_syntax(selector: str, valid: bool) -> None:
+    assert is_valid_selector(selector) is valid
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "public.ecr.aws",
+        "123.dkr.ecr.us-east-1.amazonaws.com",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com=role/puller",
+    ],
+)
+def test_registry_entries_must_be_ecr_hosts_and_role_arns(entry: str) -> None:
+    with pytest.raises(ValueError, match="use"):
+        RegistrySpec.parse(entry)
+
+
+def test_cluster_name_is_optional_for_the_cli_but_required_for_the_lambda() -> None:
+    settings = Settings.from_env({"AWS_REGION": "eu-west-1"}, require_cluster=False)
+    assert settings.cluster_name is None
+    with pytest.raises(ConfigError, match="CLUSTER_NAME: required"):
+        settings.required_cluster_name()
+
+
+def test_nothing_to_serve_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="no registry to serve"):
+        Settings.from_env(BASE | {"INCLUDE_OWN_REGISTRY": "false"}, require_cluster=True)
