@@ -15,7 +15,7 @@ from lambda_fn.models import RegistryCredential
 from lambda_fn.ports import AuthorizationToken, RegistryTokenSource
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class TokenScope:
     """ECR tokens are per region and per principal: one call serves every registry in the scope."""
 
@@ -30,7 +30,7 @@ def token_scopes(settings: Settings) -> dict[TokenScope, list[str | None]]:
         scopes[TokenScope(settings.region)].append(None)
     for spec in settings.registries:
         scopes[TokenScope(spec.region, spec.role_arn)].append(spec.host)
-    return dict(sorted(scopes.items()))
+    return dict(sorted(scopes.items(), key=lambda item: (item[0].region, item[0].role_arn or "")))
 
 
 def fetch_registry_credentials(

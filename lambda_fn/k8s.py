@@ -65,12 +65,14 @@ def eks_configuration(endpoint: str, ca_pem: bytes, token: str, *, pool_size: in
     return _tuned(configuration, pool_size=pool_size)
 
 
-def kubeconfig_configuration(path: str | None, context: str | None, *, pool_size: int) -> k8s.Configuration:
+def kubeconfig_configuration(path: str | None, context: str | None, *, pool_size: int) -> tuple[k8s.Configuration, str]:
+    """The configuration for `context` (default: the current one) of a kubeconfig, and its name."""
     configuration = k8s.Configuration()
     try:
         kube_config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path, context=context, client_configuration=configuration, persist_config=False
         )
+        _, current = kube_config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
     except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
         where = path or "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
         raise ConfigError(
@@ -82,7 +84,7 @@ def kubeconfig_configuration(path: str | None, context: str | None, *, pool_size
             ],
             source="kubeconfig",
         ) from exc
-    return _tuned(configuration, pool_size=pool_size)
+    return _tuned(configuration, pool_size=pool_size), context or current["name"]
 
 
 def _tuned(configuration: k8s.Configuration, *, pool_size: int) -> k8s.Configuration:

@@ -66,8 +66,7 @@ def _cluster_configuration(
 ) -> tuple[Any, str]:
     """The kubernetes client Configuration (typed Any outside k8s.py) and a label for the summary."""
     if isinstance(cluster, KubeconfigCluster):
-        configuration = kubeconfig_configuration(cluster.path, cluster.context, pool_size=settings.max_concurrency)
-        return configuration, cluster.context or configuration.host
+        return kubeconfig_configuration(cluster.path, cluster.context, pool_size=settings.max_concurrency)
     endpoint = CLUSTERS.endpoint(session, cluster_name=cluster.name, region=settings.region)
     # A new token every run: valid 15 minutes, longer than any run, shorter than a warm container.
     token = generate_eks_token(session, cluster_name=cluster.name, region=settings.region)

@@ -17,8 +17,17 @@ METRICS_NAMESPACE = "EcrTokenRefresher"
 # A CloudWatch Logs event holds 256 KB: the summary line lists every failure but caps the rest.
 LOGGED_RESULTS_CAP = 200
 
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is at each record (callers and test runners may swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 # stderr, so the CLI's stdout carries only its table or JSON; Lambda sends both to CloudWatch.
-logger = Logger(service=SERVICE, logger_handler=logging.StreamHandler(sys.stderr))
+logger = Logger(service=SERVICE, logger_handler=_StderrHandler())
 metrics = Metrics(service=SERVICE, namespace=METRICS_NAMESPACE)
 tracer = Tracer(service=SERVICE)
 

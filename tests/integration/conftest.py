@@ -1,0 +1,73 @@
+"""moto's server (once per session) and a local EKS cluster (per test), wired as the Lambda sees them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localkube import LocalKube
+from sandbox.eks_cluster import CLUSTER_NAME, local_eks_cluster
+from sandbox.lambda_context import FakeLambdaContext
+from sandbox.moto_aws import AwsCredentials, MotoAws, moto_aws
+
+SCHEDULED = json.loads((Path(__file__).parents[2] / "events" / "scheduled.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def aws() -> Iterator[MotoAws]:
+    with moto_aws() as server:
+        yield server
+
+
+@pytest.fixture
+def credentials(aws: MotoAws, monkeypatch: pytest.MonkeyPatch) -> AwsCredentials:
+    """A fresh moto, and the environment the Lambda runtime would give the function."""
+    aws.reset()
+    role = aws.assume_refresher_role()
+    for name, value in aws.environment(role).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CLUSTER_NAME", CLUSTER_NAME)
+    return role
+
+
+@pytest.fixture
+def kube(aws: MotoAws, credentials: AwsCredentials) -> Iterator[LocalKube]:
+    cluster = local_eks_cluster(aws, credentials)
+    for name in ("default", "team-a", "team-b", "kube-system", "other"):
+        cluster.store.add_namespace(name)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def forget_cached_clusters() -> None:
+    """Each test registers a new cluster endpoint under the same name; a warm container would not."""
+    from lambda_fn.runner import CLUSTERS  # noqa: PLC0415
+
+    CLUSTERS.forget(cluster_name=CLUSTER_NAME, region="us-east-1")
+
+
+@pytest.fixture
+def logs(capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
+    """Everything the function printed or logged."""
+
+    def read() -> str:
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    return read
+
+
+@pytest.fixture
+def invoke() -> Callable[..., dict[str, Any]]:
+    from lambda_fn.handler import lambda_handler  # noqa: PLC0415 - after the environment is set
+
+    def call(event: dict[str, Any] | None = None, *, timeout: float = 120.0) -> dict[str, Any]:
+        result: dict[str, Any] = lambda_handler(SCHEDULED if event is None else event, FakeLambdaContext(timeout))
+        return result
+
+    return call

@@ -1,0 +1,212 @@
+"""The Lambda handler end to end: moto for AWS, LocalKube over HTTPS with EKS token authentication."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from lambda_fn.errors import ConfigError, CredentialError, RefreshFailed
+from localkube import FaultRule, LocalKube
+from sandbox.eks_cluster import local_eks_cluster, refresher_rules
+from sandbox.moto_aws import OWN_REGISTRY, AwsCredentials, MotoAws
+
+Invoke = Callable[..., dict[str, Any]]
+
+
+def outcomes(result: dict[str, Any]) -> dict[str, str]:
+    return {entry["namespace"]: entry["outcome"] for entry in result["namespaces"]}
+
+
+def auths(kube: LocalKube, namespace: str, name: str = "regcred") -> dict[str, Any]:
+    secret = kube.store.get("secrets", namespace, name)
+    document: dict[str, Any] = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    return document["auths"]
+
+
+def writes(kube: LocalKube) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in kube.requests if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+def test_creates_then_leaves_fresh_secrets_alone(kube: LocalKube, invoke: Invoke) -> None:
+    first = invoke()
+    assert outcomes(first) == {"default": "created"}
+    assert first["registries"] == [OWN_REGISTRY]
+    entry = auths(kube, "default")[OWN_REGISTRY]
+    assert entry["username"] == "AWS"
+    assert base64.b64decode(entry["auth"]).decode() == f"AWS:{entry['password']}"
+    kube.clear_log()
+    second = invoke()
+    assert outcomes(second) == {"default": "unchanged"}
+    assert writes(kube) == []
+
+
+def test_an_expiring_secret_is_updated_in_place_keeping_foreign_data(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoke()
+    secret = kube.store.get("secrets", "default", "regcred")
+    uid = secret["metadata"]["uid"]
+    secret["metadata"]["labels"]["team"] = "platform"
+    secret["metadata"]["annotations"]["ecr-token-refresher/expires-at"] = "2026-01-01T00:00:00+00:00"
+    merged = {**auths(kube, "default"), "ghcr.io": {"auth": "Zm9vOmJhcg=="}}
+    secret["data"][".dockerconfigjson"] = base64.b64encode(json.dumps({"auths": merged}).encode()).decode()
+    kube.store.replace("secrets", "default", "regcred", secret)
+    kube.clear_log()
+    assert outcomes(invoke()) == {"default": "updated"}
+    after = kube.store.get("secrets", "default", "regcred")
+    assert after["metadata"]["uid"] == uid  # the same object: never deleted
+    assert after["metadata"]["labels"]["team"] == "platform"
+    assert auths(kube, "default")["ghcr.io"] == {"auth": "Zm9vOmJhcg=="}
+    assert [method for method, _ in writes(kube)] == ["PUT"]
+
+
+def test_a_foreign_secret_is_skipped_byte_for_byte(kube: LocalKube, invoke: Invoke) -> None:
+    foreign = {"metadata": {"name": "regcred"}, "type": "Opaque", "data": {"token": "c2VjcmV0"}}
+    before = kube.store.create("secrets", "default", foreign)
+    result = invoke()
+    assert outcomes(result) == {"default": "skipped"}
+    assert kube.store.get("secrets", "default", "regcred") == before
+
+
+def test_globs_selector_and_exclusions(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    kube.store.add_namespace("team-sandbox")
+    kube.store.add_namespace("payments", labels={"ecr-pull": "enabled"})
+    monkeypatch.setenv("NAMESPACES", "team-*")
+    monkeypatch.setenv("NAMESPACE_SELECTOR", "ecr-pull=enabled")
+    monkeypatch.setenv("EXCLUDE_NAMESPACES", "team-sandbox")
+    assert outcomes(invoke()) == {"payments": "created", "team-a": "created", "team-b": "created"}
+
+
+def test_more_namespaces_than_one_page(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    for index in range(520):
+        kube.store.add_namespace(f"bulk-{index:03d}")
+    monkeypatch.setenv("NAMESPACES", "bulk-*")
+    result = invoke()
+    assert result["counts"]["created"] == 520
+    list_calls = [r for r in kube.requests if r.path == "/api/v1/namespaces"]
+    assert len(list_calls) == 2
+    assert list_calls[1].query.get("continue")
+
+
+def test_service_accounts_get_the_secret(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = kube.store.get("serviceaccounts", "default", "default")
+    account["imagePullSecrets"] = [{"name": "other"}]
+    kube.store.replace("serviceaccounts", "default", "default", account)
+    monkeypatch.setenv("SERVICE_ACCOUNTS", "default,missing")
+    result = invoke()
+    assert result["namespaces"] == [
+        {"namespace": "default", "outcome": "created", "service_accounts_patched": ["default"]}
+    ]
+    patched = kube.store.get("serviceaccounts", "default", "default")
+    assert patched["imagePullSecrets"] == [{"name": "other"}, {"name": "regcred"}]
+    kube.clear_log()
+    invoke()
+    assert writes(kube) == []
+
+
+def test_dry_run_writes_nothing(kube: LocalKube, invoke: Invoke) -> None:
+    result = invoke({"dry_run": True, "namespaces": ["team-*"]})
+    assert result["dry_run"] is True
+    assert outcomes(result) == {"team-a": "created", "team-b": "created"}
+    assert writes(kube) == []
+
+
+def test_a_manual_event_overrides_the_targets(kube: LocalKube, invoke: Invoke) -> None:
+    assert outcomes(invoke({"namespaces": ["team-a"], "secret_name": "ecr-pull"})) == {"team-a": "created"}
+    assert kube.store.find("secrets", "team-a", "ecr-pull") is not None
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [({"namespaces": "team-a"}, "namespaces"), ({"surprise": 1}, "surprise"), ({"dry_run": "yes"}, "dry_run")],
+)
+def test_a_bad_event_is_rejected_and_nothing_is_written(
+    kube: LocalKube, invoke: Invoke, event: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError, match=field):
+        invoke(event)
+    assert kube.requests == []
+
+
+def test_a_terminating_namespace_is_skipped(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    kube.store.add_namespace("team-gone", terminating=True)
+    monkeypatch.setenv("NAMESPACES", "team-*")
+    result = invoke()
+    assert result["namespaces"][-1] == {
+        "namespace": "team-gone",
+        "outcome": "skipped",
+        "reason": "namespace is being deleted",
+    }
+
+
+def test_one_failing_namespace_fails_the_invocation_after_the_others(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-a,team-b,default")
+    good = invoke({"namespaces": ["team-b"]})
+    assert outcomes(good) == {"team-b": "created"}
+    before = kube.store.get("secrets", "team-b", "regcred")
+    kube.faults.append(FaultRule(path="/namespaces/team-b/", status=500))
+    with pytest.raises(RefreshFailed, match=r"1 namespace\(s\) failed: team-b"):
+        invoke({"namespaces": ["team-a", "team-b", "default"], "force": True})
+    assert kube.store.get("secrets", "team-b", "regcred") == before
+    assert kube.store.find("secrets", "team-a", "regcred") is not None
+    assert kube.store.find("secrets", "default", "regcred") is not None
+
+
+def test_an_expired_ecr_token_is_refused_before_any_write(kube: LocalKube, aws: MotoAws, invoke: Invoke) -> None:
+    from datetime import timedelta  # noqa: PLC0415
+
+    aws.token_lifetime = timedelta(minutes=-1)
+    with pytest.raises(CredentialError, match="expired"):
+        invoke()
+    assert writes(kube) == []
+
+
+def test_without_an_access_entry_the_error_names_it(aws: MotoAws, credentials: AwsCredentials, invoke: Invoke) -> None:
+    kube = local_eks_cluster(aws, credentials, access_entry=False)
+    kube.store.add_namespace("default")
+    try:
+        with pytest.raises(RefreshFailed):
+            invoke()
+        assert {r.status for r in kube.requests} == {401}
+    finally:
+        kube.stop()
+
+
+def test_without_rbac_the_error_names_the_missing_rule(
+    aws: MotoAws, credentials: AwsCredentials, invoke: Invoke, logs: Callable[[], str]
+) -> None:
+    kube = local_eks_cluster(aws, credentials, rules=refresher_rules(list_namespaces=False)[1:])
+    kube.store.add_namespace("default")
+    try:
+        with pytest.raises(RefreshFailed):
+            invoke()
+    finally:
+        kube.stop()
+    logged = logs()
+    assert 'cannot get resource \\"secrets\\" in API group \\"\\" in the namespace \\"default\\"' in logged
+    assert "make rbac" in logged
+
+
+def test_no_secret_material_in_logs_results_or_errors(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
+) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-*,default")
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    kube.faults.append(FaultRule(path="/namespaces/team-b/", status=500))
+    with pytest.raises(RefreshFailed) as failure:
+        invoke()
+    secret = kube.store.get("secrets", "team-a", "regcred")
+    entry = auths(kube, "team-a")[OWN_REGISTRY]
+    haystack = logs() + str(failure.value) + repr(failure.value)
+    eks_token = next(r for r in kube.requests if r.user)  # the token itself is only in the server's memory
+    forbidden = [entry["password"], entry["auth"], secret["data"][".dockerconfigjson"], "k8s-aws-v1."]
+    assert eks_token.user == "ecr-token-refresher"
+    assert "refresh finished" in haystack
+    for material in forbidden:
+        assert material not in haystack

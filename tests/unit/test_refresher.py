@@ -1,0 +1,269 @@
+"""The core against an in-memory cluster: every outcome, and that a good secret is never lost."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from lambda_fn.errors import ApiUnavailable, Conflict, Forbidden, Unauthorized
+from lambda_fn.models import (
+    DOCKERCONFIGJSON_KEY,
+    DOCKERCONFIGJSON_TYPE,
+    EXPIRES_AT_ANNOTATION,
+    MANAGED_BY_LABEL,
+    REGISTRIES_ANNOTATION,
+    NamespaceResult,
+    Outcome,
+    RegistryCredential,
+    SecretState,
+    ServiceAccountState,
+)
+from lambda_fn.refresher import MAX_WRITE_ATTEMPTS, RefreshPlan, renew_pull_secrets
+from lambda_fn.targets import TargetSpec
+from tests.fakes import NOW, FakeCluster
+
+HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+CREDENTIAL = RegistryCredential(host=HOST, password="pw-1", expires_at=NOW + timedelta(hours=12))
+
+
+def plan(*patterns: str, **changes: object) -> RefreshPlan:
+    base = RefreshPlan(secret_name="regcred", targets=TargetSpec(patterns or ("team-a",), None, ()))
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def run(cluster: FakeCluster, refresh_plan: RefreshPlan, **kwargs: object) -> dict[str, NamespaceResult]:
+    summary = renew_pull_secrets(
+        cluster,
+        [CREDENTIAL],
+        refresh_plan,
+        cluster_label="test",
+        now=lambda: NOW,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return {result.namespace: result for result in summary.results}
+
+
+def auths(secret: SecretState) -> dict[str, dict[str, str]]:
+    document: dict[str, dict[str, dict[str, str]]] = json.loads(base64.b64decode(secret.data[DOCKERCONFIGJSON_KEY]))
+    return document["auths"]
+
+
+@pytest.fixture
+def cluster() -> FakeCluster:
+    fake = FakeCluster()
+    for name in ("team-a", "team-b"):
+        fake.add_namespace(name)
+    return fake
+
+
+def test_creates_a_managed_dockerconfigjson_secret(cluster: FakeCluster) -> None:
+    results = run(cluster, plan())
+    assert results["team-a"].outcome is Outcome.CREATED
+    secret = cluster.secrets["team-a", "regcred"]
+    assert secret.type == DOCKERCONFIGJSON_TYPE
+    assert secret.labels[MANAGED_BY_LABEL] == "ecr-token-refresher"
+    assert secret.annotations[REGISTRIES_ANNOTATION] == HOST
+    assert secret.annotations[EXPIRES_AT_ANNOTATION] == (NOW + timedelta(hours=12)).isoformat()
+    assert auths(secret)[HOST]["password"] == "pw-1"
+
+
+def test_a_fresh_secret_is_not_rewritten(cluster: FakeCluster) -> None:
+    run(cluster, plan())
+    cluster.calls.clear()
+    results = run(cluster, plan())
+    assert results["team-a"].outcome is Outcome.UNCHANGED
+    assert cluster.writes() == []
+
+
+def test_a_secret_nearing_expiry_is_updated_in_place_keeping_foreign_data(cluster: FakeCluster) -> None:
+    run(cluster, plan())
+    old = cluster.secrets["team-a", "regcred"]
+    foreign_auths = {**auths(old), "ghcr.io": {"auth": "Zm9vOmJhcg=="}}
+    cluster.secrets["team-a", "regcred"] = replace(
+        old,
+        labels={**old.labels, "team": "a"},
+        annotations={**old.annotations, EXPIRES_AT_ANNOTATION: (NOW + timedelta(hours=1)).isoformat(), "note": "x"},
+        data={DOCKERCONFIGJSON_KEY: base64.b64encode(json.dumps({"auths": foreign_auths}).encode()).decode()},
+    )
+    cluster.calls.clear()
+    results = run(cluster, plan())
+    assert results["team-a"].outcome is Outcome.UPDATED
+    new = cluster.secrets["team-a", "regcred"]
+    assert new.labels["team"] == "a"
+    assert new.annotations["note"] == "x"
+    assert auths(new)["ghcr.io"] == {"auth": "Zm9vOmJhcg=="}
+    assert new.annotations[EXPIRES_AT_ANNOTATION] == (NOW + timedelta(hours=12)).isoformat()
+    assert cluster.writes() == [("replace_secret", "team-a")]
+
+
+def test_a_changed_registry_set_is_rewritten_even_when_fresh(cluster: FakeCluster) -> None:
+    run(cluster, plan())
+    old = cluster.secrets["team-a", "regcred"]
+    cluster.secrets["team-a", "regcred"] = replace(old, annotations={**old.annotations, REGISTRIES_ANNOTATION: "x"})
+    assert run(cluster, plan())["team-a"].outcome is Outcome.UPDATED
+
+
+def test_force_rewrites_fresh_secrets(cluster: FakeCluster) -> None:
+    run(cluster, plan())
+    assert run(cluster, plan(force=True))["team-a"].outcome is Outcome.UPDATED
+
+
+def test_a_secret_this_tool_does_not_manage_is_left_alone(cluster: FakeCluster) -> None:
+    foreign = SecretState("regcred", "team-a", DOCKERCONFIGJSON_TYPE, data={DOCKERCONFIGJSON_KEY: "e30="})
+    cluster.secrets["team-a", "regcred"] = foreign
+    result = run(cluster, plan())["team-a"]
+    assert result.outcome is Outcome.SKIPPED
+    assert MANAGED_BY_LABEL in result.reason
+    assert cluster.secrets["team-a", "regcred"] == foreign
+
+
+def test_a_managed_secret_of_another_type_fails_without_being_touched(cluster: FakeCluster) -> None:
+    opaque = SecretState("regcred", "team-a", "Opaque", labels={MANAGED_BY_LABEL: "ecr-token-refresher"})
+    cluster.secrets["team-a", "regcred"] = opaque
+    result = run(cluster, plan())["team-a"]
+    assert result.outcome is Outcome.FAILED
+    assert "cannot be changed in place" in result.reason
+    assert cluster.secrets["team-a", "regcred"] == opaque
+
+
+def test_a_conflict_is_re_read_and_retried(cluster: FakeCluster) -> None:
+    run(cluster, plan(force=True))
+    conflicts = iter([Conflict("409 Conflict")])
+
+    def conflict_once() -> None:
+        error = next(conflicts, None)
+        if error is not None:
+            raise error
+
+    cluster.hooks["replace_secret", "team-a"] = conflict_once
+    cluster.calls.clear()
+    assert run(cluster, plan(force=True))["team-a"].outcome is Outcome.UPDATED
+    assert cluster.calls.count(("read_secret", "team-a")) == 2
+
+
+def test_endless_conflicts_give_up_after_a_bound(cluster: FakeCluster) -> None:
+    run(cluster, plan())
+
+    def always() -> None:
+        raise Conflict("409 Conflict")
+
+    cluster.hooks["replace_secret", "team-a"] = always
+    cluster.calls.clear()
+    result = run(cluster, plan(force=True))["team-a"]
+    assert result.outcome is Outcome.FAILED
+    assert "gave up" in result.reason
+    assert cluster.calls.count(("replace_secret", "team-a")) == MAX_WRITE_ATTEMPTS
+
+
+def test_one_failing_namespace_does_not_stop_the_others(cluster: FakeCluster) -> None:
+    def broken() -> None:
+        raise ApiUnavailable("500 InternalError: etcd is sad", status=500)
+
+    cluster.hooks["read_secret", "team-a"] = broken
+    summary = renew_pull_secrets(cluster, [CREDENTIAL], plan("team-a", "team-b"), cluster_label="t", now=lambda: NOW)
+    outcomes = {r.namespace: r.outcome for r in summary.results}
+    assert outcomes == {"team-a": Outcome.FAILED, "team-b": Outcome.CREATED}
+    assert summary.failed_namespaces == ("team-a",)
+    assert not summary.ok
+
+
+def test_a_missing_namespace_named_explicitly_is_reported_failed(cluster: FakeCluster) -> None:
+    result = run(cluster, plan("ghost"))["ghost"]
+    assert result.outcome is Outcome.FAILED
+    assert "does not exist" in result.reason
+
+
+def test_terminating_namespaces_are_skipped(cluster: FakeCluster) -> None:
+    cluster.add_namespace("team-old", terminating=True)
+    result = run(cluster, plan("team-*"))["team-old"]
+    assert result == NamespaceResult("team-old", Outcome.SKIPPED, "namespace is being deleted")
+    assert ("read_secret", "team-old") not in cluster.calls
+
+
+def test_forbidden_names_the_rbac_fix(cluster: FakeCluster) -> None:
+    def forbidden() -> None:
+        raise Forbidden('403 Forbidden: secrets "regcred" is forbidden')
+
+    cluster.hooks["read_secret", "team-a"] = forbidden
+    assert "make rbac" in run(cluster, plan())["team-a"].reason
+
+
+def test_unauthorized_stops_further_attempts_and_names_the_access_entry(cluster: FakeCluster) -> None:
+    def rejected() -> None:
+        raise Unauthorized("401 Unauthorized: Unauthorized")
+
+    for namespace in ("team-a", "team-b"):
+        cluster.hooks["read_secret", namespace] = rejected
+    results = run(cluster, plan("team-a", "team-b", max_concurrency=1))
+    assert "EKS access entry" in results["team-a"].reason
+    assert results["team-b"].reason == "not attempted: the API server rejected the credentials"
+    assert cluster.calls.count(("read_secret", "team-b")) == 0
+
+
+def test_dry_run_reads_but_never_writes(cluster: FakeCluster) -> None:
+    cluster.accounts["team-a", "default"] = ServiceAccountState("default", "team-a", (), "1")
+    results = run(cluster, plan("team-a", "team-b", dry_run=True, service_accounts=("default",)))
+    assert results["team-a"].outcome is Outcome.CREATED
+    assert results["team-a"].reason == "dry run: would create"
+    assert results["team-a"].service_accounts == ("default",)
+    assert cluster.writes() == []
+    assert cluster.secrets == {}
+
+
+def test_service_accounts_get_the_secret_and_keep_their_entries(cluster: FakeCluster) -> None:
+    cluster.accounts["team-a", "default"] = ServiceAccountState("default", "team-a", ("other",), "1")
+    cluster.accounts["team-b", "default"] = ServiceAccountState("default", "team-b", ("regcred",), "1")
+    results = run(cluster, plan("team-a", "team-b", service_accounts=("default", "builder")))
+    assert results["team-a"].service_accounts == ("default",)
+    assert cluster.accounts["team-a", "default"].image_pull_secrets == ("other", "regcred")
+    assert results["team-b"].service_accounts == ()
+    assert ("set_image_pull_secrets", "team-b") not in cluster.calls
+
+
+def test_a_service_account_conflict_is_re_read(cluster: FakeCluster) -> None:
+    cluster.accounts["team-a", "default"] = ServiceAccountState("default", "team-a", ("other",), "1")
+    original = cluster.read_service_account
+    reads = []
+
+    def concurrent_writer(namespace: str, name: str) -> ServiceAccountState | None:
+        account = original(namespace, name)
+        if not reads:  # another writer adds an entry right after our first read
+            cluster.accounts[namespace, name] = replace(
+                account, image_pull_secrets=("other", "new"), resource_version="2"
+            )  # type: ignore[arg-type]
+        reads.append(1)
+        return account
+
+    cluster.read_service_account = concurrent_writer  # type: ignore[method-assign]
+    run(cluster, plan(service_accounts=("default",)))
+    assert cluster.accounts["team-a", "default"].image_pull_secrets == ("other", "new", "regcred")
+
+
+def test_near_the_deadline_no_new_namespace_is_started(cluster: FakeCluster) -> None:
+    remaining = iter([60.0, 5.0])
+    results = run(
+        cluster,
+        plan("team-a", "team-b", max_concurrency=1),
+        remaining_seconds=lambda: next(remaining),
+    )
+    assert results["team-a"].outcome is Outcome.CREATED
+    assert results["team-b"].outcome is Outcome.FAILED
+    assert results["team-b"].reason.startswith("not attempted: 5.0s left")
+    assert ("read_secret", "team-b") not in cluster.calls
+
+
+def test_a_failed_listing_still_serves_the_named_namespaces(cluster: FakeCluster) -> None:
+    def forbidden() -> None:
+        raise Forbidden('403 Forbidden: namespaces is forbidden: User "x" cannot list resource "namespaces"')
+
+    cluster.hooks["list_namespaces", ""] = forbidden
+    summary = renew_pull_secrets(cluster, [CREDENTIAL], plan("team-a", "team-*"), cluster_label="t", now=lambda: NOW)
+    assert [r.namespace for r in summary.results] == ["team-a"]
+    assert summary.results[0].outcome is Outcome.CREATED
+    assert summary.errors
+    assert "could not list namespaces" in summary.errors[0]
+    assert not summary.ok

@@ -1,0 +1,43 @@
+"""Target resolution: names, globs, selector, exclusions, the kube-* default."""
+
+from __future__ import annotations
+
+from lambda_fn.targets import TargetSpec, resolve_targets
+from tests.fakes import FakeCluster
+
+
+def cluster() -> FakeCluster:
+    fake = FakeCluster()
+    for name in ("default", "kube-system", "kube-public", "team-a", "team-b", "team-sandbox", "other"):
+        fake.add_namespace(name)
+    fake.add_namespace("payments", labels={"ecr": "yes"})
+    fake.add_namespace("kube-ecr", labels={"ecr": "yes"})
+    return fake
+
+
+def names(spec: TargetSpec, fake: FakeCluster | None = None) -> list[str]:
+    return [target.name for target in resolve_targets(fake or cluster(), spec)]
+
+
+def test_explicit_names_need_no_listing() -> None:
+    fake = cluster()
+    assert names(TargetSpec(("team-a", "ghost"), None, ()), fake) == ["ghost", "team-a"]
+    assert ("list_namespaces", "") not in fake.calls
+
+
+def test_globs_selector_and_exclusions_combine() -> None:
+    spec = TargetSpec(("team-*",), "ecr=yes", ("team-sandbox",))
+    assert names(spec) == ["payments", "team-a", "team-b"]
+
+
+def test_system_namespaces_only_when_named() -> None:
+    assert "kube-system" not in names(TargetSpec(("*",), None, ()))
+    assert "kube-system" in names(TargetSpec(("*", "kube-system"), None, ()))
+
+
+def test_explicit_names_win_over_exclusions() -> None:
+    assert names(TargetSpec(("team-sandbox", "team-*"), None, ("team-sandbox",))) == [
+        "team-a",
+        "team-b",
+        "team-sandbox",
+    ]
