@@ -1,0 +1,1 @@
+"""AWS CDK app pieces: configuration, constructs and the stack that deploys the refresher."""

@@ -1,0 +1,47 @@
+"""Synthesise the stack offline (no bundling, no AWS credentials) for assertions."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
+
+from infra.config import DeploymentConfig
+from infra.stack import EcrTokenRefresherStack
+
+DEFAULTS: dict[str, Any] = json.loads((Path(__file__).parents[2] / "cdk.json").read_text())["context"]
+# Skip asset bundling in tests: pip install per synth would take most of the suite's time.
+NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+
+
+def config_for(**context: Any) -> DeploymentConfig:
+    merged = DEFAULTS | context
+    return DeploymentConfig.from_context(merged.get)
+
+
+def synth(**context: Any) -> tuple[EcrTokenRefresherStack, Template]:
+    app = cdk.App(context=NO_BUNDLING)
+    stack = EcrTokenRefresherStack(
+        app, "Test", config=config_for(**context), code=cdk.aws_lambda.Code.from_asset("lambda_fn")
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    template = Template.from_stack(stack)
+    return stack, template
+
+
+@pytest.fixture(scope="module")
+def default_stack() -> tuple[EcrTokenRefresherStack, Template]:
+    return synth()
+
+
+Synth = Callable[..., tuple[EcrTokenRefresherStack, Template]]
