@@ -5,7 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format unit integration clean
+NODE_STAMP := node_modules/.installed
+# CDK offline: no telemetry, no notices; jsii's end-of-life notice for Node 20 silenced.
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+CDK := node_modules/.bin/cdk
+# e.g. make synth CDK_ARGS="-c clusterName=prod -c namespaces=team-*"
+CDK_ARGS ?=
+# e.g. make rbac CONTEXT="clusterName=prod namespaces=team-* serviceAccounts=default"
+CONTEXT ?=
+
+.PHONY: demo test lint format unit integration synth deploy rbac asset clean
 
 $(STAMP): requirements.txt constraints.txt lambda_fn/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -29,6 +39,24 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $@
+
+synth: $(STAMP) $(NODE_STAMP) ## cdk synth offline (bundles the function), cdk-nag, cfn-lint
+	$(CDK) synth --no-notices $(CDK_ARGS)
+	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
+	@echo "RBAC manifest: cdk.out/rbac.yaml (or: make rbac)"
+
+deploy: $(STAMP) $(NODE_STAMP) ## cdk deploy with the locally installed CLI
+	$(CDK) deploy --no-notices $(CDK_ARGS)
+
+rbac: $(STAMP) ## print the RBAC manifest for kubectl apply -f -
+	@$(BIN)/python -m infra.rbac $(CONTEXT)
+
+asset: $(STAMP) ## the Lambda asset's size and cold import time, trimmed or not
+	$(BIN)/python -m bench.asset_footprint
+
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
@@ -36,4 +64,4 @@ integration: $(STAMP)
 	$(BIN)/pytest tests/integration tests/localkube
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage cdk.out
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage cdk.out

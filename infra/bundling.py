@@ -19,9 +19,26 @@ from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGE = ROOT / "lambda_fn"
-# The Lambda Python runtime ships boto3/botocore (and their s3transfer); the async client
-# (kubernetes.aio, ~40 MB) is never imported by lambda_fn.k8s.
-LEFT_OUT = ("boto3", "botocore", "s3transfer", "kubernetes/aio", "bin")
+# Left out of the bundle (globs, with their dist-info): the Lambda Python runtime ships boto3 and
+# botocore; lambda_fn.k8s never imports the async client (kubernetes.aio) nor, therefore, aiohttp
+# and its helpers; console scripts are never run.
+LEFT_OUT = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "bin",
+    "kubernetes/aio",
+    "aiohttp",
+    "aiohttp_retry",
+    "aiosignal",
+    "aiohappyeyeballs",
+    "frozenlist",
+    "multidict",
+    "propcache",
+    "yarl",
+)
+# kubernetes.client.api loads each API module lazily; lambda_fn.k8s uses only CoreV1Api.
+KEPT_API_MODULES = {"__init__.py", "core_v1_api.py"}
 
 
 @jsii.implements(ILocalBundling)
@@ -35,8 +52,18 @@ class LocalPipBundling:
         return True
 
 
-def bundle_into(output: Path, *, python_version: str, platform: str = "manylinux2014_aarch64") -> None:
-    """Wheels of lambda_fn/requirements.txt for the runtime, minus LEFT_OUT, plus lambda_fn itself."""
+def bundle_into(
+    output: Path,
+    *,
+    python_version: str,
+    platform: str = "manylinux2014_aarch64",
+    trim: bool = True,
+    precompile: bool = True,
+) -> None:
+    """Wheels of lambda_fn/requirements.txt for the runtime, trimmed, plus lambda_fn itself.
+
+    `trim` and `precompile` exist so bench/asset_footprint.py can measure what each one buys.
+    """
     subprocess.run(  # noqa: S603 - fixed arguments, our own requirements
         [
             sys.executable,
@@ -62,20 +89,27 @@ def bundle_into(output: Path, *, python_version: str, platform: str = "manylinux
         ],
         check=True,
     )
+    if trim:
+        _trim(output)
+    shutil.copytree(SOURCE_PACKAGE, output / "lambda_fn", ignore=shutil.ignore_patterns("__pycache__", "*.txt"))
+    if precompile:
+        compile_bytecode(output, python_version=python_version)
+
+
+def _trim(output: Path) -> None:
     for pattern in LEFT_OUT:
         for path in [output / pattern, *output.glob(f"{pattern}-*.dist-info")]:
             shutil.rmtree(path, ignore_errors=True)
-    shutil.copytree(SOURCE_PACKAGE, output / "lambda_fn", ignore=shutil.ignore_patterns("__pycache__", "*.txt"))
-    compile_bytecode(output, python_version=python_version)
+    for module in (output / "kubernetes" / "client" / "api").glob("*.py"):
+        if module.name not in KEPT_API_MODULES:
+            module.unlink()
 
 
 def compile_bytecode(output: Path, *, python_version: str) -> bool:
     """`.pyc` built by the runtime's own Python when one is on this machine (the runtime's
     /var/task is read-only, so otherwise every cold start compiles). unchecked-hash: valid
     whatever the zip does to file times."""
-    interpreter = shutil.which(f"python{python_version}") or next(
-        (str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{python_version}.*/bin/python"))), None
-    )
+    interpreter = runtime_interpreter(python_version)
     if interpreter is None:
         return False
     subprocess.run(  # noqa: S603 - a local interpreter, our bundle folder
@@ -83,6 +117,17 @@ def compile_bytecode(output: Path, *, python_version: str) -> bool:
         check=True,
     )
     return True
+
+
+def runtime_interpreter(python_version: str) -> str | None:
+    """A working `python<version>` here: pyenv's install, else one on PATH (pyenv shims may fail)."""
+    candidates = [str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{python_version}.*/bin/python"))]
+    candidates += filter(None, [shutil.which(f"python{python_version}")])
+    for candidate in candidates:
+        probe = subprocess.run([candidate, "--version"], capture_output=True, check=False)  # noqa: S603
+        if probe.returncode == 0:
+            return candidate
+    return None
 
 
 def code_asset(runtime: lambda_.Runtime) -> lambda_.Code:

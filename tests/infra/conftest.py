@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ def config_for(**context: Any) -> DeploymentConfig:
 
 
 def synth(**context: Any) -> tuple[EcrTokenRefresherStack, Template]:
+    """The stack for cdk.json's context plus `context`, with cdk-nag attached."""
     app = cdk.App(context=NO_BUNDLING)
     stack = EcrTokenRefresherStack(
         app, "Test", config=config_for(**context), code=cdk.aws_lambda.Code.from_asset("lambda_fn")
@@ -39,9 +39,30 @@ def synth(**context: Any) -> tuple[EcrTokenRefresherStack, Template]:
     return stack, template
 
 
-@pytest.fixture(scope="module")
-def default_stack() -> tuple[EcrTokenRefresherStack, Template]:
+Synthesized = tuple[EcrTokenRefresherStack, Template]
+
+
+@pytest.fixture(scope="session")
+def default_stack() -> Synthesized:
+    """cdk.json's context as shipped."""
     return synth()
 
 
-Synth = Callable[..., tuple[EcrTokenRefresherStack, Template]]
+MULTI = {
+    "clusters": ["blue", "green"],
+    "namespaces": ["team-*"],
+    "serviceAccounts": ["default"],
+    "registries": [
+        "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
+        "333333333333.dkr.ecr.us-east-1.amazonaws.com=arn:aws:iam::333333333333:role/puller",
+    ],
+    "alarmEmail": "ops@example.com",
+    "vpcSubnetIds": ["subnet-0123456789abcdef0"],
+    "vpcSecurityGroupIds": ["sg-0123456789abcdef0"],
+}
+
+
+@pytest.fixture(scope="session")
+def multi() -> Synthesized:
+    """Two clusters, globs, service accounts, cross-account registries, a VPC and an e-mail."""
+    return synth(**MULTI)

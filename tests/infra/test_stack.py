@@ -8,27 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 
-from infra.stack import EcrTokenRefresherStack
-from tests.infra.conftest import synth
-
-Synthesized = tuple[EcrTokenRefresherStack, Template]
-MULTI = {
-    "clusters": ["blue", "green"],
-    "namespaces": ["team-*"],
-    "serviceAccounts": ["default"],
-    "registries": [
-        "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
-        "333333333333.dkr.ecr.us-east-1.amazonaws.com=arn:aws:iam::333333333333:role/puller",
-    ],
-    "alarmEmail": "ops@example.com",
-    "vpcSubnetIds": ["subnet-0123456789abcdef0"],
-    "vpcSecurityGroupIds": ["sg-0123456789abcdef0"],
-}
-
-
-@pytest.fixture(scope="module")
-def multi() -> Synthesized:
-    return synth(**MULTI)
+from tests.infra.conftest import Synthesized
 
 
 def policy_statements(template: Template) -> list[dict[str, Any]]:

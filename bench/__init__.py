@@ -1,0 +1,1 @@
+"""Benchmarks and footprint measurements (make bench, make asset)."""
