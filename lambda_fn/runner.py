@@ -13,7 +13,7 @@ from lambda_fn.aws import ClusterDirectory, EcrTokenSource, generate_eks_token
 from lambda_fn.config import Settings
 from lambda_fn.credentials import fetch_registry_credentials
 from lambda_fn.k8s import connect, eks_configuration, kubeconfig_configuration
-from lambda_fn.models import RunSummary
+from lambda_fn.models import Outcome, RunSummary
 from lambda_fn.refresher import RefreshPlan, renew_pull_secrets
 
 # Module level on purpose: a warm Lambda container reuses DescribeCluster's answer.
@@ -51,7 +51,7 @@ def run_refresh(
     configuration, label = _cluster_configuration(cluster, session, settings)
     credentials = fetch_registry_credentials(EcrTokenSource(session), settings, now=utc_now())
     with connect(configuration) as api:
-        return renew_pull_secrets(
+        summary = renew_pull_secrets(
             api,
             credentials,
             RefreshPlan.from_settings(settings),
@@ -59,6 +59,15 @@ def run_refresh(
             now=utc_now,
             remaining_seconds=remaining_seconds,
         )
+    if (
+        isinstance(cluster, EksCluster)
+        and summary.results
+        and not any(r.outcome is not Outcome.FAILED for r in summary.results)
+    ):
+        # Nothing got through: the cluster may have been recreated (new endpoint or CA), so the
+        # next run asks DescribeCluster again instead of trusting this container's cache.
+        CLUSTERS.forget(cluster_name=cluster.name, region=settings.region)
+    return summary
 
 
 def _cluster_configuration(

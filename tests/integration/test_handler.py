@@ -8,11 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from moto.eks.models import eks_backends
 
-from lambda_fn.errors import ConfigError, CredentialError, RefreshFailed
+from lambda_fn.errors import ClusterLookupError, ConfigError, CredentialError, RefreshFailed
 from localkube import FaultRule, LocalKube
-from sandbox.eks_cluster import local_eks_cluster, refresher_rules
-from sandbox.moto_aws import OWN_REGISTRY, AwsCredentials, MotoAws
+from sandbox.eks_cluster import CLUSTER_NAME, local_eks_cluster, refresher_rules
+from sandbox.moto_aws import ACCOUNT, OWN_REGISTRY, REGION, AwsCredentials, MotoAws
 
 Invoke = Callable[..., dict[str, Any]]
 
@@ -210,3 +211,41 @@ def test_no_secret_material_in_logs_results_or_errors(
     assert "refresh finished" in haystack
     for material in forbidden:
         assert material not in haystack
+
+
+def test_a_cross_account_registry_is_served_through_its_role(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+    monkeypatch.setenv("REGISTRIES", f"{other}=arn:aws:iam::210987654321:role/puller")
+    result = invoke()
+    assert result["registries"] == [OWN_REGISTRY, other]
+    entries = auths(kube, "default")
+    assert set(entries) == {OWN_REGISTRY, other}
+    assert entries[other]["username"] == "AWS"
+
+
+def test_an_unknown_cluster_names_the_setting_and_writes_nothing(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLUSTER_NAME", "nonexistent")
+    with pytest.raises(ClusterLookupError, match="check CLUSTER_NAME"):
+        invoke()
+    assert kube.requests == []
+
+
+def test_a_wrong_cluster_ca_fails_closed(kube: LocalKube, aws: MotoAws, invoke: Invoke) -> None:
+    """TLS is verified against the cluster's CA: another CA fails every namespace, no fallback."""
+    import trustme  # noqa: PLC0415
+
+    other_ca = trustme.CA().cert_pem.bytes()
+    cluster = eks_backends[ACCOUNT][REGION].clusters[CLUSTER_NAME]
+    right_ca = cluster.certificate_authority
+    cluster.certificate_authority = {"data": base64.b64encode(other_ca).decode()}
+    with pytest.raises(RefreshFailed):
+        invoke()
+    assert kube.requests == []
+    assert kube.store.find("secrets", "default", "regcred") is None
+    # The cluster's real CA is back (think: cluster recreated); the warm container asks EKS again.
+    cluster.certificate_authority = right_ca
+    assert outcomes(invoke()) == {"default": "created"}
