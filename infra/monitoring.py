@@ -56,40 +56,34 @@ class Monitoring(Construct):
             expression="+".join(per_cluster), using_metrics=per_cluster, label="failed namespaces", period=period
         )
         self.alarms = [
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "FunctionErrors",
-                alarm_description="The refresher failed: see the function's summary log line for each namespace",
-                metric=function.metric_errors(period=period, statistic="Sum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "The refresher failed: see the function's summary log line for each namespace",
+                function.metric_errors(period=period, statistic="Sum"),
             ),
-            cloudwatch.Alarm(
-                self,
-                "FailedNamespaces",
-                alarm_description="Some namespaces did not get a fresh pull secret",
-                metric=failed_namespaces,
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm("FailedNamespaces", "Some namespaces did not get a fresh pull secret", failed_namespaces),
+            self._alarm(
                 "DeadLetters",
-                alarm_description="Scheduled runs were dropped after their retries (see the dead-letter queue)",
-                metric=dead_letter_queue.metric_approximate_number_of_messages_visible(period=period),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "Scheduled runs were dropped after their retries (see the dead-letter queue)",
+                dead_letter_queue.metric_approximate_number_of_messages_visible(period=period),
             ),
         ]
         for alarm in self.alarms:
             alarm.add_alarm_action(actions.SnsAction(self.topic))
         self.dashboard = self._dashboard(function)
+
+    def _alarm(self, construct_id: str, description: str, metric: cloudwatch.IMetric) -> cloudwatch.Alarm:
+        """Alarm from the first bad data point; no data (no run yet) is not an alarm."""
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
 
     def _dashboard(self, function: lambda_.IFunction) -> cloudwatch.Dashboard:
         def search(metric_name: str, statistic: str) -> str:

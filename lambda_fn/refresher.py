@@ -54,12 +54,12 @@ class RefreshPlan:
 
     secret_name: str
     targets: TargetSpec
-    service_accounts: tuple[str, ...] = ()
-    refresh_threshold: timedelta = timedelta(hours=6)
-    max_concurrency: int = 16
-    deadline_margin: timedelta = timedelta(seconds=10)
-    dry_run: bool = False
-    force: bool = False
+    service_accounts: tuple[str, ...]
+    refresh_threshold: timedelta
+    max_concurrency: int
+    deadline_margin: timedelta
+    dry_run: bool
+    force: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RefreshPlan:

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from lambda_fn.config import Settings
 from lambda_fn.errors import ApiUnavailable, Conflict, Forbidden, Unauthorized
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
@@ -23,7 +24,6 @@ from lambda_fn.models import (
     ServiceAccountState,
 )
 from lambda_fn.refresher import MAX_WRITE_ATTEMPTS, RefreshPlan, renew_pull_secrets
-from lambda_fn.targets import TargetSpec
 from tests.fakes import NOW, FakeCluster
 
 HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -31,7 +31,8 @@ CREDENTIAL = RegistryCredential(host=HOST, password="pw-1", expires_at=NOW + tim
 
 
 def plan(*patterns: str, **changes: object) -> RefreshPlan:
-    base = RefreshPlan(secret_name="regcred", targets=TargetSpec(patterns or ("team-a",), None, ()))
+    """The plan for the default settings serving `patterns` (team-a if none), with `changes`."""
+    base = RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=patterns or ("team-a",)))
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
