@@ -10,7 +10,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,35 @@ NAMESPACED = re.compile(
 NAMESPACES = re.compile(r"^/api/v1/namespaces(/(?P<name>[^/]+))?$")
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update"]
+# Discovery, as kubectl needs it to map `kind: Secret` to a resource (core group only).
+DISCOVERY: dict[str, Any] = {
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []},
+    "/api/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {
+                "name": "namespaces",
+                "singularName": "namespace",
+                "namespaced": False,
+                "kind": "Namespace",
+                "verbs": ["get", "list"],
+                "shortNames": ["ns"],
+            },
+            {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret", "verbs": _OBJECT_VERBS},
+            {
+                "name": "serviceaccounts",
+                "singularName": "serviceaccount",
+                "namespaced": True,
+                "kind": "ServiceAccount",
+                "verbs": ["get", "patch"],
+                "shortNames": ["sa"],
+            },
+        ],
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,7 @@ class RequestRecord:
     status: int
     user: str | None
     content_type: str | None
+    at: float = field(default_factory=time.monotonic)  # when the answer was ready
 
 
 class LocalKube:
@@ -249,8 +279,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "gitVersion": "v1.34.0-localkube",
                 "platform": "linux/amd64",
             }
-        if path == "/api":
-            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if path in DISCOVERY:
+            return 200, DISCOVERY[path]
         match = NAMESPACES.match(path)
         if match and self.command == "GET":
             name = match["name"]

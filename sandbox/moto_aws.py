@@ -40,6 +40,7 @@ class MotoAws:
     def __init__(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
         self.token_lifetime = timedelta(hours=12)
+        self.token_calls = 0  # GetAuthorizationToken calls answered since start
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._original_token_call = ECRResponse.get_authorization_token
 
@@ -54,6 +55,7 @@ class MotoAws:
         original = self._original_token_call
 
         def get_authorization_token(response: ECRResponse) -> Any:
+            sandbox.token_calls += 1
             result = original(response)
             answer: Any = result.result
             for item in answer["authorizationData"]:
