@@ -51,7 +51,8 @@ def _kubectl(argv: list[str], stdin: str | None) -> int:
     process = subprocess.Popen(  # noqa: S603 - kubectl with our arguments
         argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    assert process.stdin is not None and process.stderr is not None  # noqa: S101 - PIPEs asked for
+    assert process.stdin is not None  # noqa: S101 - PIPE asked for
+    assert process.stderr is not None  # noqa: S101
     process.stdin.write(stdin or "")
     process.stdin.close()
     errors = process.stderr.read()

@@ -91,7 +91,7 @@ def renew_pull_secrets(
         targets = resolve_targets(cluster, plan.targets)
     except KubernetesError as exc:
         errors.append(f"could not list namespaces: {explain(exc)}")
-        targets = [Target(name) for name in sorted(set(plan.targets.patterns)) if not is_glob(name)]
+        targets = [Target(name, named=True) for name in sorted(set(plan.targets.patterns)) if not is_glob(name)]
     renewer = _NamespaceRenewer(cluster, credentials, plan, now=now, remaining_seconds=remaining_seconds)
     if targets:
         with ThreadPoolExecutor(max_workers=min(plan.max_concurrency, len(targets))) as pool:
@@ -152,7 +152,10 @@ class _NamespaceRenewer:
         except NamespaceTerminating:
             return NamespaceResult(target.name, Outcome.SKIPPED, "namespace is being deleted")
         except NotFound:
-            return NamespaceResult(target.name, Outcome.FAILED, f"namespace {target.name!r} does not exist")
+            if target.named:
+                return NamespaceResult(target.name, Outcome.FAILED, f"namespace {target.name!r} does not exist")
+            # Found by a glob or the selector, then deleted before its turn: nothing to serve.
+            return NamespaceResult(target.name, Outcome.SKIPPED, "namespace was deleted during the run")
         except KubernetesError as exc:
             return self._failure(target.name, exc)
         if outcome not in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED) or not self._plan.service_accounts:

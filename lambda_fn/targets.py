@@ -25,6 +25,7 @@ class TargetSpec:
 class Target:
     name: str
     terminating: bool = False
+    named: bool = False  # named explicitly (not found by a glob or the selector)
 
 
 def resolve_targets(cluster: ClusterApi, spec: TargetSpec) -> list[Target]:
@@ -36,7 +37,7 @@ def resolve_targets(cluster: ClusterApi, spec: TargetSpec) -> list[Target]:
     explicit = {name for name in spec.patterns if not is_glob(name)}
     globs = [pattern for pattern in spec.patterns if is_glob(pattern)]
     exclusions = (*DEFAULT_EXCLUSIONS, *spec.exclusions)
-    found: dict[str, Target] = {name: Target(name) for name in explicit}
+    found: dict[str, Target] = {name: Target(name, named=True) for name in explicit}
     listings: list[Sequence[NamespaceInfo]] = []
     if globs:
         listings.append([ns for ns in cluster.list_namespaces(label_selector=None) if _matches(ns.name, globs)])
@@ -45,7 +46,9 @@ def resolve_targets(cluster: ClusterApi, spec: TargetSpec) -> list[Target]:
     for listing in listings:
         for namespace in listing:
             if namespace.name in explicit or not _matches(namespace.name, exclusions):
-                found[namespace.name] = Target(namespace.name, terminating=namespace.terminating)
+                found[namespace.name] = Target(
+                    namespace.name, terminating=namespace.terminating, named=namespace.name in explicit
+                )
     return [found[name] for name in sorted(found)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -18,6 +19,8 @@ class FaultRule:
     delay: float = 0.0
     drop: bool = False
     times: int | None = None
+    before: Callable[[], None] | None = None  # runs first, e.g. to delete what the request is about
+
     hits: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

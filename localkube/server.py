@@ -225,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(kube.latency)
         fault = next((rule for rule in kube.faults if rule.claim(self.command, parts.path)), None)
         try:
+            if fault is not None and fault.before is not None:
+                fault.before()
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
             if fault is not None and fault.drop:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+from moto.core.exceptions import ServiceException
 from moto.ecr.responses import ECRResponse
 from moto.eks.models import eks_backends
 from moto.server import ThreadedMotoServer
@@ -41,6 +42,8 @@ class MotoAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
         self.token_lifetime = timedelta(hours=12)
         self.token_calls = 0  # GetAuthorizationToken calls answered since start
+        # Error codes (e.g. ThrottlingException) the next GetAuthorizationToken calls fail with, one each.
+        self.ecr_errors: list[str] = []
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._original_token_call = ECRResponse.get_authorization_token
 
@@ -56,6 +59,11 @@ class MotoAws:
 
         def get_authorization_token(response: ECRResponse) -> Any:
             sandbox.token_calls += 1
+            if sandbox.ecr_errors:
+                code = sandbox.ecr_errors.pop(0)
+                # moto serializes an error with the model of the service its class's module names.
+                error = type(code, (ServiceException,), {"code": code, "__module__": "moto.ecr.exceptions"})
+                raise error(f"injected by the sandbox: {code}")
             result = original(response)
             answer: Any = result.result
             for item in answer["authorizationData"]:
@@ -72,6 +80,7 @@ class MotoAws:
     def reset(self) -> None:
         """Forget every resource (moto's reset API) and restore the realistic token lifetime."""
         self.token_lifetime = timedelta(hours=12)
+        self.ecr_errors.clear()
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
         urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,14 +53,36 @@ def forget_cached_clusters() -> None:
 
 
 @pytest.fixture
-def logs(capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
-    """Everything the function printed or logged."""
+def logs(capsys: pytest.CaptureFixture[str], seen: list[str]) -> Callable[[], str]:
+    """Everything the function printed or logged so far (Logger, EMF metrics, stdout, stderr)."""
 
     def read() -> str:
         captured = capsys.readouterr()
-        return captured.out + captured.err
+        seen.append(captured.out + captured.err)
+        return "".join(seen)
 
     return read
+
+
+@pytest.fixture
+def seen() -> list[str]:
+    return []
+
+
+# moto's ECR password for the sandbox account, and the EKS token's prefix.
+SECRET_MATERIAL = ("123456789012-auth-token", "210987654321-auth-token", "k8s-aws-v1.")
+
+
+@pytest.fixture(autouse=True)
+def no_secret_material_anywhere(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, seen: list[str]
+) -> Iterator[None]:
+    """After every integration test: no password, auth or bearer token in anything captured."""
+    yield
+    captured = capsys.readouterr()
+    everything = "".join(seen) + captured.out + captured.err + caplog.text
+    for text in [*SECRET_MATERIAL, *(base64.b64encode(f"AWS:{m}".encode()).decode() for m in SECRET_MATERIAL[:2])]:
+        assert text not in everything, f"secret material {text[:12]}... leaked into the output"
 
 
 @pytest.fixture

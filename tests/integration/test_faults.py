@@ -1,0 +1,204 @@
+"""Fault matrix: each failure of the Kubernetes API or AWS, its outcome, and that no good secret is lost.
+
+The kubernetes client retries some failures by itself (lambda_fn.k8s.retry_policy); the assertions
+read the server's request log, so a retry cannot hide.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from lambda_fn.errors import CredentialError, RefreshFailed
+from localkube import FaultRule, LocalKube, Rule
+from sandbox.eks_cluster import local_eks_cluster
+from sandbox.lambda_context import FakeLambdaContext
+from sandbox.moto_aws import AwsCredentials, MotoAws
+
+Invoke = Callable[..., dict[str, Any]]
+
+
+def outcomes(result: dict[str, Any]) -> dict[str, str]:
+    return {entry["namespace"]: entry["outcome"] for entry in result["namespaces"]}
+
+
+def log_of(kube: LocalKube, namespace: str) -> list[tuple[str, int]]:
+    return [(r.method, r.status) for r in kube.requests if f"/namespaces/{namespace}/" in r.path]
+
+
+def valid_secret(kube: LocalKube, namespace: str) -> bool:
+    secret = kube.store.find("secrets", namespace, "regcred")
+    if secret is None:
+        return False
+    auths = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]
+    return all(base64.b64decode(entry["auth"]).startswith(b"AWS:") for entry in auths.values()) and bool(auths)
+
+
+@pytest.fixture
+def expiring(kube: LocalKube, invoke: Invoke) -> dict[str, Any]:
+    """`default` holds a managed secret whose token is about to expire: the next run updates it."""
+    invoke()
+    secret = kube.store.get("secrets", "default", "regcred")
+    secret["metadata"]["annotations"]["ecr-token-refresher/expires-at"] = "2026-01-01T00:00:00+00:00"
+    kube.clear_log()
+    return kube.store.replace("secrets", "default", "regcred", secret)
+
+
+def test_a_500_once_is_retried_and_recovers(kube: LocalKube, invoke: Invoke) -> None:
+    kube.faults.append(FaultRule(method="POST", status=500, times=1))
+    assert outcomes(invoke()) == {"default": "created"}
+    assert log_of(kube, "default") == [("GET", 404), ("POST", 500), ("POST", 201)]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_throttling_with_retry_after_is_honoured(kube: LocalKube, invoke: Invoke, status: int) -> None:
+    kube.faults.append(FaultRule(method="GET", path="/secrets/", status=status, retry_after=1, times=1))
+    started = time.monotonic()
+    assert outcomes(invoke()) == {"default": "created"}
+    assert time.monotonic() - started >= 1.0  # waited as told
+    assert log_of(kube, "default") == [("GET", status), ("GET", 404), ("POST", 201)]
+
+
+def test_a_connection_dropped_mid_update_is_retried(kube: LocalKube, invoke: Invoke, expiring: dict[str, Any]) -> None:
+    kube.faults.append(FaultRule(method="PUT", drop=True, times=1))
+    assert outcomes(invoke()) == {"default": "updated"}
+    assert log_of(kube, "default") == [("GET", 200), ("PUT", 0), ("PUT", 200)]
+    assert valid_secret(kube, "default")
+
+
+def test_a_conflict_on_update_is_re_read_and_retried(kube: LocalKube, invoke: Invoke, expiring: dict[str, Any]) -> None:
+    kube.faults.append(FaultRule(method="PUT", status=409, times=1))
+    assert outcomes(invoke()) == {"default": "updated"}
+    assert log_of(kube, "default") == [("GET", 200), ("PUT", 409), ("GET", 200), ("PUT", 200)]
+
+
+def test_endless_conflicts_fail_that_namespace_and_keep_its_secret(
+    kube: LocalKube, invoke: Invoke, expiring: dict[str, Any]
+) -> None:
+    kube.faults.append(FaultRule(method="PUT", status=409))
+    with pytest.raises(RefreshFailed, match="default"):
+        invoke()
+    assert [method for method, _ in log_of(kube, "default")].count("PUT") == 3
+    assert kube.store.get("secrets", "default", "regcred") == expiring
+
+
+def test_a_secret_deleted_between_read_and_update_is_created_again(
+    kube: LocalKube, invoke: Invoke, expiring: dict[str, Any]
+) -> None:
+    def delete_it() -> None:
+        kube.store.delete("secrets", "default", "regcred")
+
+    kube.faults.append(FaultRule(method="PUT", before=delete_it, times=1))
+    assert outcomes(invoke()) == {"default": "created"}
+    assert log_of(kube, "default") == [("GET", 200), ("PUT", 404), ("GET", 404), ("POST", 201)]
+    assert valid_secret(kube, "default")
+
+
+def test_a_namespace_deleted_after_listing_is_skipped(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-*")
+
+    def delete_namespace() -> None:
+        kube.store.remove_namespace("team-a")
+
+    kube.faults.append(FaultRule(method="GET", path="/namespaces/team-a/secrets/", before=delete_namespace, times=1))
+    result = invoke()
+    assert result["namespaces"][0] == {
+        "namespace": "team-a",
+        "outcome": "skipped",
+        "reason": "namespace was deleted during the run",
+    }
+    assert outcomes(result)["team-b"] == "created"
+
+
+def test_a_namespace_terminating_after_listing_is_skipped(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-*")
+
+    def terminate() -> None:
+        kube.store.add_namespace("team-a", terminating=True)
+
+    kube.faults.append(FaultRule(method="GET", path="/namespaces/team-a/secrets/", before=terminate, times=1))
+    assert outcomes(invoke()) == {"team-a": "skipped", "team-b": "created"}
+
+
+def test_403_on_one_namespace_names_the_missing_rule(aws: MotoAws, credentials: AwsCredentials, invoke: Invoke) -> None:
+    kube = local_eks_cluster(aws, credentials, rules=[Rule.of("get,create,update", "secrets", namespaces="default")])
+    for name in ("default", "team-a"):
+        kube.store.add_namespace(name)
+    try:
+        with pytest.raises(RefreshFailed, match="team-a"):
+            invoke({"namespaces": ["default", "team-a"]})
+        assert valid_secret(kube, "default")
+    finally:
+        kube.stop()
+
+
+def test_a_slow_server_stops_new_namespaces_before_the_deadline(
+    kube: LocalKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambda_fn.handler import lambda_handler  # noqa: PLC0415
+
+    for index in range(6):
+        kube.store.add_namespace(f"slow-{index}")
+    monkeypatch.setenv("NAMESPACES", "slow-*")
+    monkeypatch.setenv("MAX_CONCURRENCY", "1")
+    monkeypatch.setenv("DEADLINE_MARGIN_SECONDS", "10")
+    kube.faults.append(FaultRule(method="GET", path="/secrets/", delay=0.4))
+    with pytest.raises(RefreshFailed) as failure:
+        lambda_handler({"namespaces": ["slow-*"]}, FakeLambdaContext(timeout_seconds=11.2))
+    created = [n for n in (f"slow-{i}" for i in range(6)) if kube.store.find("secrets", n, "regcred")]
+    assert 1 <= len(created) < 6
+    assert "slow-5" in str(failure.value)
+    assert not any("/namespaces/slow-5/" in r.path for r in kube.requests)
+
+
+def test_ecr_throttling_is_retried_by_botocore_one_logical_call(kube: LocalKube, aws: MotoAws, invoke: Invoke) -> None:
+    calls = aws.token_calls
+    aws.ecr_errors = ["ThrottlingException", "ThrottlingException"]
+    assert outcomes(invoke()) == {"default": "created"}
+    assert aws.token_calls - calls == 3
+
+
+def test_ecr_access_denied_writes_nothing(kube: LocalKube, aws: MotoAws, invoke: Invoke) -> None:
+    aws.ecr_errors = ["AccessDeniedException"]
+    with pytest.raises(CredentialError, match="AccessDeniedException"):
+        invoke()
+    assert kube.requests == []
+
+
+def test_an_unreachable_ecr_endpoint_fails_fast_and_writes_nothing(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", "http://127.0.0.1:9")  # discard port: refused
+    started = time.monotonic()
+    with pytest.raises(CredentialError, match="GetAuthorizationToken in us-east-1 failed"):
+        invoke()
+    assert time.monotonic() - started < 30
+    assert kube.requests == []
+
+
+def test_two_overlapping_runs_leave_valid_secrets(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for index in range(30):
+        kube.store.add_namespace(f"both-{index:02d}")
+    monkeypatch.setenv("NAMESPACES", "both-*")
+    results: list[dict[str, Any]] = []
+    runs = [threading.Thread(target=lambda: results.append(invoke({"force": True}))) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert len(results) == 2
+    assert all(all(o in ("created", "updated") for o in outcomes(r).values()) for r in results)
+    assert all(valid_secret(kube, f"both-{index:02d}") for index in range(30))
+    assert not any(r.method == "DELETE" for r in kube.requests)
