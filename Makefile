@@ -15,7 +15,7 @@ CDK_ARGS ?=
 # e.g. make rbac CONTEXT="clusterName=prod namespaces=team-* serviceAccounts=default"
 CONTEXT ?=
 
-.PHONY: demo test lint format unit integration synth deploy rbac asset clean
+.PHONY: demo test lint format unit integration synth deploy rbac asset bench soak clean
 
 $(STAMP): requirements.txt constraints.txt lambda_fn/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -56,6 +56,12 @@ rbac: $(STAMP) ## print the RBAC manifest for kubectl apply -f -
 
 asset: $(STAMP) ## the Lambda asset's size and cold import time, trimmed or not
 	$(BIN)/python -m bench.asset_footprint
+
+bench: $(STAMP) ## the refresher vs the kubectl cron recipe, 10 to 5,000 namespaces (~8 min)
+	$(BIN)/python -m bench
+
+soak: $(STAMP) ## 500 namespaces x 30 runs with random faults; invariants after every run
+	$(BIN)/python -m bench.soak
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -281,13 +281,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "gitVersion": "v1.34.0-localkube",
                 "platform": "linux/amd64",
             }
-        if path in DISCOVERY:
-            return 200, DISCOVERY[path]
+        if path.rstrip("/") in DISCOVERY:
+            return 200, DISCOVERY[path.rstrip("/")]
         match = NAMESPACES.match(path)
-        if match and self.command == "GET":
-            name = match["name"]
-            user.authorize("get" if name else "list", "namespaces", None, name)
-            return 200, store.namespace(name) if name else _namespace_list(store, query)
+        if match:
+            return _namespaces(store, user, self.command, match["name"], query=query, body=body)
         match = NAMESPACED.match(path)
         if match is None:
             return 404, "404 page not found"
@@ -295,6 +293,22 @@ class _Handler(BaseHTTPRequestHandler):
         verb = VERBS.get(self.command) or ("get" if name else "list")
         user.authorize(verb, resource, namespace, name)
         return _Resource(store, resource, namespace, name).serve(self.command, query, body, content_type)
+
+
+def _namespaces(
+    store: Store, user: User, method: str, name: str | None, *, query: dict[str, str], body: bytes
+) -> tuple[int, Any]:
+    """Namespaces: list, get, create, and delete (which, with no namespace controller running, leaves
+    the namespace Terminating, as kube-apiserver alone does)."""
+    verb = {"POST": "create", "DELETE": "delete"}.get(method) or ("get" if name else "list")
+    user.authorize(verb, "namespaces", None, name)
+    if method == "GET":
+        return 200, store.namespace(name) if name else _namespace_list(store, query)
+    if method == "POST" and name is None:
+        return 201, store.create_namespace(_json(body))
+    if method == "DELETE" and name is not None:
+        return 200, store.terminate_namespace(name)
+    return 405, StatusError(405, "MethodNotAllowed", "the server does not allow this method").body()
 
 
 def _namespace_list(store: Store, query: dict[str, str]) -> dict[str, Any]:

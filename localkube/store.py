@@ -62,6 +62,32 @@ class Store:
                     }
                 )
 
+    def create_namespace(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/v1/namespaces: 409 if it exists, 422 for a name that is not a DNS label."""
+        name = str((body.get("metadata") or {}).get("name") or "")
+        if len(name) > 63 or not DNS_LABEL.match(name):
+            raise invalid(
+                "Namespace",
+                "namespaces",
+                name,
+                "metadata.name",
+                f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case alphanumeric '
+                "characters or '-', and must start and end with an alphanumeric character",
+            )
+        with self._lock:
+            if name in self._namespaces:
+                raise already_exists("namespaces", name)
+            self.add_namespace(name, labels=(body.get("metadata") or {}).get("labels"))
+            return copy.deepcopy(self._namespaces[name])
+
+    def terminate_namespace(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            if name not in self._namespaces:
+                raise not_found("namespaces", name)
+            labels = self._namespaces[name]["metadata"].get("labels", {})
+            self.add_namespace(name, labels=labels, terminating=True)
+            return copy.deepcopy(self._namespaces[name])
+
     def remove_namespace(self, name: str) -> None:
         with self._lock:
             self._namespaces.pop(name, None)

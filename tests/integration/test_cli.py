@@ -77,10 +77,16 @@ def test_bad_usage_exits_2_naming_the_flag_and_writes_nothing(
     assert kube.requests == []
 
 
-def test_a_missing_kubeconfig_exits_2(credentials: object, tmp_path: Path) -> None:
-    code, _, err = run_cli("refresh", "--kubeconfig", str(tmp_path / "absent"))
-    assert code == 2
-    assert "kubeconfig: cannot use" in err
+@pytest.mark.parametrize(
+    "content", [None, "{not yaml: [", "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n"]
+)
+def test_a_missing_or_malformed_kubeconfig_exits_2(credentials: object, tmp_path: Path, content: str | None) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
+    code, out, err = run_cli("refresh", "--kubeconfig", str(path))
+    assert (code, out) == (2, "")
+    assert f"kubeconfig: cannot use {path}" in err
 
 
 def test_eks_mode_from_the_cli(kube: LocalKube) -> None:

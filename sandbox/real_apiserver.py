@@ -1,0 +1,163 @@
+"""A real kube-apiserver + etcd (built by apiserver/build.sh) on loopback, with TLS, RBAC, a static
+admin token and the EKS-style token webhook: the ground truth the local API server is held to."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import trustme
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from localkube.eks_auth import EksTokenAuthenticator
+from localkube.token_webhook import TokenWebhook
+
+ROOT = Path(__file__).resolve().parent.parent
+BINARIES = ROOT / ".cache" / "apiserver"
+ADMIN_TOKEN = "real-admin-token"  # noqa: S105 - the local test cluster's admin
+NOBODY_TOKEN = "real-nobody-token"  # noqa: S105
+
+
+def build() -> Path:
+    """Build (or reuse) the binaries; raises CalledProcessError with Go's output when that fails."""
+    subprocess.run(["bash", str(ROOT / "apiserver" / "build.sh")], check=True)  # noqa: S603, S607
+    return BINARIES
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RealKube:
+    """`with RealKube(authenticator) as kube:` — kube.url, kube.ca_pem, ADMIN_TOKEN for the admin."""
+
+    def __init__(self, authenticator: EksTokenAuthenticator | None = None) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="realkube-"))
+        self._webhook = TokenWebhook(authenticator) if authenticator is not None else None
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._ca = trustme.CA()
+        self.port = free_port()
+        self.startup_seconds = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_pem(self) -> bytes:
+        return bytes(self._ca.cert_pem.bytes())
+
+    @property
+    def reviews(self) -> list[tuple[bool, str]]:
+        return self._webhook.reviews if self._webhook else []
+
+    def __enter__(self) -> RealKube:
+        started = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _start(self) -> None:
+        folder = self._folder
+        serving = self._ca.issue_cert("127.0.0.1", "localhost")
+        serving.cert_chain_pems[0].write_to_path(str(folder / "serving.crt"))
+        serving.private_key_pem.write_to_path(str(folder / "serving.key"))
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (folder / "sa.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        (folder / "sa.pub").write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        # The admin, and a user bound to nothing (for 403 answers).
+        (folder / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n{NOBODY_TOKEN},nobody,nobody\n')
+        etcd_port, etcd_peer = free_port(), free_port()
+        self._spawn(
+            [
+                str(BINARIES / "etcd"),
+                "--data-dir",
+                str(folder / "etcd"),
+                "--listen-client-url",
+                f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-url",
+                f"http://127.0.0.1:{etcd_peer}",
+            ],
+            "etcd.log",
+        )
+        arguments = [
+            str(BINARIES / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            f"--tls-cert-file={folder / 'serving.crt'}",
+            f"--tls-private-key-file={folder / 'serving.key'}",
+            "--authorization-mode=RBAC",
+            "--anonymous-auth=false",
+            f"--token-auth-file={folder / 'tokens.csv'}",
+            f"--service-account-key-file={folder / 'sa.pub'}",
+            f"--service-account-signing-key-file={folder / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--service-cluster-ip-range=10.96.0.0/24",
+            "--enable-priority-and-fairness=false",
+            "--v=0",
+        ]
+        if self._webhook is not None:
+            self._webhook.__enter__()
+            webhook_config = self._webhook.write_kubeconfig(folder / "webhook.kubeconfig")
+            arguments.append(f"--authentication-token-webhook-config-file={webhook_config}")
+        self._spawn(arguments, "apiserver.log")
+        self._wait_ready()
+
+    def _spawn(self, argv: list[str], log_name: str) -> None:
+        log = (self._folder / log_name).open("wb")
+        self._processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))  # noqa: S603
+
+    def _wait_ready(self, timeout: float = 90.0) -> None:
+        context = ssl.create_default_context(cadata=self.ca_pem.decode())
+        request = urllib.request.Request(f"{self.url}/readyz", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # noqa: S310
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for process in self._processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{process.args!r} exited: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=2) as answer:  # noqa: S310
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"kube-apiserver not ready after {timeout}s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return "\n".join(
+            f"--- {log.name}\n" + log.read_text(errors="replace")[-1500:] for log in sorted(self._folder.glob("*.log"))
+        )
+
+    def __exit__(self, *_: object) -> None:
+        for process in reversed(self._processes):
+            process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if self._webhook is not None:
+            self._webhook.__exit__()
+        shutil.rmtree(self._folder, ignore_errors=True)
