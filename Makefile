@@ -15,7 +15,7 @@ CDK_ARGS ?=
 # e.g. make rbac CONTEXT="clusterName=prod namespaces=team-* serviceAccounts=default"
 CONTEXT ?=
 
-.PHONY: demo test lint format unit integration synth deploy rbac asset bench soak clean
+.PHONY: demo test test-apiserver lint format unit integration synth deploy rbac asset bench soak clean
 
 $(STAMP): requirements.txt constraints.txt lambda_fn/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -28,6 +28,9 @@ demo: $(STAMP) ## run the real handler against moto + the local Kubernetes API, 
 
 test: lint ## lint, types, import contracts, then the whole suite
 	$(BIN)/pytest --cov --cov-report=term
+
+test-apiserver: $(STAMP) ## only the real kube-apiserver tier (builds it with Go on first use)
+	$(BIN)/pytest -m apiserver
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

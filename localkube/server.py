@@ -40,6 +40,7 @@ NAMESPACED = re.compile(
 )
 NAMESPACES = re.compile(r"^/api/v1/namespaces(/(?P<name>[^/]+))?$")
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
+BODY_TYPES = ("application/json", "application/yaml")
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 _OBJECT_VERBS = ["create", "delete", "get", "list", "patch", "update"]
 # Discovery, as kubectl needs it to map `kind: Secret` to a resource (core group only).
@@ -285,7 +286,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, DISCOVERY[path.rstrip("/")]
         match = NAMESPACES.match(path)
         if match:
-            return _namespaces(store, user, self.command, match["name"], query=query, body=body)
+            return _namespaces(
+                store, user, self.command, match["name"], query=query, body=body, content_type=content_type
+            )
         match = NAMESPACED.match(path)
         if match is None:
             return 404, "404 page not found"
@@ -296,7 +299,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _namespaces(
-    store: Store, user: User, method: str, name: str | None, *, query: dict[str, str], body: bytes
+    store: Store,
+    user: User,
+    method: str,
+    name: str | None,
+    *,
+    query: dict[str, str],
+    body: bytes,
+    content_type: str | None,
 ) -> tuple[int, Any]:
     """Namespaces: list, get, create, and delete (which, with no namespace controller running, leaves
     the namespace Terminating, as kube-apiserver alone does)."""
@@ -305,7 +315,7 @@ def _namespaces(
     if method == "GET":
         return 200, store.namespace(name) if name else _namespace_list(store, query)
     if method == "POST" and name is None:
-        return 201, store.create_namespace(_json(body))
+        return 201, store.create_namespace(_json(body, content_type))
     if method == "DELETE" and name is not None:
         return 200, store.terminate_namespace(name)
     return 405, StatusError(405, "MethodNotAllowed", "the server does not allow this method").body()
@@ -344,13 +354,13 @@ class _Resource:
 
     def serve(self, method: str, query: dict[str, str], body: bytes, content_type: str | None) -> tuple[int, Any]:
         if method == "POST" and self.name is None:
-            return 201, self.store.create(self.resource, self.namespace, _json(body))
+            return 201, self.store.create(self.resource, self.namespace, _json(body, content_type))
         if self.name is None:
             return 405, StatusError(405, "MethodNotAllowed", "the server does not allow this method").body()
         if method == "GET":
             return 200, self.store.get(self.resource, self.namespace, self.name)
         if method == "PUT":
-            return 200, self.store.replace(self.resource, self.namespace, self.name, _json(body))
+            return 200, self.store.replace(self.resource, self.namespace, self.name, _json(body, content_type))
         if method == "DELETE":
             self.store.delete(self.resource, self.namespace, self.name)
             return 200, {
@@ -392,9 +402,17 @@ class _Resource:
         return 200, self.store.replace(self.resource, self.namespace, self.name, patched)
 
 
-def _json(body: bytes) -> Any:
-    """POST/PUT bodies may arrive without Content-Type; they are JSON either way."""
+def _json(body: bytes, content_type: str | None) -> Any:
+    """A POST/PUT body: JSON when undeclared (the kubernetes client sends creates without a
+    Content-Type, and kube-apiserver accepts them); 415 for a declared type that is not JSON or YAML."""
+    if content_type is not None and content_type not in BODY_TYPES:
+        raise StatusError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        )
     try:
-        return json.loads(body or b"null")
-    except ValueError as exc:
+        return yaml.safe_load(body) if content_type == "application/yaml" else json.loads(body or b"null")
+    except (ValueError, yaml.YAMLError) as exc:
         raise bad_request(f"the body of the request could not be decoded: {exc}") from exc

@@ -25,6 +25,15 @@ def _timestamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _without_nulls(value: Any) -> Any:
+    """JSON as stored: null fields (which clients send for unset ones) are absent."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
 class Store:
     """Namespaces and namespaced objects (secrets, serviceaccounts); every method is thread-safe."""
 
@@ -172,7 +181,10 @@ class Store:
                 "namespace": namespace,
                 "uid": current["metadata"]["uid"],
                 "creationTimestamp": current["metadata"]["creationTimestamp"],
+                "resourceVersion": current["metadata"]["resourceVersion"],
             }
+            if _without_nulls(stored) == _without_nulls(current):
+                return copy.deepcopy(current)  # a no-op update is not written (no new resourceVersion)
             self._objects[resource, namespace, name] = self._stamped(stored, keep_identity=True)
             return copy.deepcopy(self._objects[resource, namespace, name])
 

@@ -42,6 +42,7 @@ class RealKube:
     """`with RealKube(authenticator) as kube:` — kube.url, kube.ca_pem, ADMIN_TOKEN for the admin."""
 
     def __init__(self, authenticator: EksTokenAuthenticator | None = None) -> None:
+        self.authenticator = authenticator
         self._folder = Path(tempfile.mkdtemp(prefix="realkube-"))
         self._webhook = TokenWebhook(authenticator) if authenticator is not None else None
         self._processes: list[subprocess.Popen[bytes]] = []
@@ -86,7 +87,8 @@ class RealKube:
             key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         # The admin, and a user bound to nothing (for 403 answers).
-        (folder / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n{NOBODY_TOKEN},nobody,nobody\n')
+        tokens = [f'{ADMIN_TOKEN},admin,admin,"system:masters"', f"{NOBODY_TOKEN},nobody,nobody"]
+        (folder / "tokens.csv").write_text("\n".join(tokens) + "\n")
         etcd_port, etcd_peer = free_port(), free_port()
         self._spawn(
             [

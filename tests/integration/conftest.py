@@ -13,15 +13,9 @@ import pytest
 from localkube import LocalKube
 from sandbox.eks_cluster import CLUSTER_NAME, local_eks_cluster
 from sandbox.lambda_context import FakeLambdaContext
-from sandbox.moto_aws import AwsCredentials, MotoAws, moto_aws
+from sandbox.moto_aws import AwsCredentials, MotoAws
 
 SCHEDULED = json.loads((Path(__file__).parents[2] / "events" / "scheduled.json").read_text())
-
-
-@pytest.fixture(scope="session")
-def aws() -> Iterator[MotoAws]:
-    with moto_aws() as server:
-        yield server
 
 
 @pytest.fixture

@@ -1,0 +1,262 @@
+"""The calls the refresher relies on answer the same on the local API server and on kube-apiserver.
+
+Every test runs twice (server = localkube, kube-apiserver); differences are fixed in localkube or
+listed in localkube's docs (README: "The local Kubernetes API").
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import ssl
+import uuid
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from sandbox.real_apiserver import NOBODY_TOKEN
+from tests.contract.conftest import Server, status
+
+DOCKERCONFIG = base64.b64encode(b'{"auths":{}}').decode()
+pytestmark = pytest.mark.apiserver
+
+
+def secret(name: str = "regcred", **metadata: object) -> k8s.V1Secret:
+    return k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name=name, **metadata),  # type: ignore[arg-type]
+        type="kubernetes.io/dockerconfigjson",
+        data={".dockerconfigjson": DOCKERCONFIG},
+    )
+
+
+def test_create_sets_identity_and_version(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    created = core.create_namespaced_secret(namespace, secret())
+    assert created.metadata.uid
+    assert created.metadata.creation_timestamp
+    assert created.metadata.resource_version
+    assert created.metadata.namespace == namespace
+    assert core.read_namespaced_secret("regcred", namespace).data == {".dockerconfigjson": DOCKERCONFIG}
+
+
+def test_create_errors(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    with pytest.raises(ApiException) as missing_namespace:
+        core.create_namespaced_secret("ct-ghost", secret())
+    assert status(missing_namespace) == (404, "NotFound", 'namespaces "ct-ghost" not found')
+    core.create_namespaced_secret(namespace, secret())
+    with pytest.raises(ApiException) as twice:
+        core.create_namespaced_secret(namespace, secret())
+    assert status(twice) == (409, "AlreadyExists", 'secrets "regcred" already exists')
+    with pytest.raises(ApiException) as bad_name:
+        core.create_namespaced_secret(namespace, secret("Bad_Name"))
+    code, reason, message = status(bad_name)
+    assert (code, reason) == (422, "Invalid")
+    assert message.startswith('Secret "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name"')
+    no_key = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="x"), type="kubernetes.io/dockerconfigjson", data={})
+    with pytest.raises(ApiException) as missing_key:
+        core.create_namespaced_secret(namespace, no_key)
+    assert status(missing_key) == (422, "Invalid", 'Secret "x" is invalid: data[.dockerconfigjson]: Required value')
+
+
+def test_replace_conflicts_and_missing(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    created = core.create_namespaced_secret(namespace, secret())
+    unchanged = core.replace_namespaced_secret("regcred", namespace, created)
+    assert unchanged.metadata.resource_version == created.metadata.resource_version  # a no-op is not written
+    changed = core.read_namespaced_secret("regcred", namespace)
+    changed.metadata.labels = {"changed": "yes"}
+    updated = core.replace_namespaced_secret("regcred", namespace, changed)
+    assert updated.metadata.uid == created.metadata.uid
+    assert updated.metadata.resource_version != created.metadata.resource_version
+    with pytest.raises(ApiException) as stale:
+        core.replace_namespaced_secret("regcred", namespace, created)
+    assert status(stale) == (
+        409,
+        "Conflict",
+        'Operation cannot be fulfilled on secrets "regcred": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+    )
+    with pytest.raises(ApiException) as gone:
+        core.replace_namespaced_secret("other", namespace, secret("other"))
+    assert status(gone) == (404, "NotFound", 'secrets "other" not found')
+
+
+def test_the_type_of_a_secret_is_immutable(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    created = core.create_namespaced_secret(namespace, secret())
+    created.type = "Opaque"
+    with pytest.raises(ApiException) as immutable:
+        core.replace_namespaced_secret("regcred", namespace, created)
+    code, _, message = status(immutable)
+    assert code == 422
+    assert "field is immutable" in message
+
+
+@pytest.mark.parametrize(
+    ("content_type", "patch"),
+    [
+        ("application/strategic-merge-patch+json", {"metadata": {"labels": {"b": "2"}}}),
+        ("application/merge-patch+json", {"metadata": {"labels": {"b": "2"}}}),
+        ("application/json-patch+json", [{"op": "add", "path": "/metadata/labels/b", "value": "2"}]),
+    ],
+)
+def test_patches_merge_labels(server: Server, content_type: str, patch: object) -> None:
+    core, namespace = server.core(), server.namespace()
+    core.create_namespaced_secret(namespace, secret(labels={"a": "1"}))
+    patched = core.patch_namespaced_secret("regcred", namespace, patch, _content_type=content_type)
+    assert patched.metadata.labels == {"a": "1", "b": "2"}
+
+
+def test_a_resource_version_in_a_merge_patch_is_a_precondition(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    core.create_namespaced_secret(namespace, secret())
+    with pytest.raises(ApiException) as stale:
+        core.patch_namespaced_secret(
+            "regcred", namespace, {"metadata": {"resourceVersion": "1"}}, _content_type="application/merge-patch+json"
+        )
+    assert status(stale)[:2] == (409, "Conflict")
+
+
+def test_server_side_apply(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "applied"}, "type": "Opaque", "data": {}}
+    with pytest.raises(ApiException) as no_manager:
+        core.patch_namespaced_secret("applied", namespace, body, _content_type="application/apply-patch+yaml")
+    assert "fieldManager: Required value" in status(no_manager)[2]
+    applied = core.patch_namespaced_secret(
+        "applied", namespace, body, field_manager="contract", _content_type="application/apply-patch+yaml"
+    )
+    assert applied.metadata.name == "applied"
+
+
+def test_image_pull_secrets_are_replaced_whole_and_guarded(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    core.patch_namespaced_service_account("default", namespace, {"imagePullSecrets": [{"name": "a"}, {"name": "b"}]})
+    patched = core.patch_namespaced_service_account("default", namespace, {"imagePullSecrets": [{"name": "c"}]})
+    assert [ref.name for ref in patched.image_pull_secrets] == ["c"]
+    with pytest.raises(ApiException) as stale:
+        core.patch_namespaced_service_account(
+            "default",
+            namespace,
+            {"metadata": {"resourceVersion": "1"}, "imagePullSecrets": []},
+            _content_type="application/merge-patch+json",
+        )
+    assert status(stale)[:2] == (409, "Conflict")
+
+
+def test_delete_then_get_is_404(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    core.create_namespaced_secret(namespace, secret())
+    core.delete_namespaced_secret("regcred", namespace)
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_secret("regcred", namespace)
+    assert status(gone) == (404, "NotFound", 'secrets "regcred" not found')
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("tier=web", ["a", "b"]),
+        ("tier==web,env=prod", ["a"]),
+        ("tier!=web", ["c"]),
+        ("env in (prod, dev)", ["a", "b"]),
+        ("env notin (prod)", ["b", "c"]),
+        ("env", ["a", "b"]),
+        ("!env", ["c"]),
+    ],
+)
+def test_namespace_label_selectors(server: Server, selector: str, expected: list[str]) -> None:
+    run = uuid.uuid4().hex[:8]
+    names = {
+        "a": server.namespace(labels={"ct-run": run, "tier": "web", "env": "prod"}),
+        "b": server.namespace(labels={"ct-run": run, "tier": "web", "env": "dev"}),
+        "c": server.namespace(labels={"ct-run": run, "tier": "db"}),
+    }
+    listed = server.core().list_namespace(label_selector=f"ct-run={run},{selector}")
+    assert sorted(ns.metadata.name for ns in listed.items) == sorted(names[key] for key in expected)
+
+
+def test_a_malformed_selector_is_400(server: Server) -> None:
+    with pytest.raises(ApiException) as bad:
+        server.core().list_namespace(label_selector="env in (prod")
+    assert status(bad)[:2] == (400, "BadRequest")
+
+
+def test_namespaces_come_in_pages(server: Server) -> None:
+    run = uuid.uuid4().hex[:8]
+    created = sorted(server.namespace(labels={"ct-run": run}) for _ in range(5))
+    names, token, pages = [], None, 0
+    while True:
+        page = server.core().list_namespace(label_selector=f"ct-run={run}", limit=2, _continue=token)
+        names += [ns.metadata.name for ns in page.items]
+        pages += 1
+        token = page.metadata._continue
+        if not token:
+            break
+    assert (pages, names) == (3, created)
+
+
+def test_unknown_tokens_get_401_and_no_rules_403(server: Server) -> None:
+    namespace = server.namespace()
+    with pytest.raises(ApiException) as unknown:
+        server.core("nobody-knows-me").read_namespaced_secret("regcred", namespace)
+    assert status(unknown) == (401, "Unauthorized", "Unauthorized")
+    with pytest.raises(ApiException) as forbidden:
+        server.core(NOBODY_TOKEN).read_namespaced_secret("regcred", namespace)
+    assert status(forbidden) == (
+        403,
+        "Forbidden",
+        f'secrets "regcred" is forbidden: User "nobody" cannot get resource "secrets" in API group "" '
+        f'in the namespace "{namespace}"',
+    )
+    with pytest.raises(ApiException) as cannot_list:
+        server.core(NOBODY_TOKEN).list_namespace()
+    assert status(cannot_list)[2] == (
+        'namespaces is forbidden: User "nobody" cannot list resource "namespaces" in API group "" at the cluster scope'
+    )
+
+
+def test_a_terminating_namespace_refuses_new_secrets(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    core.delete_namespace(namespace)
+    assert core.read_namespace(namespace).status.phase == "Terminating"
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_secret(namespace, secret())
+    code, reason, message = status(refused)
+    assert (code, reason) == (403, "Forbidden")
+    assert f"unable to create new content in namespace {namespace} because it is being terminated" in message
+
+
+@pytest.mark.parametrize(("content_type", "expected"), [(None, 201), ("text/plain", 415)])
+def test_an_undeclared_body_is_json_and_other_types_are_415(
+    server: Server, content_type: str | None, expected: int
+) -> None:
+    """The kubernetes client sends creates without a Content-Type; both servers read JSON then."""
+    namespace = server.namespace()
+    body = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "raw"}, "type": "Opaque"})
+    host, port = server.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(
+        host, int(port), context=ssl.create_default_context(cadata=server.ca_pem.decode())
+    )
+    headers = {"Authorization": f"Bearer {server.admin_token}"} | (
+        {"Content-Type": content_type} if content_type else {}
+    )
+    connection.request("POST", f"/api/v1/namespaces/{namespace}/secrets", body=body, headers=headers)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    assert response.status == expected
+    if expected == 415:
+        assert answer["reason"] == "UnsupportedMediaType"
+        assert answer["message"].startswith("the body of the request was in an unknown format")
+
+
+def test_discovery_lists_the_resources_used(server: Server) -> None:
+    resources = {r.name: r for r in server.core().get_api_resources().resources}
+    assert {"create", "get", "update", "patch"} <= set(resources["secrets"].verbs)
+    assert resources["secrets"].namespaced
+    assert {"get", "patch"} <= set(resources["serviceaccounts"].verbs)
+    assert "list" in resources["namespaces"].verbs

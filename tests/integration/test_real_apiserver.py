@@ -1,0 +1,208 @@
+"""The refresher against a real kube-apiserver: EKS-style token authentication through moto's STS,
+the RBAC manifest rendered by the CDK app proven exactly sufficient, and the errors for a missing
+access entry (401) or missing RBAC (403)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from kubernetes import client as k8s
+from kubernetes import utils
+from kubernetes.client.exceptions import ApiException
+
+from infra.config import DeploymentConfig
+from infra.rbac import render
+from lambda_fn.aws import generate_eks_token
+from lambda_fn.errors import RefreshFailed
+from sandbox.eks_cluster import CLUSTER_NAME
+from sandbox.moto_aws import OWN_REGISTRY, REGION, AwsCredentials, MotoAws
+from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
+
+pytestmark = pytest.mark.apiserver
+Invoke = Callable[..., dict[str, Any]]
+
+
+class Cluster:
+    """The real API server, as its admin."""
+
+    def __init__(self, kube: RealKube, token: str = ADMIN_TOKEN) -> None:
+        configuration = k8s.Configuration(
+            host=kube.url,
+            api_key={"BearerToken": token},
+            api_key_prefix={"BearerToken": "Bearer"},
+            ca_cert_data=kube.ca_pem.decode(),
+        )
+        configuration.retries = False
+        self.api = k8s.ApiClient(configuration)
+        self.core = k8s.CoreV1Api(self.api)
+        self.rbac = k8s.RbacAuthorizationV1Api(self.api)
+        self.applied: list[dict[str, Any]] = []
+
+    def namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
+        self.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels=labels)))
+        self.core.create_namespaced_service_account(
+            name, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="default"))
+        )
+        return name
+
+    def apply(self, manifests: list[dict[str, Any]]) -> None:
+        for manifest in manifests:
+            utils.create_from_dict(self.api, manifest)
+            self.applied.append(manifest)
+
+    def remove_rbac(self) -> None:
+        """Undo apply(): the RBAC objects have fixed names and the server outlives the test."""
+        deleters = {
+            "ClusterRole": lambda m: self.rbac.delete_cluster_role(m["metadata"]["name"]),
+            "ClusterRoleBinding": lambda m: self.rbac.delete_cluster_role_binding(m["metadata"]["name"]),
+            "Role": lambda m: self.rbac.delete_namespaced_role(m["metadata"]["name"], m["metadata"]["namespace"]),
+            "RoleBinding": lambda m: self.rbac.delete_namespaced_role_binding(
+                m["metadata"]["name"], m["metadata"]["namespace"]
+            ),
+        }
+        for manifest in self.applied:
+            deleters[manifest["kind"]](manifest)
+        self.applied.clear()
+
+    def auths(self, namespace: str) -> dict[str, Any]:
+        data = self.core.read_namespaced_secret("regcred", namespace).data[".dockerconfigjson"]
+        document: dict[str, Any] = json.loads(base64.b64decode(data))
+        return document["auths"]
+
+
+@pytest.fixture
+def real(real_kube: RealKube, aws: MotoAws, credentials: AwsCredentials) -> Iterator[tuple[RealKube, Cluster]]:
+    """The real server registered in moto as the EKS cluster; this test's role may sign tokens."""
+    assert real_kube.authenticator is not None
+    real_kube.authenticator.secret_keys = {credentials.access_key_id: credentials.secret_access_key}
+    aws.create_eks_cluster(CLUSTER_NAME, endpoint=real_kube.url, ca_pem=real_kube.ca_pem)
+    cluster = Cluster(real_kube)
+    yield real_kube, cluster
+    cluster.remove_rbac()
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, **context: Any) -> DeploymentConfig:
+    config = DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, **context}.get)
+    for name, value in config.function_environment.items():
+        monkeypatch.setenv(name, value)
+    return config
+
+
+def outcomes(result: dict[str, Any]) -> dict[str, str]:
+    return {entry["namespace"]: entry["outcome"] for entry in result["namespaces"]}
+
+
+def role_client(kube: RealKube, credentials: AwsCredentials) -> Cluster:
+    """A client authenticated exactly as the refresher is: an EKS token signed by its role."""
+    session = boto3.Session(
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+        region_name=REGION,
+    )
+    return Cluster(kube, generate_eks_token(session, cluster_name=CLUSTER_NAME, region=REGION))
+
+
+@pytest.mark.parametrize("with_service_accounts", [False, True])
+def test_globs_create_update_unchanged_and_service_accounts_with_the_rendered_rbac(
+    real: tuple[RealKube, Cluster], invoke: Invoke, monkeypatch: pytest.MonkeyPatch, with_service_accounts: bool
+) -> None:
+    kube, cluster = real
+    run = uuid.uuid4().hex[:6]
+    extra = {"serviceAccounts": ["default"]} if with_service_accounts else {}
+    config = configure(monkeypatch, namespaces=[f"rt{run}-*"], **extra)
+    cluster.apply(render(config))
+    names = [cluster.namespace(f"rt{run}-{i}") for i in range(3)]
+    foreign = cluster.namespace(f"rt{run}-foreign")
+    cluster.core.create_namespaced_secret(
+        foreign, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="regcred"), type="Opaque", data={"x": "eA=="})
+    )
+    before = cluster.core.read_namespaced_secret("regcred", foreign)
+
+    first = invoke()
+    assert outcomes(first) == {**dict.fromkeys(names, "created"), foreign: "skipped"}
+    assert cluster.auths(names[0])[OWN_REGISTRY]["username"] == "AWS"
+    assert outcomes(invoke()) == {**dict.fromkeys(names, "unchanged"), foreign: "skipped"}
+    uid = cluster.core.read_namespaced_secret("regcred", names[0]).metadata.uid
+    assert outcomes(invoke({"force": True})) == {**dict.fromkeys(names, "updated"), foreign: "skipped"}
+    assert cluster.core.read_namespaced_secret("regcred", names[0]).metadata.uid == uid  # updated in place
+    assert cluster.core.read_namespaced_secret("regcred", foreign) == before
+    if with_service_accounts:
+        account = cluster.core.read_namespaced_service_account("default", names[0])
+        assert [ref.name for ref in account.image_pull_secrets] == ["regcred"]
+    assert "ecr-token-refresher" in {user for ok, user in kube.reviews if ok}
+
+
+def test_names_only_rbac_and_nothing_more(
+    real: tuple[RealKube, Cluster], invoke: Invoke, monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
+) -> None:
+    kube, cluster = real
+    run = uuid.uuid4().hex[:6]
+    mine, other = cluster.namespace(f"rt{run}-mine"), cluster.namespace(f"rt{run}-other")
+    config = configure(monkeypatch, namespaces=[mine])
+    cluster.apply(render(config))
+    cluster.core.create_namespaced_secret(
+        other, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="db"), type="Opaque", data={})
+    )
+    assert outcomes(invoke()) == {mine: "created"}
+    role = role_client(kube, credentials)
+    forbidden: list[Callable[[], object]] = [
+        lambda: role.core.read_namespaced_secret("db", other),
+        lambda: role.core.read_namespaced_secret("regcred", other),
+        lambda: role.core.list_namespaced_secret(mine),
+        lambda: role.core.delete_namespaced_secret("regcred", mine),
+        role.core.list_namespace,
+        lambda: role.core.read_namespaced_secret("db", mine),
+    ]
+    for call in forbidden:
+        with pytest.raises(ApiException) as refused:
+            call()
+        assert refused.value.status == 403
+
+
+def test_more_namespaces_than_one_page(
+    real: tuple[RealKube, Cluster], invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, cluster = real
+    run = uuid.uuid4().hex[:6]
+    config = configure(monkeypatch, namespaces=[f"pg{run}-*"])
+    cluster.apply(render(config))
+    for index in range(505):
+        cluster.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=f"pg{run}-{index:03d}")))
+    assert invoke()["counts"]["created"] == 505
+
+
+def test_without_an_access_entry_401_names_the_fix(
+    real: tuple[RealKube, Cluster], invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube, cluster = real
+    name = cluster.namespace(f"rt{uuid.uuid4().hex[:6]}")
+    configure(monkeypatch, namespaces=[name])
+    assert kube.authenticator is not None
+    entries = kube.authenticator.access_entries
+    kube.authenticator.access_entries = {}
+    try:
+        with pytest.raises(RefreshFailed):
+            invoke()
+    finally:
+        kube.authenticator.access_entries = entries
+    assert any(not ok and "no access entry" in reason for ok, reason in kube.reviews)
+
+
+def test_with_the_entry_but_no_rbac_403_names_the_fix(
+    real: tuple[RealKube, Cluster], invoke: Invoke, monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
+) -> None:
+    _, cluster = real
+    name = cluster.namespace(f"rt{uuid.uuid4().hex[:6]}")
+    configure(monkeypatch, namespaces=[name])
+    with pytest.raises(RefreshFailed, match=name):
+        invoke()
+    logged = logs()
+    assert 'User \\"ecr-token-refresher\\" cannot get resource \\"secrets\\"' in logged
+    assert "make rbac" in logged
