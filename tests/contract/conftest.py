@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 
 from localkube import ADMIN, LocalKube, User
 from sandbox.real_apiserver import ADMIN_TOKEN, NOBODY_TOKEN, RealKube
+from tests.clients import api_client
 
 
 @dataclass
@@ -27,18 +28,8 @@ class Server:
     ca_pem: bytes
     admin_token: str
 
-    def client(self, token: str | None = None, *, retries: object = False) -> k8s.ApiClient:
-        configuration = k8s.Configuration(
-            host=self.url,
-            api_key={"BearerToken": token or self.admin_token},
-            api_key_prefix={"BearerToken": "Bearer"},
-            ca_cert_data=self.ca_pem.decode(),
-        )
-        configuration.retries = retries
-        return k8s.ApiClient(configuration)
-
     def core(self, token: str | None = None) -> k8s.CoreV1Api:
-        return k8s.CoreV1Api(self.client(token))
+        return k8s.CoreV1Api(api_client(self.url, self.ca_pem, token or self.admin_token))
 
     def namespace(self, *, labels: dict[str, str] | None = None) -> str:
         """A fresh namespace (real servers keep state across tests), with its default service account."""

@@ -23,6 +23,7 @@ from lambda_fn.errors import RefreshFailed
 from sandbox.eks_cluster import CLUSTER_NAME
 from sandbox.moto_aws import OWN_REGISTRY, REGION, AwsCredentials, MotoAws
 from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
+from tests.clients import api_client
 
 pytestmark = pytest.mark.apiserver
 Invoke = Callable[..., dict[str, Any]]
@@ -32,14 +33,7 @@ class Cluster:
     """The real API server, as its admin."""
 
     def __init__(self, kube: RealKube, token: str = ADMIN_TOKEN) -> None:
-        configuration = k8s.Configuration(
-            host=kube.url,
-            api_key={"BearerToken": token},
-            api_key_prefix={"BearerToken": "Bearer"},
-            ca_cert_data=kube.ca_pem.decode(),
-        )
-        configuration.retries = False
-        self.api = k8s.ApiClient(configuration)
+        self.api = api_client(kube.url, kube.ca_pem, token)
         self.core = k8s.CoreV1Api(self.api)
         self.rbac = k8s.RbacAuthorizationV1Api(self.api)
         self.applied: list[dict[str, Any]] = []

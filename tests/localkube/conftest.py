@@ -8,6 +8,7 @@ import pytest
 from kubernetes import client as k8s
 
 from localkube import ADMIN, LocalKube, Rule, User
+from tests.clients import api_client
 
 READER = User("reader", token="reader-token", rules=(Rule.of("get", "secrets", namespaces="team-a"),))
 
@@ -21,15 +22,7 @@ def kube() -> Iterator[LocalKube]:
 
 
 def core_api(kube: LocalKube, token: str = "admin-token", *, retries: object = False) -> k8s.CoreV1Api:
-    """A client with retries pinned (off by default) so the request log counts every attempt."""
-    configuration = k8s.Configuration(
-        host=kube.url,
-        api_key={"BearerToken": token},
-        api_key_prefix={"BearerToken": "Bearer"},
-        ca_cert_data=kube.ca_pem.decode(),
-    )
-    configuration.retries = retries
-    return k8s.CoreV1Api(k8s.ApiClient(configuration))
+    return k8s.CoreV1Api(api_client(kube.url, kube.ca_pem, token, retries=retries))
 
 
 @pytest.fixture
