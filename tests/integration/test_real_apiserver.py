@@ -5,13 +5,16 @@ access entry (401) or missing RBAC (403)."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes import utils
 from kubernetes.client.exceptions import ApiException
@@ -19,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from infra.config import DeploymentConfig
 from infra.rbac import render
 from lambda_fn.aws import generate_eks_token
+from lambda_fn.cli import main
 from lambda_fn.errors import RefreshFailed
 from sandbox.eks_cluster import CLUSTER_NAME
 from sandbox.moto_aws import OWN_REGISTRY, REGION, AwsCredentials, MotoAws
@@ -200,3 +204,42 @@ def test_with_the_entry_but_no_rbac_403_names_the_fix(
     logged = logs()
     assert 'User \\"ecr-token-refresher\\" cannot get resource \\"secrets\\"' in logged
     assert "make rbac" in logged
+
+
+def test_the_cli_in_kubeconfig_mode_against_kube_apiserver(real: tuple[RealKube, Cluster], tmp_path: Path) -> None:
+    """Any conforming API server, not only the project's own: the CLI through a kubeconfig."""
+    kube, cluster = real
+    namespace = cluster.namespace(f"kc{uuid.uuid4().hex[:6]}")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "real",
+                        "cluster": {
+                            "server": kube.url,
+                            "certificate-authority-data": base64.b64encode(kube.ca_pem).decode(),
+                        },
+                    }
+                ],
+                "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
+                "contexts": [{"name": "real", "context": {"cluster": "real", "user": "admin"}}],
+                "current-context": "real",
+            }
+        )
+    )
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = main(
+        ["refresh", "--kubeconfig", str(kubeconfig), "--namespace", namespace, "--output", "json"],
+        stdout=stdout,
+        stderr=stderr,
+    )
+    assert (code, stderr.getvalue()) == (0, "")
+    assert json.loads(stdout.getvalue())["namespaces"] == [{"namespace": namespace, "outcome": "created"}]
+    written = cluster.core.read_namespaced_secret("regcred", namespace)
+    assert written.type == "kubernetes.io/dockerconfigjson"
+    assert written.metadata.labels["app.kubernetes.io/managed-by"] == "ecr-token-refresher"
+    assert cluster.auths(namespace)[OWN_REGISTRY]["username"] == "AWS"
