@@ -6,6 +6,7 @@ test-apiserver` runs only this tier.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,7 +60,6 @@ def server(request: pytest.FixtureRequest) -> Server:
 
 
 def status(error: Any) -> tuple[int, str, str]:
-    import json  # noqa: PLC0415
-
+    """(HTTP status, Status.reason, Status.message) of a raised ApiException."""
     body = json.loads(error.value.body)
     return error.value.status, body["reason"], body["message"]
