@@ -23,6 +23,7 @@ from localkube.access import ADMIN, Rule, User
 from localkube.eks_auth import PREFIX as EKS_PREFIX
 from localkube.eks_auth import EksTokenAuthenticator, TokenRejected
 from localkube.faults import FaultRule
+from localkube.kubeconfig import write_kubeconfig
 from localkube.patching import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -32,7 +33,7 @@ from localkube.patching import (
     parse_patch,
 )
 from localkube.selectors import matches, parse_selector
-from localkube.status import StatusError, bad_request, conflict, not_found, reason_for
+from localkube.status import StatusError, bad_request, conflict, method_not_allowed, not_found, reason_for
 from localkube.store import Store
 
 NAMESPACED = re.compile(
@@ -162,20 +163,8 @@ class LocalKube:
 
     def write_kubeconfig(self, path: Path, *, token: str, context: str = "localkube") -> Path:
         """A kubeconfig for `kubectl`/the CLI: this server, its CA, and a bearer token."""
-        cluster: dict[str, Any] = {"server": self.url}
-        if self._ca is not None:
-            cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
-        document = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": context, "cluster": cluster}],
-            "users": [{"name": context, "user": {"token": token}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
-            "current-context": context,
-        }
-        path.write_text(yaml.safe_dump(document))
-        path.chmod(0o600)
-        return path
+        ca_pem = self.ca_pem if self._ca is not None else None
+        return write_kubeconfig(path, server=self.url, ca_pem=ca_pem, token=token, name=context)
 
 
 class _Server(ThreadingHTTPServer):
@@ -318,7 +307,7 @@ def _namespaces(
         return 201, store.create_namespace(_json(body, content_type))
     if method == "DELETE" and name is not None:
         return 200, store.terminate_namespace(name)
-    return 405, StatusError(405, "MethodNotAllowed", "the server does not allow this method").body()
+    return 405, method_not_allowed().body()
 
 
 def _namespace_list(store: Store, query: dict[str, str]) -> dict[str, Any]:
@@ -356,7 +345,7 @@ class _Resource:
         if method == "POST" and self.name is None:
             return 201, self.store.create(self.resource, self.namespace, _json(body, content_type))
         if self.name is None:
-            return 405, StatusError(405, "MethodNotAllowed", "the server does not allow this method").body()
+            return 405, method_not_allowed().body()
         if method == "GET":
             return 200, self.store.get(self.resource, self.namespace, self.name)
         if method == "PUT":
@@ -372,7 +361,7 @@ class _Resource:
             }
         if method == "PATCH":
             return self._patch(query, body, content_type)
-        return 405, StatusError(405, "MethodNotAllowed", "the server does not allow this method").body()
+        return 405, method_not_allowed().body()
 
     def _patch(self, query: dict[str, str], body: bytes, content_type: str | None) -> tuple[int, Any]:
         assert self.name is not None  # noqa: S101 - serve() routes only named objects here

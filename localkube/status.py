@@ -59,6 +59,10 @@ def invalid(kind: str, resource: str, name: str, field: str, detail: str) -> Sta
     )
 
 
+def method_not_allowed() -> StatusError:
+    return StatusError(405, "MethodNotAllowed", "the server does not allow this method")
+
+
 def bad_request(message: str) -> StatusError:
     return StatusError(400, "BadRequest", message)
 

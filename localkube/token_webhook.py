@@ -6,7 +6,6 @@ kube-apiserver --authentication-token-webhook-config-file=<write_webhook_kubecon
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 import ssl
@@ -16,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-import yaml
 
 from localkube.eks_auth import EksTokenAuthenticator, TokenRejected
+from localkube.kubeconfig import write_kubeconfig
 
 
 class TokenWebhook:
@@ -78,24 +77,7 @@ class TokenWebhook:
 
     def write_kubeconfig(self, path: Path) -> Path:
         """The file --authentication-token-webhook-config-file takes: this server and its CA."""
-        document = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "webhook",
-                    "cluster": {
-                        "server": self.url,
-                        "certificate-authority-data": base64.b64encode(self._ca.cert_pem.bytes()).decode(),
-                    },
-                }
-            ],
-            "users": [{"name": "apiserver", "user": {}}],
-            "contexts": [{"name": "webhook", "context": {"cluster": "webhook", "user": "apiserver"}}],
-            "current-context": "webhook",
-        }
-        path.write_text(yaml.safe_dump(document))
-        return path
+        return write_kubeconfig(path, server=self.url, ca_pem=bytes(self._ca.cert_pem.bytes()), name="webhook")
 
     def __enter__(self) -> TokenWebhook:
         self._thread.start()

@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from kubernetes import client as k8s
 from kubernetes import utils
 from kubernetes.client.exceptions import ApiException
@@ -24,6 +23,7 @@ from infra.rbac import render
 from lambda_fn.aws import generate_eks_token
 from lambda_fn.cli import main
 from lambda_fn.errors import RefreshFailed
+from localkube.kubeconfig import write_kubeconfig
 from sandbox.eks_cluster import CLUSTER_NAME
 from sandbox.moto_aws import OWN_REGISTRY, REGION, AwsCredentials, MotoAws
 from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
@@ -210,27 +210,7 @@ def test_the_cli_in_kubeconfig_mode_against_kube_apiserver(real: tuple[RealKube,
     """Any conforming API server, not only the project's own: the CLI through a kubeconfig."""
     kube, cluster = real
     namespace = cluster.namespace(f"kc{uuid.uuid4().hex[:6]}")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "real",
-                        "cluster": {
-                            "server": kube.url,
-                            "certificate-authority-data": base64.b64encode(kube.ca_pem).decode(),
-                        },
-                    }
-                ],
-                "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
-                "contexts": [{"name": "real", "context": {"cluster": "real", "user": "admin"}}],
-                "current-context": "real",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server=kube.url, ca_pem=kube.ca_pem, token=ADMIN_TOKEN)
     stdout, stderr = io.StringIO(), io.StringIO()
     code = main(
         ["refresh", "--kubeconfig", str(kubeconfig), "--namespace", namespace, "--output", "json"],
