@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.kubectl_recipe import run_recipe
-from lambda_fn.k8s import PAGE_SIZE
+from lambda_fn.k8s.api import PAGE_SIZE
 from localkube import LocalKube, RequestRecord
 from sandbox.eks_cluster import local_eks_cluster
 from sandbox.moto_aws import AwsCredentials, MotoAws, moto_aws

@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lambda_fn.config import RegistrySpec, Settings, is_glob
+from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem
+from lambda_fn.models import is_glob
 
 # Context key -> the function's environment variable it becomes.
 SETTING_KEYS = {

@@ -13,25 +13,27 @@ from typing import Any
 import yaml
 
 from infra.config import DeploymentConfig
-from lambda_fn.config import is_glob
 from lambda_fn.errors import ConfigError
+from lambda_fn.models import is_glob
 
 NAME = "ecr-token-refresher"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "cdk"}
 
 
 def rules(config: DeploymentConfig) -> list[dict[str, Any]]:
-    """PolicyRules for what the refresher calls (lambda_fn/k8s.py), and nothing else.
+    """PolicyRules for what the refresher calls (lambda_fn/k8s/api.py), and nothing else.
 
-    Secrets: get and update (PUT) narrowed to the secret's name; create cannot be narrowed by name.
-    Namespaces: list, only for globs and selectors. Service accounts: get and patch, by name.
+    Secrets: get and update (PUT) narrowed to the secret's name, and with globs or a selector list,
+    which the name narrows too: kube-apiserver then allows only `?fieldSelector=metadata.name=<it>`.
+    Create cannot be narrowed by name (the admission policy does that). Namespaces: list, only for
+    globs and selectors. Service accounts: get and patch, by name.
     """
     settings = config.settings
     found: list[dict[str, Any]] = [
         {
             "apiGroups": [""],
             "resources": ["secrets"],
-            "verbs": ["get", "update"],
+            "verbs": ["get", "list", "update"] if config.lists_namespaces else ["get", "update"],
             "resourceNames": [settings.secret_name],
         },
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},

@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_fn.errors import ClusterLookupError, CredentialError
+from lambda_fn.errors import ClusterLookupError, ConfigError, CredentialError, Problem
 from lambda_fn.ports import AuthorizationToken
 
+BOTO_ATTEMPTS = 5
 # botocore's standard retry mode retries throttling (ECR allows ~20 GetAuthorizationToken calls/s)
 # and transient errors with backoff; the timeouts keep a hung endpoint well inside the Lambda's.
 BOTO_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": "standard", "max_attempts": BOTO_ATTEMPTS},
     connect_timeout=5,
     read_timeout=10,
     user_agent_extra="ecr-token-refresher",
@@ -32,6 +34,40 @@ EKS_CLUSTER_HEADER = "x-k8s-aws-id"
 # The presigned URL is valid for 60 s; EKS accepts the token for 15 minutes from signing.
 PRESIGN_SECONDS = 60
 SESSION_NAME = "ecr-token-refresher"
+
+
+def boto_config(seconds_left: float | None) -> Config:
+    """BOTO_CONFIG, with timeouts and attempts that let one AWS call (all its attempts) take at most a
+    quarter of a Lambda run's time left, so the run still ends with its summary."""
+    if seconds_left is None:
+        return BOTO_CONFIG
+    attempts = BOTO_ATTEMPTS if seconds_left >= 120 else 2
+    per_attempt = max(1.0, seconds_left / 4 / attempts)
+    return BOTO_CONFIG.merge(
+        Config(
+            retries={"mode": "standard", "max_attempts": attempts},
+            connect_timeout=min(5.0, per_attempt / 3),
+            read_timeout=min(10.0, per_attempt * 2 / 3),
+        )
+    )
+
+
+def new_session(region: str | None, *, profile: str | None) -> boto3.Session:
+    """A boto3 session; ConfigError (not botocore's traceback) when `profile` (AWS_PROFILE) is unknown."""
+    if profile:
+        known = botocore.session.Session().available_profiles
+        if profile not in known:
+            raise ConfigError(
+                [
+                    Problem(
+                        "AWS_PROFILE",
+                        f"profile {profile!r} is not in ~/.aws/config or ~/.aws/credentials "
+                        f"(known: {', '.join(sorted(known)) or 'none'}); set AWS_PROFILE to one of them or unset it",
+                    )
+                ],
+                source="AWS configuration",
+            )
+    return boto3.Session(region_name=region)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -45,12 +81,13 @@ def describe_error(exc: BaseException) -> str:
 class EcrTokenSource:
     """RegistryTokenSource over ECR GetAuthorizationToken, optionally as an assumed role."""
 
-    def __init__(self, session: boto3.Session) -> None:
+    def __init__(self, session: boto3.Session, *, config: Config = BOTO_CONFIG) -> None:
         self._session = session
+        self._config = config
 
     def fetch(self, *, region: str, role_arn: str | None) -> AuthorizationToken:
         session = self._session if role_arn is None else self._assume(role_arn, region)
-        ecr = session.client("ecr", region_name=region, config=BOTO_CONFIG)
+        ecr = session.client("ecr", region_name=region, config=self._config)
         try:
             data = ecr.get_authorization_token()["authorizationData"][0]
         except (ClientError, BotoCoreError) as exc:
@@ -64,7 +101,7 @@ class EcrTokenSource:
         )
 
     def _assume(self, role_arn: str, region: str) -> boto3.Session:
-        sts = self._session.client("sts", region_name=region, config=BOTO_CONFIG)
+        sts = self._session.client("sts", region_name=region, config=self._config)
         try:
             credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
         except (ClientError, BotoCoreError) as exc:
@@ -95,11 +132,13 @@ class ClusterDirectory:
         self._cache: dict[tuple[str, str], ClusterEndpoint] = {}
         self._lock = threading.Lock()
 
-    def endpoint(self, session: boto3.Session, *, cluster_name: str, region: str) -> ClusterEndpoint:
+    def endpoint(
+        self, session: boto3.Session, *, cluster_name: str, region: str, config: Config = BOTO_CONFIG
+    ) -> ClusterEndpoint:
         key = (cluster_name, region)
         with self._lock:
             if key not in self._cache:
-                self._cache[key] = _describe_cluster(session, cluster_name=cluster_name, region=region)
+                self._cache[key] = _describe_cluster(session, cluster_name=cluster_name, region=region, config=config)
             return self._cache[key]
 
     def forget(self, *, cluster_name: str, region: str) -> None:
@@ -108,8 +147,8 @@ class ClusterDirectory:
             self._cache.pop((cluster_name, region), None)
 
 
-def _describe_cluster(session: boto3.Session, *, cluster_name: str, region: str) -> ClusterEndpoint:
-    eks = session.client("eks", region_name=region, config=BOTO_CONFIG)
+def _describe_cluster(session: boto3.Session, *, cluster_name: str, region: str, config: Config) -> ClusterEndpoint:
+    eks = session.client("eks", region_name=region, config=config)
     try:
         cluster = eks.describe_cluster(name=cluster_name)["cluster"]
     except (ClientError, BotoCoreError) as exc:

@@ -6,9 +6,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+import boto3
+
+from lambda_fn import __version__
+from lambda_fn.aws import new_session
 from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem, RefresherError
 from lambda_fn.runner import EksCluster, KubeconfigCluster, run_refresh
@@ -31,63 +35,85 @@ FLAG_NAMES = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m lambda_fn",
-        description="Keep Amazon ECR image-pull secrets valid in Kubernetes namespaces.",
+        prog="ecr-token-refresher",
+        description="Keep Amazon ECR image-pull secrets valid in Kubernetes namespaces "
+        "(also runs as `python -m lambda_fn`).",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    refresh = commands.add_parser(
-        "refresh",
-        help="create or update the pull secret in every target namespace",
-        description="Settings not given as flags come from the environment (NAMESPACES, REGISTRIES, ...).",
-    )
-    where = refresh.add_argument_group("cluster (EKS, or a kubeconfig)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("cluster (EKS, or a kubeconfig)")
     where.add_argument("--cluster", help="EKS cluster name (default: CLUSTER_NAME)")
     where.add_argument("--region", help="AWS region (default: AWS_REGION or the AWS profile's)")
     where.add_argument("--kubeconfig", metavar="PATH", help="use this kubeconfig instead of EKS")
     where.add_argument("--context", help="kubeconfig context (default: its current context)")
-    what = refresh.add_argument_group("what to write")
+    what = common.add_argument_group("what to write")
     what.add_argument("--namespace", action="append", metavar="NAME_OR_GLOB", help="repeatable; globs allowed")
     what.add_argument("--selector", help="namespace label selector, e.g. team=a")
     what.add_argument("--exclude", action="append", metavar="NAME_OR_GLOB", help="repeatable")
     what.add_argument("--secret-name", help="default: SECRET_NAME or regcred")
     what.add_argument("--service-account", action="append", metavar="NAME", help="repeatable")
     what.add_argument("--registry", action="append", metavar="HOST[=ROLE_ARN]", help="repeatable extra registry")
-    how = refresh.add_argument_group("how")
+    how = common.add_argument_group("how")
     how.add_argument("--concurrency", type=int, help="parallel writes (default: MAX_CONCURRENCY or 16)")
     how.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
     how.add_argument("--force", action="store_true", help="rewrite secrets even when still fresh")
     how.add_argument("--output", choices=("table", "json"), default="table")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "refresh",
+        parents=[common],
+        help="create or update the pull secret in every target namespace",
+        description="Settings not given as flags come from the environment (NAMESPACES, REGISTRIES, ...). "
+        "Namespaces, globs or a selector given as flags replace the environment's targeting as a whole.",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
+    target: list[str] = []
+
+    def announce(description: str) -> None:
+        """Before the first write: which cluster this run is about to change."""
+        target.append(description)
+        if args.output == "table":
+            print(f"target: {description}" + (" (dry run)" if args.dry_run else ""), file=stdout, flush=True)
+
     try:
-        settings = settings_from_args(args, os.environ)
-        cluster: EksCluster | KubeconfigCluster
-        if args.kubeconfig or args.context or not settings.cluster_name:
-            cluster = KubeconfigCluster(args.kubeconfig, args.context)
-        else:
-            cluster = EksCluster(settings.cluster_name)
-        summary = run_refresh(settings, cluster)
+        settings, cluster, session = resolve(args, os.environ)
+        summary = run_refresh(settings, cluster, session=session, announce=announce)
     except ConfigError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
     except RefresherError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILED
-    result = summary.to_dict()
+    result = {"target": target[0], **summary.to_dict()} if target else summary.to_dict()
     print(json.dumps(result, indent=2) if args.output == "json" else render_table(result), file=stdout)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> Settings:
+def resolve(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[Settings, EksCluster | KubeconfigCluster, boto3.Session]:
+    """The settings, the cluster and an AWS session for these flags; ConfigError names the flags."""
+    if args.cluster and (args.kubeconfig or args.context):
+        raise ConfigError(
+            [Problem("--cluster", "give --cluster (EKS) or --kubeconfig/--context, not both")], source="command line"
+        )
+    region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    session = new_session(region, profile=environ.get("AWS_PROFILE"))
+    settings = settings_from_args(args, {**environ, "AWS_REGION": region or session.region_name or ""})
+    cluster: EksCluster | KubeconfigCluster
+    if args.kubeconfig or args.context or not settings.cluster_name:
+        cluster = KubeconfigCluster(args.kubeconfig, args.context)
+    else:
+        cluster = EksCluster(settings.cluster_name)
+    return settings, cluster, session
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """The environment's settings with the flags applied; ConfigError names the flags."""
-    environ = dict(environ)
-    if args.region:
-        environ["AWS_REGION"] = args.region
-    elif not (environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")):
-        environ["AWS_REGION"] = _profile_region()
     settings = Settings.from_env(environ, require_cluster=False)
     changes: dict[str, Any] = {
         "cluster_name": args.cluster,
@@ -99,6 +125,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | os._E
         "force": args.force or None,
     }
     if args.namespace or args.selector:
+        # One rule everywhere: targeting given here replaces the configured targeting as a whole.
         changes |= {"namespaces": tuple(args.namespace or ()), "namespace_selector": args.selector}
     if args.registry:
         changes["registries"] = settings.registries + _parse_registries(args.registry)
@@ -119,12 +146,6 @@ def _parse_registries(entries: Sequence[str]) -> tuple[RegistrySpec, ...]:
     if problems:
         raise ConfigError(problems, source="command line")
     return tuple(specs)
-
-
-def _profile_region() -> str:
-    import boto3  # noqa: PLC0415 - only when neither flag nor environment names a region
-
-    return boto3.Session().region_name or ""
 
 
 def render_table(summary: dict[str, Any]) -> str:

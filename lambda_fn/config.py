@@ -14,11 +14,11 @@ from datetime import timedelta
 from typing import TypeVar
 
 from lambda_fn.errors import ConfigError, Problem
+from lambda_fn.models import TargetSpec, is_glob
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 NAMESPACE_GLOB = re.compile(r"^[a-z0-9*?\[\]!-]+$")
-GLOB_CHARS = frozenset("*?[")
 ECR_HOST = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)\.amazonaws\.com(\.cn)?$"
 )
@@ -27,10 +27,14 @@ REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 LABEL_KEY = rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}"
+# One requirement of a label selector, as kube-apiserver's parser reads it (k8s.io/apimachinery labels):
+# `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a)`, `k>5`, `k<5`. One difference on purpose:
+# kube-apiserver reads `k in ()` as "k has the empty value"; an empty set is refused here as a likely slip.
 SELECTOR_CLAUSE = re.compile(
-    rf"^(!?{LABEL_KEY}"
+    rf"^(!?\s*{LABEL_KEY}"
     rf"|{LABEL_KEY}\s*(=|==|!=)\s*({LABEL_NAME})?"
-    rf"|{LABEL_KEY}\s+(in|notin)\s+\(\s*({LABEL_NAME})?(\s*,\s*{LABEL_NAME})*\s*\))$"
+    rf"|{LABEL_KEY}\s*[<>]\s*\d+"
+    rf"|{LABEL_KEY}\s+(in|notin)\s*\(\s*(,\s*)*{LABEL_NAME}(\s*,\s*({LABEL_NAME})?)*\s*\))$"
 )
 MAX_NAMESPACE_PATTERNS = 1000
 TOKEN_LIFETIME = timedelta(hours=12)
@@ -51,6 +55,7 @@ ENV_NAMES = {
     "max_concurrency": "MAX_CONCURRENCY",
     "deadline_margin": "DEADLINE_MARGIN_SECONDS",
     "dry_run": "DRY_RUN",
+    "adopt_existing": "ADOPT_EXISTING",
 }
 
 
@@ -95,6 +100,10 @@ class Settings:
     dry_run: bool = False
     # Rewrite even fresh secrets (a manual run after a rotation); never set from the environment.
     force: bool = False
+    # Renew and label the kubectl recipe's same-named secrets (only ECR hosts this configuration serves).
+    adopt_existing: bool = True
+    # A manual event's choice among the configured targets (it may narrow them, never widen them).
+    narrowing: TargetSpec | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, require_cluster: bool) -> Settings:
@@ -117,6 +126,7 @@ class Settings:
             "max_concurrency": parser.number("MAX_CONCURRENCY", 16, 1, 64),
             "deadline_margin": timedelta(seconds=parser.number("DEADLINE_MARGIN_SECONDS", 10, 0, 300)),
             "dry_run": parser.flag("DRY_RUN", default=False),
+            "adopt_existing": parser.flag("ADOPT_EXISTING", default=True),
         }
         settings = cls(**values)  # type: ignore[arg-type]
         problems = parser.problems + [
@@ -135,6 +145,10 @@ class Settings:
         if problems:
             raise ConfigError(problems, source=source)
         return updated
+
+    @property
+    def targets(self) -> TargetSpec:
+        return TargetSpec(self.namespaces, self.namespace_selector, self.exclude_namespaces)
 
     def required_cluster_name(self) -> str:
         if not self.cluster_name:
@@ -157,13 +171,15 @@ class Settings:
         found += [("namespaces", fix) for fix in map(_namespace_pattern_fix, self.namespaces) if fix]
         found += [("exclude_namespaces", fix) for fix in map(_namespace_pattern_fix, self.exclude_namespaces) if fix]
         if self.namespace_selector is not None and not is_valid_selector(self.namespace_selector):
-            found.append(
-                (
-                    "namespace_selector",
-                    f"{self.namespace_selector!r} is not a label selector; use e.g. team=a,env in (dev,prod)",
-                )
-            )
+            found.append(("namespace_selector", _selector_fix(self.namespace_selector)))
         found += [("service_accounts", _subdomain_fix(sa)) for sa in self.service_accounts if not _is_subdomain(sa)]
+        if self.narrowing is not None:
+            found += [("narrow_namespaces", fix) for fix in map(_namespace_pattern_fix, self.narrowing.patterns) if fix]
+            found += [
+                ("narrow_exclusions", fix) for fix in map(_namespace_pattern_fix, self.narrowing.exclusions) if fix
+            ]
+            if self.narrowing.selector is not None and not is_valid_selector(self.narrowing.selector):
+                found.append(("narrow_selector", _selector_fix(self.narrowing.selector)))
         if not self.registries and not self.include_own_registry:
             found.append(("registries", "no registry to serve: list hosts or set INCLUDE_OWN_REGISTRY=true"))
         if not timedelta(0) <= self.refresh_threshold < TOKEN_LIFETIME:
@@ -171,10 +187,6 @@ class Settings:
         if not 1 <= self.max_concurrency <= 64:
             found.append(("max_concurrency", "must be from 1 to 64"))
         return [Problem(names.get(field, field), message) for field, message in found]
-
-
-def is_glob(pattern: str) -> bool:
-    return not GLOB_CHARS.isdisjoint(pattern)
 
 
 def is_valid_selector(selector: str) -> bool:
@@ -192,6 +204,10 @@ def _split_outside_parentheses(text: str) -> list[str]:
             start = index + 1
     clauses.append(text[start:])
     return clauses
+
+
+def _selector_fix(selector: str) -> str:
+    return f"{selector!r} is not a label selector; use e.g. team=a,env in (dev,prod)"
 
 
 def _is_subdomain(name: str) -> bool:

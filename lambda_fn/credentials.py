@@ -43,7 +43,9 @@ def fetch_registry_credentials(
         password = validated_password(token, scope=scope, now=now)
         for host in hosts:
             resolved = host or urlparse(token.proxy_endpoint).hostname or token.proxy_endpoint
-            credentials[resolved] = RegistryCredential(host=resolved, password=password, expires_at=token.expires_at)
+            credentials[resolved] = RegistryCredential(
+                host=resolved, password=password, expires_at=token.expires_at, role_arn=scope.role_arn
+            )
     return [credentials[host] for host in sorted(credentials)]
 
 

@@ -88,6 +88,12 @@ class Conflict(KubernetesError):
     status = 409
 
 
+class Gone(KubernetesError):
+    """410: a list's `continue` token expired; the list starts again from the first page."""
+
+    status = 410
+
+
 class Invalid(KubernetesError):
     """400/422: the API server rejected the object."""
 

@@ -10,20 +10,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambda_fn.config import MAX_NAMESPACE_PATTERNS, Settings
 from lambda_fn.errors import ConfigError, Problem
+from lambda_fn.models import TargetSpec
 
 # Each setting's name in a manual event, for error messages.
 EVENT_NAMES = {
     "cluster_name": "cluster_name",
-    "namespaces": "namespaces",
-    "namespace_selector": "selector",
-    "exclude_namespaces": "exclude_namespaces",
     "secret_name": "secret_name",
     "service_accounts": "service_accounts",
+    "narrow_namespaces": "namespaces",
+    "narrow_selector": "selector",
+    "narrow_exclusions": "exclude_namespaces",
 }
 
 
 class ManualRun(BaseModel):
-    """A console "Test" event or a schedule's constant input; each field overrides one setting."""
+    """A console "Test" event: it may narrow the configured run, never widen it."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -38,7 +39,8 @@ class ManualRun(BaseModel):
 
 
 def settings_for_event(event: Any, settings: Settings) -> Settings:
-    """The settings for this invocation; ConfigError (nothing written) if the event is malformed."""
+    """The settings for this invocation; ConfigError (nothing written) if the event is malformed or
+    would widen what the function is configured to do."""
     if isinstance(event, dict) and event.get("source") == "aws.events" and "detail-type" in event:
         try:
             parse(event=event, model=EventBridgeModel)
@@ -51,22 +53,47 @@ def settings_for_event(event: Any, settings: Settings) -> Settings:
         run = parse(event=event, model=ManualRun)
     except ValidationError as exc:
         raise ConfigError(_problems(exc), source="event") from None
+    problems = _widenings(run, settings)
+    if problems:
+        raise ConfigError(problems, source="event")
     changes: dict[str, Any] = {
         name: value
         for name, value in {
-            "cluster_name": run.cluster_name,
-            "exclude_namespaces": _tuple(run.exclude_namespaces),
-            "secret_name": run.secret_name,
             "service_accounts": _tuple(run.service_accounts),
             "dry_run": run.dry_run,
             "force": run.force,
         }.items()
         if value is not None
     }
-    if run.namespaces is not None or run.selector is not None:
-        # Targeting is replaced as a whole: {"selector": ...} alone means "only the selector".
-        changes |= {"namespaces": _tuple(run.namespaces) or (), "namespace_selector": run.selector}
+    if run.namespaces is not None or run.selector is not None or run.exclude_namespaces:
+        # Targeting is chosen as a whole: {"selector": ...} alone means "those of the configured
+        # namespaces that the selector matches".
+        changes["narrowing"] = TargetSpec(
+            tuple(run.namespaces or ()), run.selector, tuple(run.exclude_namespaces or ())
+        )
     return settings.replace(EVENT_NAMES, source="event", **changes)
+
+
+def _widenings(run: ManualRun, settings: Settings) -> list[Problem]:
+    """What in `run` would reach beyond the configuration: each names the setting that governs it."""
+    problems = []
+    if run.cluster_name is not None and run.cluster_name != settings.cluster_name:
+        problems.append(
+            Problem("cluster_name", f"this function serves cluster {settings.cluster_name!r} only (CLUSTER_NAME)")
+        )
+    if run.secret_name is not None and run.secret_name != settings.secret_name:
+        problems.append(Problem("secret_name", f"this function writes {settings.secret_name!r} only (SECRET_NAME)"))
+    extra = sorted(set(run.service_accounts or ()) - set(settings.service_accounts))
+    if extra:
+        configured = ", ".join(settings.service_accounts) or "none"
+        problems.append(
+            Problem(
+                "service_accounts",
+                f"{', '.join(extra)} not configured: a manual event may only choose among the configured service "
+                f"accounts ({configured}; SERVICE_ACCOUNTS)",
+            )
+        )
+    return problems
 
 
 def _tuple(values: list[str] | None) -> tuple[str, ...] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -17,11 +18,40 @@ EXPIRES_AT_ANNOTATION = ANNOTATION_PREFIX + "expires-at"
 REGISTRIES_ANNOTATION = ANNOTATION_PREFIX + "registries"
 DOCKERCONFIGJSON_TYPE = "kubernetes.io/dockerconfigjson"
 DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
+GLOB_CHARS = frozenset("*?[")
+
+
+def is_glob(pattern: str) -> bool:
+    return not GLOB_CHARS.isdisjoint(pattern)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Namespaces to serve: names, globs and a selector (their union), minus exclusions."""
+
+    patterns: tuple[str, ...]
+    selector: str | None
+    exclusions: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(pattern for pattern in self.patterns if not is_glob(pattern))
+
+    @property
+    def globs(self) -> tuple[str, ...]:
+        return tuple(pattern for pattern in self.patterns if is_glob(pattern))
+
+    @property
+    def discovers(self) -> bool:
+        """Globs and selectors find namespaces by listing them; explicit names need no list."""
+        return self.selector is not None or bool(self.globs)
 
 
 class Outcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
+    # A same-named secret that the kubectl recipe made (only ECR hosts we serve): renewed and labelled.
+    ADOPTED = "adopted"
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"
     FAILED = "failed"
@@ -35,6 +65,12 @@ class RegistryCredential:
     password: str = field(repr=False)
     expires_at: datetime
     username: str = "AWS"
+    role_arn: str | None = None  # the role whose token this is (None: the caller's own)
+
+    @property
+    def scope(self) -> str:
+        """`host` or `host=role`: what the registries annotation records, so a new role rewrites the secret."""
+        return f"{self.host}={self.role_arn}" if self.role_arn else self.host
 
     @property
     def auth(self) -> str:
@@ -49,15 +85,22 @@ class NamespaceInfo:
 
 @dataclass(frozen=True)
 class SecretState:
-    """A Secret as read from or written to the API; `data` values are base64, as on the wire."""
+    """A Secret as read from or written to the API; `data` values are base64, as on the wire.
+
+    `data` is None when only the metadata was read (a list by name): type and data are then unknown.
+    `raw` is the whole object as read; an update writes it back with only our changes, so owner
+    references, finalizers and fields this tool does not know survive.
+    """
 
     name: str
     namespace: str
-    type: str
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    data: dict[str, str] = field(default_factory=dict, repr=False)
+    type: str | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] | None = field(default_factory=dict, repr=False)
     resource_version: str | None = None
+    immutable: bool = False
+    raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def managed(self) -> bool:
@@ -78,13 +121,16 @@ class NamespaceResult:
     outcome: Outcome
     reason: str = ""
     service_accounts: tuple[str, ...] = ()
+    dry_run: bool = False
+    foreign: bool = False  # skipped because a same-named secret is not this tool's
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"namespace": self.namespace, "outcome": self.outcome.value}
         if self.reason:
             result["reason"] = self.reason
         if self.service_accounts:
-            result["service_accounts_patched"] = list(self.service_accounts)
+            key = "service_accounts_to_patch" if self.dry_run else "service_accounts_patched"
+            result[key] = list(self.service_accounts)
         return result
 
 
@@ -105,6 +151,11 @@ class RunSummary:
     def counts(self) -> dict[str, int]:
         tally = Counter(result.outcome for result in self.results)
         return {outcome.value: tally.get(outcome, 0) for outcome in Outcome}
+
+    @property
+    def foreign_namespaces(self) -> tuple[str, ...]:
+        """Namespaces holding a same-named secret this tool does not manage (reported, never touched)."""
+        return tuple(r.namespace for r in self.results if r.foreign)
 
     @property
     def failed_namespaces(self) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -30,12 +30,19 @@ class ClusterApi(Protocol):
 
     def list_namespaces(self, *, label_selector: str | None) -> Sequence[NamespaceInfo]: ...
 
-    def read_secret(self, namespace: str, name: str) -> SecretState | None: ...
+    def read_secret(self, namespace: str, name: str) -> SecretState | None:
+        """The whole secret (data included), or None when there is none."""
+        ...
+
+    def list_secret_metadata(self, name: str) -> Iterator[SecretState]:
+        """Every secret called `name`, cluster-wide, metadata only (`type` and `data` None), page by page."""
+        ...
 
     def create_secret(self, secret: SecretState) -> None: ...
 
     def replace_secret(self, secret: SecretState) -> None:
-        """PUT guarded by `secret.resource_version`: raises Conflict when it is stale."""
+        """PUT of the object as read (`secret.raw`) with `secret`'s labels, annotations and data,
+        guarded by `secret.resource_version`: raises Conflict when it is stale."""
         ...
 
     def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None: ...

@@ -2,19 +2,26 @@
 
 Depends only on the ports (ClusterApi) and plain data, so the same code serves the Lambda, the CLI
 and the in-memory fakes of the unit tests.
+
+How a secret's state is read depends on how targets are found: with globs or a selector, one
+cluster-wide list by name (metadata only, 500 a page) tells every namespace's state, and only a
+secret that must change is read in full; with names only, one GET per namespace (the RBAC for names
+is a Role per namespace, which cannot list cluster-wide). Whatever read fed it, one function decides
+what to do with a namespace: `decide`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import TypeVar
 
-from lambda_fn.config import Settings, is_glob
+from lambda_fn.config import TOKEN_LIFETIME, Settings
 from lambda_fn.dockerconfig import merge_dockerconfigjson, read_auths
 from lambda_fn.errors import (
     AlreadyExists,
@@ -38,9 +45,10 @@ from lambda_fn.models import (
     RegistryCredential,
     RunSummary,
     SecretState,
+    TargetSpec,
 )
 from lambda_fn.ports import ClusterApi
-from lambda_fn.targets import Target, TargetSpec, resolve_targets
+from lambda_fn.targets import Target, narrow_targets, resolve_targets
 
 # A write that meets a concurrent writer re-reads and tries again, this many times in all.
 MAX_WRITE_ATTEMPTS = 3
@@ -60,19 +68,177 @@ class RefreshPlan:
     deadline_margin: timedelta
     dry_run: bool
     force: bool
+    adopt_existing: bool
+    narrowing: TargetSpec | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RefreshPlan:
         return cls(
             secret_name=settings.secret_name,
-            targets=TargetSpec(settings.namespaces, settings.namespace_selector, settings.exclude_namespaces),
+            targets=settings.targets,
             service_accounts=settings.service_accounts,
             refresh_threshold=settings.refresh_threshold,
             max_concurrency=settings.max_concurrency,
             deadline_margin=settings.deadline_margin,
             dry_run=settings.dry_run,
             force=settings.force,
+            adopt_existing=settings.adopt_existing,
+            narrowing=settings.narrowing,
         )
+
+
+class Action(Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    ADOPT = "adopt"
+    READ = "read in full"  # the metadata alone cannot settle it
+    DONE = "done"  # nothing to write: the verdict's outcome stands
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    outcome: Outcome | None = None  # how the namespace ends once `action` is done; None for READ
+    reason: str = ""
+    foreign: bool = False  # a same-named secret this tool does not manage, left alone
+
+
+@dataclass(frozen=True)
+class Registries:
+    """The credentials of one run, and what the registries annotation records for them."""
+
+    credentials: tuple[RegistryCredential, ...]
+
+    @property
+    def annotation(self) -> str:
+        return ",".join(credential.scope for credential in self.credentials)
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        return frozenset(credential.host for credential in self.credentials)
+
+    @property
+    def expires_at(self) -> datetime:
+        return min(credential.expires_at for credential in self.credentials)
+
+
+def decide(
+    state: SecretState | None,
+    registries: Registries,
+    plan: RefreshPlan,
+    *,
+    now: datetime,
+) -> Verdict:
+    """What to do with one namespace's secret, from its state as read (metadata only or whole)."""
+    if state is None:
+        return Verdict(Action.CREATE, Outcome.CREATED)
+    if state.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return _foreign(state, registries, plan)
+    if state.type is not None and state.type != DOCKERCONFIGJSON_TYPE:
+        return Verdict(
+            Action.DONE,
+            Outcome.FAILED,
+            f"the managed secret has type {state.type!r}, which cannot be changed in place; "
+            "delete it and the next run recreates it",
+        )
+    if not plan.force and _is_fresh(state, registries, plan.refresh_threshold, now=now):
+        return Verdict(Action.DONE, Outcome.UNCHANGED)
+    if state.data is None:
+        return Verdict(Action.READ)
+    if state.immutable:
+        return Verdict(
+            Action.DONE,
+            Outcome.FAILED,
+            "the secret is marked immutable, so its token cannot be renewed in place; delete it (the next run "
+            "recreates it) and do not set `immutable` on it",
+        )
+    return Verdict(Action.UPDATE, Outcome.UPDATED, _registry_change(state, registries))
+
+
+def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> Verdict:
+    """A same-named secret without our label: the kubectl recipe's (adopt it), or someone else's."""
+    unlabelled = f"a secret named {state.name!r} exists without the label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+    if not plan.adopt_existing:
+        return Verdict(Action.DONE, Outcome.SKIPPED, f"{unlabelled}; left untouched (adoption is off)", foreign=True)
+    if state.data is None:
+        return Verdict(Action.READ)
+    auths = read_auths(state.data.get(DOCKERCONFIGJSON_KEY))
+    if state.type == DOCKERCONFIGJSON_TYPE and not state.immutable and auths and set(auths) <= registries.hosts:
+        return Verdict(Action.ADOPT, Outcome.ADOPTED, "the kubectl recipe's secret (only ECR hosts served here)")
+    return Verdict(
+        Action.DONE,
+        Outcome.SKIPPED,
+        f"{unlabelled} and is not a pull secret for only this configuration's ECR registries; left untouched",
+        foreign=True,
+    )
+
+
+def _is_fresh(state: SecretState, registries: Registries, threshold: timedelta, *, now: datetime) -> bool:
+    """Same registries and roles, all present in the data (when read), and more than the threshold left.
+
+    The expiry is read from the annotations, and never trusted beyond 12 hours after the recorded
+    refresh: an edited annotation cannot keep a stale token in place for longer than one threshold.
+    """
+    if state.annotations.get(REGISTRIES_ANNOTATION) != registries.annotation:
+        return False
+    if state.data is not None:
+        auths = read_auths(state.data.get(DOCKERCONFIGJSON_KEY)) or {}
+        if not registries.hosts <= set(auths):
+            return False
+    expires_at = _timestamp(state.annotations.get(EXPIRES_AT_ANNOTATION))
+    refreshed_at = _timestamp(state.annotations.get(REFRESHED_AT_ANNOTATION))
+    if expires_at is None or refreshed_at is None:
+        return False
+    return min(expires_at, refreshed_at + TOKEN_LIFETIME) - now > threshold
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _registry_change(state: SecretState, registries: Registries) -> str:
+    """Names the hosts an update adds and retires (empty when only the token is renewed)."""
+    before = set(recorded_hosts(state))
+    added, retired = sorted(registries.hosts - before), sorted(before - registries.hosts)
+    parts = [f"adds {', '.join(added)}"] * bool(added and before) + [f"retires {', '.join(retired)}"] * bool(retired)
+    return "registries changed: " + "; ".join(parts) if parts else ""
+
+
+def recorded_hosts(state: SecretState) -> list[str]:
+    """The hosts this tool wrote last time, from the registries annotation (`host` or `host=role`)."""
+    entries = state.annotations.get(REGISTRIES_ANNOTATION, "").split(",")
+    return [entry.partition("=")[0] for entry in entries if entry]
+
+
+def desired_secret(
+    state: SecretState | None,
+    registries: Registries,
+    *,
+    namespace: str,
+    secret_name: str,
+    now: datetime,
+) -> SecretState:
+    """Ours set, everything else of `state` (labels, annotations, other auths, the raw object) kept."""
+    old = state or SecretState(secret_name, namespace, DOCKERCONFIGJSON_TYPE)
+    data = old.data or {}
+    retired = set(recorded_hosts(old)) - registries.hosts
+    payload = merge_dockerconfigjson(data.get(DOCKERCONFIGJSON_KEY), registries.credentials, retired_hosts=retired)
+    return replace(
+        old,
+        type=DOCKERCONFIGJSON_TYPE,
+        labels={**old.labels, MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+        annotations={
+            **old.annotations,
+            REFRESHED_AT_ANNOTATION: now.isoformat(timespec="seconds"),
+            EXPIRES_AT_ANNOTATION: registries.expires_at.isoformat(timespec="seconds"),
+            REGISTRIES_ANNOTATION: registries.annotation,
+        },
+        data={**data, DOCKERCONFIGJSON_KEY: payload},
+    )
 
 
 def renew_pull_secrets(
@@ -84,15 +250,30 @@ def renew_pull_secrets(
     now: Callable[[], datetime],
     remaining_seconds: Callable[[], float | None] = lambda: None,
 ) -> RunSummary:
-    """Create or update the secret in every target namespace; every namespace is attempted."""
+    """Create or update the secret in every target namespace; every namespace is attempted.
+
+    Raises ConfigError, before anything is written, if a manual event's narrowing names a namespace
+    outside the configured targets.
+    """
     started = time.monotonic()
     errors: list[str] = []
     try:
         targets = resolve_targets(cluster, plan.targets)
     except KubernetesError as exc:
         errors.append(f"could not list namespaces: {explain(exc)}")
-        targets = [Target(name, named=True) for name in sorted(set(plan.targets.patterns)) if not is_glob(name)]
-    renewer = _NamespaceRenewer(cluster, credentials, plan, now=now, remaining_seconds=remaining_seconds)
+        targets = [Target(name, named=True) for name in sorted(set(plan.targets.names))]
+    if plan.narrowing is not None:
+        targets = narrow_targets(cluster, targets, plan.narrowing)
+    states: dict[str, SecretState] | None = None
+    if plan.targets.discovers and targets:
+        try:
+            states = _listed_states(cluster, plan, targets)
+        except KubernetesError as exc:
+            # Every namespace is still served, one GET each; the error makes the run fail, so the
+            # outdated RBAC behind it is seen and re-applied.
+            errors.append(f"could not list the {plan.secret_name!r} secrets (read one by one instead): {explain(exc)}")
+    registries = Registries(tuple(credentials))
+    renewer = _NamespaceRenewer(cluster, registries, plan, states, now=now, remaining_seconds=remaining_seconds)
     if targets:
         with ThreadPoolExecutor(max_workers=min(plan.max_concurrency, len(targets))) as pool:
             results = tuple(pool.map(renewer.renew, targets))
@@ -103,11 +284,19 @@ def renew_pull_secrets(
         secret_name=plan.secret_name,
         dry_run=plan.dry_run,
         registries=tuple(credential.host for credential in credentials),
-        token_expires_at=min((c.expires_at for c in credentials), default=None),
+        token_expires_at=registries.expires_at if credentials else None,
         results=results,
         errors=tuple(errors),
         duration_seconds=time.monotonic() - started,
     )
+
+
+def _listed_states(cluster: ClusterApi, plan: RefreshPlan, targets: Iterable[Target]) -> dict[str, SecretState]:
+    """The target namespaces' secrets from one paged list by name; pages are dropped as they are read."""
+    wanted = {target.name for target in targets}
+    return {
+        state.namespace: state for state in cluster.list_secret_metadata(plan.secret_name) if state.namespace in wanted
+    }
 
 
 def explain(exc: KubernetesError) -> str:
@@ -122,25 +311,32 @@ def explain(exc: KubernetesError) -> str:
     return str(exc)
 
 
+class _Unread:
+    """The state of a namespace whose secret has not been read yet."""
+
+
+UNREAD = _Unread()
+
+
 class _NamespaceRenewer:
     """Renews one namespace at a time; shared by the worker threads (state is read-only or an Event)."""
 
     def __init__(
         self,
         cluster: ClusterApi,
-        credentials: Sequence[RegistryCredential],
+        registries: Registries,
         plan: RefreshPlan,
+        states: Mapping[str, SecretState] | None,
         *,
         now: Callable[[], datetime],
         remaining_seconds: Callable[[], float | None],
     ) -> None:
         self._cluster = cluster
-        self._credentials = credentials
+        self._registries = registries
         self._plan = plan
+        self._states = states
         self._now = now
         self._remaining_seconds = remaining_seconds
-        self._hosts = ",".join(credential.host for credential in credentials)
-        self._expires_at = min(credential.expires_at for credential in credentials)
         self._rejected = threading.Event()
 
     def renew(self, target: Target) -> NamespaceResult:
@@ -148,7 +344,7 @@ class _NamespaceRenewer:
         if skip_reason is not None:
             return skip_reason
         try:
-            outcome, reason = self._write_secret(target.name)
+            verdict = self._write_secret(target.name)
         except NamespaceTerminating:
             return NamespaceResult(target.name, Outcome.SKIPPED, "namespace is being deleted")
         except NotFound:
@@ -158,14 +354,17 @@ class _NamespaceRenewer:
             return NamespaceResult(target.name, Outcome.SKIPPED, "namespace was deleted during the run")
         except KubernetesError as exc:
             return self._failure(target.name, exc)
-        if outcome not in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED) or not self._plan.service_accounts:
-            return NamespaceResult(target.name, outcome, reason)
+        outcome, reason = verdict.outcome or Outcome.FAILED, verdict.reason
+        if outcome in (Outcome.FAILED, Outcome.SKIPPED) or not self._plan.service_accounts:
+            return NamespaceResult(target.name, outcome, reason, foreign=verdict.foreign)
         try:
             patched = self._add_to_service_accounts(target.name)
         except KubernetesError as exc:
             failure = self._failure(target.name, exc)
             return replace(failure, reason=f"secret {outcome.value}, but a service account was not: {failure.reason}")
-        return NamespaceResult(target.name, outcome, reason, patched)
+        if patched and self._plan.dry_run:
+            reason = f"{reason}; would patch service accounts {', '.join(patched)}"
+        return NamespaceResult(target.name, outcome, reason, patched, dry_run=self._plan.dry_run)
 
     def _reason_not_to_start(self, target: Target) -> NamespaceResult | None:
         if self._rejected.is_set():
@@ -188,85 +387,48 @@ class _NamespaceRenewer:
             self._rejected.set()
         return NamespaceResult(namespace, Outcome.FAILED, explain(exc))
 
-    def _write_secret(self, namespace: str) -> tuple[Outcome, str]:
-        return _until_settled(lambda: self._try_write_secret(namespace), f"secret {self._plan.secret_name!r}")
+    def _write_secret(self, namespace: str) -> Verdict:
+        known: SecretState | _Unread | None = UNREAD if self._states is None else self._states.get(namespace)
+        return _until_settled(
+            lambda first: self._try_write_secret(namespace, known if first else UNREAD),
+            f"secret {self._plan.secret_name!r}",
+        )
 
-    def _try_write_secret(self, namespace: str) -> tuple[Outcome, str] | None:
-        """One read-then-write; None when a concurrent writer got in between (re-read and retry)."""
-        current = self._cluster.read_secret(namespace, self._plan.secret_name)
-        if current is None:
-            if self._plan.dry_run:
-                return Outcome.CREATED, "dry run: would create"
-            try:
-                self._cluster.create_secret(self._desired(namespace, current=None))
-            except AlreadyExists:
-                return None
-            return Outcome.CREATED, ""
-        verdict = self._verdict_without_writing(current)
-        if verdict is not None:
+    def _try_write_secret(self, namespace: str, known: SecretState | _Unread | None) -> Verdict | None:
+        """One decision and at most one write: the verdict as carried out, or None when a concurrent
+        writer got in between (re-read and decide again)."""
+        state = self._cluster.read_secret(namespace, self._plan.secret_name) if known is UNREAD else known
+        assert not isinstance(state, _Unread)  # noqa: S101 - read just above
+        verdict = decide(state, self._registries, self._plan, now=self._now())
+        if verdict.action is Action.READ:
+            state = self._cluster.read_secret(namespace, self._plan.secret_name)
+            verdict = decide(state, self._registries, self._plan, now=self._now())
+        if verdict.action is Action.DONE:
             return verdict
         if self._plan.dry_run:
-            return Outcome.UPDATED, "dry run: would update"
+            return replace(verdict, reason=f"dry run: would {verdict.action.value}" + _suffix(verdict.reason))
+        desired = desired_secret(
+            state, self._registries, namespace=namespace, secret_name=self._plan.secret_name, now=self._now()
+        )
         try:
-            self._cluster.replace_secret(self._desired(namespace, current=current))
-        except (Conflict, NotFound):
+            if state is None:
+                self._cluster.create_secret(desired)
+            else:
+                self._cluster.replace_secret(desired)
+        except (AlreadyExists, Conflict):
             return None
-        return Outcome.UPDATED, ""
-
-    def _verdict_without_writing(self, current: SecretState) -> tuple[Outcome, str] | None:
-        if not current.managed:
-            return Outcome.SKIPPED, (
-                f"a secret named {current.name!r} exists without the label "
-                f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}; left untouched"
-            )
-        if current.type != DOCKERCONFIGJSON_TYPE:
-            return Outcome.FAILED, (
-                f"the managed secret has type {current.type!r}, which cannot be changed in place; "
-                "delete it and the next run recreates it"
-            )
-        if self._is_fresh(current):
-            return Outcome.UNCHANGED, ""
-        return None
-
-    def _is_fresh(self, current: SecretState) -> bool:
-        """Fresh: same registries, all present in the data, and more than the threshold left."""
-        if self._plan.force or current.annotations.get(REGISTRIES_ANNOTATION) != self._hosts:
-            return False
-        auths = read_auths(current.data.get(DOCKERCONFIGJSON_KEY)) or {}
-        if not all(credential.host in auths for credential in self._credentials):
-            return False
-        try:
-            expires_at = datetime.fromisoformat(current.annotations.get(EXPIRES_AT_ANNOTATION, ""))
-        except ValueError:
-            return False
-        return expires_at.tzinfo is not None and expires_at - self._now() > self._plan.refresh_threshold
-
-    def _desired(self, namespace: str, *, current: SecretState | None) -> SecretState:
-        """Ours set, everything else of `current` (labels, annotations, other auths) kept."""
-        old = current or SecretState(self._plan.secret_name, namespace, DOCKERCONFIGJSON_TYPE)
-        previous_hosts = set(filter(None, old.annotations.get(REGISTRIES_ANNOTATION, "").split(",")))
-        served = {credential.host for credential in self._credentials}
-        payload = merge_dockerconfigjson(
-            old.data.get(DOCKERCONFIGJSON_KEY), self._credentials, retired_hosts=previous_hosts - served
-        )
-        return replace(
-            old,
-            labels={**old.labels, MANAGED_BY_LABEL: MANAGED_BY_VALUE},
-            annotations={
-                **old.annotations,
-                REFRESHED_AT_ANNOTATION: self._now().isoformat(timespec="seconds"),
-                EXPIRES_AT_ANNOTATION: self._expires_at.isoformat(timespec="seconds"),
-                REGISTRIES_ANNOTATION: self._hosts,
-            },
-            data={**old.data, DOCKERCONFIGJSON_KEY: payload},
-        )
+        except NotFound:
+            if state is None:
+                raise  # the namespace itself is gone
+            return None  # deleted since it was read: create it on the next try
+        return verdict
 
     def _add_to_service_accounts(self, namespace: str) -> tuple[str, ...]:
         """Add the secret to each configured service account present here; keep its other entries."""
         return tuple(
             name
             for name in self._plan.service_accounts
-            if _until_settled(lambda name=name: self._try_add_to_service_account(namespace, name), name)  # type: ignore[misc]
+            if _until_settled(lambda _, name=name: self._try_add_to_service_account(namespace, name), name)  # type: ignore[misc]
         )
 
     def _try_add_to_service_account(self, namespace: str, name: str) -> bool | None:
@@ -283,10 +445,14 @@ class _NamespaceRenewer:
         return True
 
 
-def _until_settled(attempt: Callable[[], T | None], what: str) -> T:
-    """Run a read-then-write `attempt` until it settles; bounded, so a busy writer cannot spin us."""
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        result = attempt()
+def _suffix(reason: str) -> str:
+    return f" ({reason})" if reason else ""
+
+
+def _until_settled(attempt: Callable[[bool], T | None], what: str) -> T:
+    """Run a read-then-write `attempt(first)` until it settles; bounded, so a busy writer cannot spin us."""
+    for number in range(MAX_WRITE_ATTEMPTS):
+        result = attempt(number == 0)
         if result is not None:
             return result
     raise KubernetesError(f"{what} kept changing under a concurrent writer; gave up after {MAX_WRITE_ATTEMPTS} tries")

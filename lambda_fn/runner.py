@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import boto3
+from botocore.config import Config
 
-from lambda_fn.aws import ClusterDirectory, EcrTokenSource, generate_eks_token
+from lambda_fn.aws import ClusterDirectory, EcrTokenSource, boto_config, generate_eks_token
 from lambda_fn.config import Settings
 from lambda_fn.credentials import fetch_registry_credentials
-from lambda_fn.k8s import connect, eks_configuration, kubeconfig_configuration
-from lambda_fn.models import Outcome, RunSummary
+from lambda_fn.k8s import Connection, connect, eks_connection, kubeconfig_file_connection
+from lambda_fn.models import RunSummary
 from lambda_fn.refresher import RefreshPlan, renew_pull_secrets
 
 # Module level on purpose: a warm Lambda container reuses DescribeCluster's answer.
 CLUSTERS = ClusterDirectory()
+# Kept free at the end of a Lambda run for the summary line and the metrics: no request outlasts it.
+SUMMARY_RESERVE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -45,38 +47,53 @@ def run_refresh(
     *,
     remaining_seconds: Callable[[], float | None] = lambda: None,
     session: boto3.Session | None = None,
+    announce: Callable[[str], None] = lambda _: None,
 ) -> RunSummary:
-    """Find the cluster, fetch and validate every registry token, then renew the secrets."""
+    """Find the cluster, fetch and validate every registry token, then renew the secrets.
+
+    `announce` hears which cluster is about to be written to, before the first write.
+    """
     session = session or boto3.Session(region_name=settings.region)
-    configuration, label = _cluster_configuration(cluster, session, settings)
-    credentials = fetch_registry_credentials(EcrTokenSource(session), settings, now=utc_now())
-    with connect(configuration) as api:
-        summary = renew_pull_secrets(
-            api,
-            credentials,
-            RefreshPlan.from_settings(settings),
-            cluster_label=label,
-            now=utc_now,
-            remaining_seconds=remaining_seconds,
-        )
-    if (
-        isinstance(cluster, EksCluster)
-        and summary.results
-        and not any(r.outcome is not Outcome.FAILED for r in summary.results)
-    ):
-        # Nothing got through: the cluster may have been recreated (new endpoint or CA), so the
-        # next run asks DescribeCluster again instead of trusting this container's cache.
-        CLUSTERS.forget(cluster_name=cluster.name, region=settings.region)
+    aws_config = boto_config(remaining_seconds())
+    connection = _connection(cluster, session, settings, aws_config=aws_config)
+    credentials = fetch_registry_credentials(EcrTokenSource(session, config=aws_config), settings, now=utc_now())
+
+    def time_left() -> float | None:
+        remaining = remaining_seconds()
+        return None if remaining is None else remaining - SUMMARY_RESERVE_SECONDS
+
+    announce(connection.description)
+    with connect(connection, time_left=time_left) as api:
+        try:
+            summary = renew_pull_secrets(
+                api,
+                credentials,
+                RefreshPlan.from_settings(settings),
+                cluster_label=connection.name,
+                now=utc_now,
+                remaining_seconds=remaining_seconds,
+            )
+        finally:
+            if isinstance(cluster, EksCluster) and not api.answered:
+                # Nothing got through: the cluster may have been recreated (new endpoint or CA), so the
+                # next run asks DescribeCluster again instead of trusting this container's cache.
+                CLUSTERS.forget(cluster_name=cluster.name, region=settings.region)
     return summary
 
 
-def _cluster_configuration(
-    cluster: EksCluster | KubeconfigCluster, session: boto3.Session, settings: Settings
-) -> tuple[Any, str]:
-    """The kubernetes client Configuration (typed Any outside k8s.py) and a label for the summary."""
+def _connection(
+    cluster: EksCluster | KubeconfigCluster, session: boto3.Session, settings: Settings, *, aws_config: Config
+) -> Connection:
     if isinstance(cluster, KubeconfigCluster):
-        return kubeconfig_configuration(cluster.path, cluster.context, pool_size=settings.max_concurrency)
-    endpoint = CLUSTERS.endpoint(session, cluster_name=cluster.name, region=settings.region)
+        return kubeconfig_file_connection(cluster.path, cluster.context, pool_size=settings.max_concurrency)
+    endpoint = CLUSTERS.endpoint(session, cluster_name=cluster.name, region=settings.region, config=aws_config)
     # A new token every run: valid 15 minutes, longer than any run, shorter than a warm container.
     token = generate_eks_token(session, cluster_name=cluster.name, region=settings.region)
-    return eks_configuration(endpoint.url, endpoint.ca_pem, token, pool_size=settings.max_concurrency), cluster.name
+    return eks_connection(
+        cluster.name,
+        endpoint.url,
+        endpoint.ca_pem,
+        token,
+        description=f"EKS cluster {cluster.name} in {settings.region} ({endpoint.url})",
+        pool_size=settings.max_concurrency,
+    )

@@ -1,4 +1,7 @@
-"""Which namespaces a run serves: explicit names, globs and a label selector, minus exclusions."""
+"""Which namespaces a run serves: explicit names, globs and a label selector, minus exclusions.
+
+A manual Lambda event may narrow that set (a subset of it), never widen it: `narrow_targets`.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from lambda_fn.config import is_glob
-from lambda_fn.models import NamespaceInfo
+from lambda_fn.errors import ConfigError, Problem
+from lambda_fn.models import TargetSpec
 from lambda_fn.ports import ClusterApi
 
 # System namespaces are left alone unless named explicitly: kube-system, kube-public, kube-node-lease.
 DEFAULT_EXCLUSIONS = ("kube-*",)
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    patterns: tuple[str, ...]
-    selector: str | None
-    exclusions: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -34,22 +30,46 @@ def resolve_targets(cluster: ClusterApi, spec: TargetSpec) -> list[Target]:
     Explicit names are always served (even `kube-system`, even if excluded): naming one is a
     deliberate choice, and a missing one is reported as failed rather than dropped.
     """
-    explicit = {name for name in spec.patterns if not is_glob(name)}
-    globs = [pattern for pattern in spec.patterns if is_glob(pattern)]
+    explicit = set(spec.names)
     exclusions = (*DEFAULT_EXCLUSIONS, *spec.exclusions)
     found: dict[str, Target] = {name: Target(name, named=True) for name in explicit}
-    listings: list[Sequence[NamespaceInfo]] = []
-    if globs:
-        listings.append([ns for ns in cluster.list_namespaces(label_selector=None) if _matches(ns.name, globs)])
+    if spec.globs:
+        for namespace in cluster.list_namespaces(label_selector=None):
+            if _matches(namespace.name, spec.globs) and (
+                namespace.name in explicit or not _matches(namespace.name, exclusions)
+            ):
+                found[namespace.name] = Target(namespace.name, namespace.terminating, namespace.name in explicit)
     if spec.selector:
-        listings.append(cluster.list_namespaces(label_selector=spec.selector))
-    for listing in listings:
-        for namespace in listing:
+        for namespace in cluster.list_namespaces(label_selector=spec.selector):
             if namespace.name in explicit or not _matches(namespace.name, exclusions):
-                found[namespace.name] = Target(
-                    namespace.name, terminating=namespace.terminating, named=namespace.name in explicit
-                )
+                found[namespace.name] = Target(namespace.name, namespace.terminating, namespace.name in explicit)
     return [found[name] for name in sorted(found)]
+
+
+def narrow_targets(cluster: ClusterApi, targets: Sequence[Target], narrowing: TargetSpec) -> list[Target]:
+    """The part of `targets` that `narrowing` selects; ConfigError if it names a namespace outside them.
+
+    Names must be targets already; globs and the selector only filter; exclusions only remove.
+    """
+    by_name = {target.name: target for target in targets}
+    outside = sorted(name for name in narrowing.names if name not in by_name)
+    if outside:
+        raise ConfigError(
+            [
+                Problem(
+                    "namespaces",
+                    f"{', '.join(outside)} outside the configured namespaces: a manual event may only choose among "
+                    "them (NAMESPACES, NAMESPACE_SELECTOR); widen the configuration to serve more",
+                )
+            ],
+            source="event",
+        )
+    chosen = set(narrowing.names) | {name for name in by_name if _matches(name, narrowing.globs)}
+    if narrowing.selector:
+        chosen |= {ns.name for ns in cluster.list_namespaces(label_selector=narrowing.selector)} & set(by_name)
+    if not narrowing.patterns and not narrowing.selector:
+        chosen = set(by_name)
+    return [by_name[name] for name in sorted(chosen) if not _matches(name, narrowing.exclusions)]
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:

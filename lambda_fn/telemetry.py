@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +15,20 @@ from lambda_fn.models import Outcome, RunSummary
 
 SERVICE = "ecr-token-refresher"
 METRICS_NAMESPACE = "EcrTokenRefresher"
-# A CloudWatch Logs event holds 256 KB: the summary line lists every failure but caps the rest.
-LOGGED_RESULTS_CAP = 200
+# A CloudWatch Logs event holds 256 KB: the summary line lists the first failures and the first other
+# namespaces, and counts failures by reason, so it stays far below that however many namespaces fail.
+LOGGED_FAILURES_CAP = 100
+LOGGED_OTHERS_CAP = 100
+LOGGED_REASONS_CAP = 20
+REASON_CHARS = 300
+# Their DEBUG output holds credentials (botocore logs the ECR token, AssumeRole's keys and the signed
+# request behind the EKS token): pinned to WARNING whatever the root logger or Lambda's log level is.
+LIBRARY_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3", "kubernetes")
+
+
+def pin_library_loggers() -> None:
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -30,14 +43,24 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 logger = Logger(service=SERVICE, logger_handler=_StderrHandler())
 metrics = Metrics(service=SERVICE, namespace=METRICS_NAMESPACE)
 tracer = Tracer(service=SERVICE)
+pin_library_loggers()
 
 
 def publish_run(summary: RunSummary, *, now: datetime) -> None:
     """Log the one summary line and add the run's metrics (flushed by @metrics.log_metrics)."""
     logger.info("refresh finished", extra={"summary": summary_for_log(summary)})
+    foreign = summary.foreign_namespaces
+    if foreign:
+        logger.warning(
+            f"{len(foreign)} namespace(s) hold a {summary.secret_name!r} secret this tool does not manage; it was "
+            "left untouched and pods there get no fresh token from it: rename or delete it, or configure another "
+            "secret name (`check` lists them)",
+            extra={"foreign_secrets": len(foreign), "namespaces": list(foreign[:LOGGED_OTHERS_CAP])},
+        )
     metrics.add_dimension(name="cluster", value=summary.cluster)
     for outcome, count in summary.counts.items():
         metrics.add_metric(name=f"Namespaces{outcome.capitalize()}", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="ForeignSecrets", unit=MetricUnit.Count, value=len(foreign))
     metrics.add_metric(name="RunErrors", unit=MetricUnit.Count, value=len(summary.errors))
     metrics.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=summary.duration_seconds)
     if summary.token_expires_at is not None:
@@ -46,11 +69,25 @@ def publish_run(summary: RunSummary, *, now: datetime) -> None:
 
 
 def summary_for_log(summary: RunSummary) -> dict[str, Any]:
-    """The summary with every failure and at most LOGGED_RESULTS_CAP other namespaces."""
+    """The summary with at most LOGGED_FAILURES_CAP failures and LOGGED_OTHERS_CAP other namespaces
+    listed, and the failures counted by reason (the namespace's name taken out)."""
     view = summary.to_dict()
-    failed = [r for r in view["namespaces"] if r["outcome"] == Outcome.FAILED]
-    others = [r for r in view["namespaces"] if r["outcome"] != Outcome.FAILED]
-    view["namespaces"] = failed + others[:LOGGED_RESULTS_CAP]
-    if len(others) > LOGGED_RESULTS_CAP:
-        view["namespaces_not_listed"] = len(others) - LOGGED_RESULTS_CAP
+    results = view.pop("namespaces")
+    failed = [r for r in results if r["outcome"] == Outcome.FAILED]
+    others = [r for r in results if r["outcome"] != Outcome.FAILED]
+    view["namespaces"] = failed[:LOGGED_FAILURES_CAP] + others[:LOGGED_OTHERS_CAP]
+    if len(failed) > LOGGED_FAILURES_CAP:
+        view["failures_not_listed"] = len(failed) - LOGGED_FAILURES_CAP
+    if len(others) > LOGGED_OTHERS_CAP:
+        view["namespaces_not_listed"] = len(others) - LOGGED_OTHERS_CAP
+    if failed:
+        reasons = Counter(_general(r["namespace"], r.get("reason", "")) for r in failed)
+        view["failures_by_reason"] = dict(reasons.most_common(LOGGED_REASONS_CAP))
     return view
+
+
+def _general(namespace: str, reason: str) -> str:
+    """A failure's reason without its namespace's name, so that the same cause counts once."""
+    for quoted in (f'"{namespace}"', f"'{namespace}'"):
+        reason = reason.replace(quoted, "<namespace>")
+    return reason[:REASON_CHARS]

@@ -1,4 +1,4 @@
-"""Label selectors as kube-apiserver parses them: =, ==, !=, in, notin, exists, !exists."""
+"""Label selectors as kube-apiserver parses them: =, ==, !=, in, notin, exists, !exists, >, <."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from localkube.status import StatusError
 
-_TOKEN = re.compile(r"\s*(\(|\)|,|!=|==|=|!|[^\s(),=!]+)")
+_TOKEN = re.compile(r"\s*(\(|\)|,|!=|==|=|!|>|<|[^\s(),=!<>]+)")
 _VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
@@ -18,7 +18,7 @@ _KEY = re.compile(
 @dataclass(frozen=True)
 class Requirement:
     key: str
-    operator: str  # "in", "notin", "exists", "!"
+    operator: str  # "in", "notin", "exists", "!", "gt", "lt"
     values: frozenset[str] = frozenset()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -27,8 +27,18 @@ class Requirement:
             "!": lambda: self.key not in labels,
             "in": lambda: labels.get(self.key) in self.values,
             "notin": lambda: labels.get(self.key) not in self.values,
+            "gt": lambda: _integer(labels.get(self.key)) > int(next(iter(self.values))),
+            "lt": lambda: _integer(labels.get(self.key)) < int(next(iter(self.values))),
         }
         return checks[self.operator]()
+
+
+def _integer(value: str | None) -> float:
+    """A label's value as kube-apiserver compares it with > and <; NaN (never matches) if not a number."""
+    try:
+        return int(value or "")
+    except ValueError:
+        return float("nan")
 
 
 def parse_selector(text: str) -> tuple[Requirement, ...]:
@@ -80,6 +90,13 @@ def _requirement(tokens: list[str], position: int, text: str) -> tuple[Requireme
         return Requirement(key, "notin" if operator == "!=" else "in", frozenset({value})), position + consumed
     if operator in ("in", "notin"):
         return _set_requirement(tokens, position + 1, key, operator, text)
+    if operator in (">", "<"):
+        value = tokens[position + 1] if position + 1 < len(tokens) else ""
+        if not value.isdigit():
+            raise _bad(
+                text, f"values[0]: Invalid value: \"{value}\": for 'Gt', 'Lt' operators, the value must be an integer"
+            )
+        return Requirement(key, "gt" if operator == ">" else "lt", frozenset({value})), position + 2
     raise _bad(text, f"found '{operator}', expected: in, notin, =, ==, !=, gt, lt")
 
 

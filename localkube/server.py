@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import socket
@@ -24,6 +23,7 @@ from localkube.eks_auth import PREFIX as EKS_PREFIX
 from localkube.eks_auth import EksTokenAuthenticator, TokenRejected
 from localkube.faults import FaultRule
 from localkube.kubeconfig import write_kubeconfig
+from localkube.listing import list_answer, named_in_field_selector
 from localkube.patching import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -32,14 +32,14 @@ from localkube.patching import (
     apply_patch,
     parse_patch,
 )
-from localkube.selectors import matches, parse_selector
 from localkube.status import StatusError, bad_request, conflict, method_not_allowed, not_found, reason_for
-from localkube.store import Store
+from localkube.store import KINDS, Store
 
 NAMESPACED = re.compile(
     r"^/api/v1/namespaces/(?P<namespace>[^/]+)/(?P<resource>secrets|serviceaccounts)(/(?P<name>[^/]+))?$"
 )
 NAMESPACES = re.compile(r"^/api/v1/namespaces(/(?P<name>[^/]+))?$")
+CLUSTER_WIDE = re.compile(r"^/api/v1/(?P<resource>secrets|serviceaccounts)$")
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 BODY_TYPES = ("application/json", "application/yaml")
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -273,17 +273,28 @@ class _Handler(BaseHTTPRequestHandler):
             }
         if path.rstrip("/") in DISCOVERY:
             return 200, DISCOVERY[path.rstrip("/")]
+        accept = self.headers.get("Accept") or ""
         match = NAMESPACES.match(path)
         if match:
             return _namespaces(
                 store, user, self.command, match["name"], query=query, body=body, content_type=content_type
             )
+        match = CLUSTER_WIDE.match(path)
+        if match:
+            resource = match["resource"]
+            if self.command != "GET":
+                return 405, method_not_allowed().body()
+            # A list's name, for RBAC's resourceNames, is the one an exact field selector names.
+            user.authorize("list", resource, None, named_in_field_selector(query))
+            return 200, _object_list(store, resource, None, query, accept)
         match = NAMESPACED.match(path)
         if match is None:
             return 404, "404 page not found"
         namespace, resource, name = match["namespace"], match["resource"], match["name"]
-        verb = VERBS.get(self.command) or ("get" if name else "list")
-        user.authorize(verb, resource, namespace, name)
+        if self.command == "GET" and name is None:
+            user.authorize("list", resource, namespace, named_in_field_selector(query))
+            return 200, _object_list(store, resource, namespace, query, accept)
+        user.authorize(VERBS.get(self.command, "get"), resource, namespace, name)
         return _Resource(store, resource, namespace, name).serve(self.command, query, body, content_type)
 
 
@@ -302,7 +313,9 @@ def _namespaces(
     verb = {"POST": "create", "DELETE": "delete"}.get(method) or ("get" if name else "list")
     user.authorize(verb, "namespaces", None, name)
     if method == "GET":
-        return 200, store.namespace(name) if name else _namespace_list(store, query)
+        if name:
+            return 200, store.namespace(name)
+        return 200, list_answer("Namespace", "namespaces", store.namespaces(), query, accept="", key=_name)
     if method == "POST" and name is None:
         return 201, store.create_namespace(_json(body, content_type))
     if method == "DELETE" and name is not None:
@@ -310,28 +323,17 @@ def _namespaces(
     return 405, method_not_allowed().body()
 
 
-def _namespace_list(store: Store, query: dict[str, str]) -> dict[str, Any]:
-    requirements = parse_selector(query["labelSelector"]) if query.get("labelSelector") else ()
-    items = [ns for ns in store.namespaces() if matches(requirements, ns["metadata"].get("labels", {}))]
-    start = _continue_from(query.get("continue"))
-    items = [ns for ns in items if ns["metadata"]["name"] > start] if start else items
-    limit = int(query.get("limit") or 0)
-    metadata: dict[str, Any] = {"resourceVersion": items[-1]["metadata"]["resourceVersion"] if items else "1"}
-    if 0 < limit < len(items):
-        last = items[limit - 1]["metadata"]["name"]
-        metadata["continue"] = base64.urlsafe_b64encode(json.dumps({"start": last}).encode()).decode()
-        metadata["remainingItemCount"] = len(items) - limit
-        items = items[:limit]
-    return {"kind": "NamespaceList", "apiVersion": "v1", "metadata": metadata, "items": items}
+def _object_list(store: Store, resource: str, namespace: str | None, query: dict[str, str], accept: str) -> Any:
+    objects = store.objects(resource, namespace)
+    return list_answer(KINDS[resource], resource, objects, query, accept=accept, key=_namespaced_name)
 
 
-def _continue_from(token: str | None) -> str | None:
-    if not token:
-        return None
-    try:
-        return str(json.loads(base64.urlsafe_b64decode(token))["start"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise bad_request("continue key is not valid: the continue token was malformed") from exc
+def _name(item: dict[str, Any]) -> str:
+    return str(item["metadata"]["name"])
+
+
+def _namespaced_name(item: dict[str, Any]) -> str:
+    return f"{item['metadata']['namespace']}/{item['metadata']['name']}"
 
 
 @dataclass

@@ -122,6 +122,15 @@ class Store:
                 raise not_found(resource, name)
             return copy.deepcopy(stored)
 
+    def objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every `resource` object (of `namespace`, or of all), sorted by namespace and name."""
+        with self._lock:
+            return [
+                copy.deepcopy(stored)
+                for (kind, in_namespace, _), stored in sorted(self._objects.items())
+                if kind == resource and namespace in (None, in_namespace)
+            ]
+
     def find(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
             stored = self._objects.get((resource, namespace, name))

@@ -14,7 +14,7 @@ KUBERNETES_GROUP = "ecr-token-refresher"
 
 def refresher_rules(*, list_namespaces: bool = True, service_accounts: bool = False) -> tuple[Rule, ...]:
     """What the refresher's RBAC grants (DESIGN.md): secrets, plus namespaces and SAs when needed."""
-    rules = [Rule.of("get,create,update,patch", "secrets")]
+    rules = [Rule.of("get,list,create,update,patch", "secrets")]
     if list_namespaces:
         rules.append(Rule.of("list", "namespaces"))
     if service_accounts:

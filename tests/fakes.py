@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +54,12 @@ class FakeCluster:
     def read_secret(self, namespace: str, name: str) -> SecretState | None:
         self._enter("read_secret", namespace)
         return self.secrets.get((namespace, name))
+
+    def list_secret_metadata(self, name: str) -> Iterator[SecretState]:
+        self._enter("list_secret_metadata", "")
+        for (_, secret_name), secret in sorted(self.secrets.items()):
+            if secret_name == name:
+                yield replace(secret, type=None, data=None, immutable=False)
 
     def create_secret(self, secret: SecretState) -> None:
         self._enter("create_secret", secret.namespace)

@@ -166,22 +166,27 @@ def test_delete_then_get_is_404(server: Server) -> None:
         ("env notin (prod)", ["b", "c"]),
         ("env", ["a", "b"]),
         ("!env", ["c"]),
+        ("env in(dev)", ["b"]),
+        ("size>5", ["b"]),
+        ("size < 5", ["a"]),
+        ("env in ()", []),
     ],
 )
 def test_namespace_label_selectors(server: Server, selector: str, expected: list[str]) -> None:
     run = uuid.uuid4().hex[:8]
     names = {
-        "a": server.namespace(labels={"ct-run": run, "tier": "web", "env": "prod"}),
-        "b": server.namespace(labels={"ct-run": run, "tier": "web", "env": "dev"}),
+        "a": server.namespace(labels={"ct-run": run, "tier": "web", "env": "prod", "size": "3"}),
+        "b": server.namespace(labels={"ct-run": run, "tier": "web", "env": "dev", "size": "10"}),
         "c": server.namespace(labels={"ct-run": run, "tier": "db"}),
     }
     listed = server.core().list_namespace(label_selector=f"ct-run={run},{selector}")
     assert sorted(ns.metadata.name for ns in listed.items) == sorted(names[key] for key in expected)
 
 
-def test_a_malformed_selector_is_400(server: Server) -> None:
+@pytest.mark.parametrize("selector", ["env in (prod", "size>a", "size>"])
+def test_a_malformed_selector_is_400(server: Server, selector: str) -> None:
     with pytest.raises(ApiException) as bad:
-        server.core().list_namespace(label_selector="env in (prod")
+        server.core().list_namespace(label_selector=selector)
     assert status(bad)[:2] == (400, "BadRequest")
 
 

@@ -35,7 +35,16 @@ def test_globs_and_selectors_need_a_cluster_role_with_namespace_listing() -> Non
     for context in ({"namespaces": ["team-*"]}, {"namespaces": [], "namespaceSelector": "ecr=yes"}):
         role, binding = render(config_for(**context))
         assert role["kind"] == "ClusterRole"
-        assert role["rules"] == [*SECRET_RULES, {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]}]
+        assert role["rules"] == [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["get", "list", "update"],
+                "resourceNames": ["regcred"],
+            },
+            SECRET_RULES[1],
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+        ]
         assert binding["kind"] == "ClusterRoleBinding"
         assert binding["subjects"] == GROUP
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lambda_fn.cli import main
 from localkube import FaultRule, LocalKube
@@ -44,8 +45,9 @@ def test_the_table_is_readable(kube: LocalKube, kubeconfig: str) -> None:
     code, out, _ = run_cli("refresh", "--kubeconfig", kubeconfig, "--namespace", "team-a", "--dry-run")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAMESPACE", "OUTCOME", "DETAIL"]
-    assert lines[1].split()[:2] == ["team-a", "created"]
+    assert lines[0] == f"target: context localkube of {kubeconfig} ({kube.url}) (dry run)"
+    assert lines[1].split() == ["NAMESPACE", "OUTCOME", "DETAIL"]
+    assert lines[2].split()[:2] == ["team-a", "created"]
     assert "(dry run)" in out
     assert kube.store.find("secrets", "team-a", "regcred") is None
 
@@ -107,3 +109,64 @@ def test_python_dash_m_runs_the_same_cli(kube: LocalKube, kubeconfig: str) -> No
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["namespaces"] == [{"namespace": "default", "outcome": "created"}]
+
+
+def test_cluster_and_kubeconfig_together_are_bad_usage(kube: LocalKube, kubeconfig: str) -> None:
+    code, out, err = run_cli("refresh", "--cluster", CLUSTER_NAME, "--kubeconfig", kubeconfig)
+    assert (code, out) == (2, "")
+    assert "--cluster: give --cluster (EKS) or --kubeconfig/--context, not both" in err
+    assert kube.requests == []
+
+
+def test_an_unknown_aws_profile_is_bad_usage_not_a_traceback(
+    kube: LocalKube, kubeconfig: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "config").write_text("[profile dev]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "prod")
+    code, out, err = run_cli("refresh", "--kubeconfig", kubeconfig)
+    assert (code, out) == (2, "")
+    assert "AWS_PROFILE: profile 'prod' is not in ~/.aws/config or ~/.aws/credentials (known: dev)" in err
+    assert "Traceback" not in err
+
+
+def test_insecure_skip_tls_verify_is_overridden_and_the_error_says_so(kube: LocalKube, tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    document = yaml.safe_load(Path(kube.write_kubeconfig(path, token="admin-token")).read_text())
+    cluster = document["clusters"][0]["cluster"]
+    del cluster["certificate-authority-data"]
+    cluster["insecure-skip-tls-verify"] = True
+    path.write_text(yaml.safe_dump(document))
+    code, out, _ = run_cli("refresh", "--kubeconfig", str(path), "--output", "json")
+    assert code == 1
+    reason = json.loads(out)["namespaces"][0]["reason"]
+    assert "CERTIFICATE_VERIFY_FAILED" in reason
+    assert "insecure-skip-tls-verify, which this tool ignores: TLS is always verified" in reason
+    assert kube.requests == []  # no request got past the TLS handshake
+
+
+def test_a_short_lived_exec_plugin_token_is_not_fetched_for_every_request(kube: LocalKube, tmp_path: Path) -> None:
+    """The client re-runs an exec plugin on every request once its token has < 5 minutes left."""
+    runs = tmp_path / "runs"
+    plugin = tmp_path / "token-plugin"
+    plugin.write_text(
+        "#!/bin/sh\n"
+        f"echo run >> {runs}\n"
+        'expiry=$(date -u -d "+4 minutes" +%Y-%m-%dT%H:%M:%SZ)\n'
+        'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+        '"status":{"token":"admin-token","expirationTimestamp":"%s"}}\' "$expiry"\n'
+    )
+    plugin.chmod(0o755)
+    path = tmp_path / "kubeconfig"
+    document = yaml.safe_load(Path(kube.write_kubeconfig(path, token="unused")).read_text())
+    document["users"][0]["user"] = {
+        "exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin), "interactiveMode": "Never"}
+    }
+    path.write_text(yaml.safe_dump(document))
+    for index in range(10):
+        kube.store.add_namespace(f"exec-{index}")
+    code, out, _ = run_cli("refresh", "--kubeconfig", str(path), "--namespace", "exec-*", "--output", "json")
+    assert code == 0, out
+    assert json.loads(out)["counts"]["created"] == 10
+    assert len(kube.requests) >= 12
+    assert len(runs.read_text().splitlines()) == 1

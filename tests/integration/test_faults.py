@@ -20,6 +20,7 @@ from localkube import FaultRule, LocalKube, Rule
 from sandbox.eks_cluster import local_eks_cluster
 from sandbox.lambda_context import FakeLambdaContext
 from sandbox.moto_aws import AwsCredentials, MotoAws
+from tests.integration.conftest import SCHEDULED
 
 Invoke = Callable[..., dict[str, Any]]
 
@@ -108,7 +109,7 @@ def test_a_namespace_deleted_after_listing_is_skipped(
     def delete_namespace() -> None:
         kube.store.remove_namespace("team-a")
 
-    kube.faults.append(FaultRule(method="GET", path="/namespaces/team-a/secrets/", before=delete_namespace, times=1))
+    kube.faults.append(FaultRule(method="POST", path="/namespaces/team-a/secrets", before=delete_namespace, times=1))
     result = invoke()
     assert result["namespaces"][0] == {
         "namespace": "team-a",
@@ -126,17 +127,20 @@ def test_a_namespace_terminating_after_listing_is_skipped(
     def terminate() -> None:
         kube.store.add_namespace("team-a", terminating=True)
 
-    kube.faults.append(FaultRule(method="GET", path="/namespaces/team-a/secrets/", before=terminate, times=1))
+    kube.faults.append(FaultRule(method="POST", path="/namespaces/team-a/secrets", before=terminate, times=1))
     assert outcomes(invoke()) == {"team-a": "skipped", "team-b": "created"}
 
 
-def test_403_on_one_namespace_names_the_missing_rule(aws: MotoAws, credentials: AwsCredentials, invoke: Invoke) -> None:
+def test_403_on_one_namespace_names_the_missing_rule(
+    aws: MotoAws, credentials: AwsCredentials, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kube = local_eks_cluster(aws, credentials, rules=[Rule.of("get,create,update", "secrets", namespaces="default")])
     for name in ("default", "team-a"):
         kube.store.add_namespace(name)
+    monkeypatch.setenv("NAMESPACES", "default,team-a")
     try:
         with pytest.raises(RefreshFailed, match="team-a"):
-            invoke({"namespaces": ["default", "team-a"]})
+            invoke()
         assert valid_secret(kube, "default")
     finally:
         kube.stop()
@@ -152,13 +156,39 @@ def test_a_slow_server_stops_new_namespaces_before_the_deadline(
     monkeypatch.setenv("NAMESPACES", "slow-*")
     monkeypatch.setenv("MAX_CONCURRENCY", "1")
     monkeypatch.setenv("DEADLINE_MARGIN_SECONDS", "10")
-    kube.faults.append(FaultRule(method="GET", path="/secrets/", delay=0.4))
+    kube.faults.append(FaultRule(method="POST", path="/secrets", delay=0.4))
     with pytest.raises(RefreshFailed) as failure:
         lambda_handler({"namespaces": ["slow-*"]}, FakeLambdaContext(timeout_seconds=11.2))
     created = [n for n in (f"slow-{i}" for i in range(6)) if kube.store.find("secrets", n, "regcred")]
     assert 1 <= len(created) < 6
     assert "slow-5" in str(failure.value)
     assert not any("/namespaces/slow-5/" in r.path for r in kube.requests)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        FaultRule(method="POST", delay=60.0),  # a request that hangs
+        FaultRule(method="POST", status=503, retry_after=3600),  # a server asking to wait an hour
+        FaultRule(method="POST", drop=True),  # connections dropped, retried with backoff
+    ],
+    ids=["hang", "retry-after-an-hour", "dropped"],
+)
+def test_a_run_ends_with_its_summary_before_the_lambda_timeout(
+    kube: LocalKube, monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str], fault: FaultRule
+) -> None:
+    from lambda_fn.handler import lambda_handler  # noqa: PLC0415
+
+    monkeypatch.setenv("NAMESPACES", "team-*")
+    monkeypatch.setenv("DEADLINE_MARGIN_SECONDS", "2")
+    kube.faults.append(fault)
+    timeout = 8.0
+    started = time.monotonic()
+    with pytest.raises(RefreshFailed, match="team-a"):
+        lambda_handler(SCHEDULED, FakeLambdaContext(timeout_seconds=timeout))
+    assert time.monotonic() - started < timeout - 1  # the summary and the metrics still had time
+    assert '"message":"refresh finished"' in logs()
+    assert kube.store.find("secrets", "team-a", "regcred") is None
 
 
 def test_ecr_throttling_is_retried_by_botocore_one_logical_call(kube: LocalKube, aws: MotoAws, invoke: Invoke) -> None:

@@ -109,16 +109,38 @@ def test_service_accounts_get_the_secret(kube: LocalKube, invoke: Invoke, monkey
     assert writes(kube) == []
 
 
-def test_dry_run_writes_nothing(kube: LocalKube, invoke: Invoke) -> None:
+def test_dry_run_writes_nothing(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-*,default")
     result = invoke({"dry_run": True, "namespaces": ["team-*"]})
     assert result["dry_run"] is True
     assert outcomes(result) == {"team-a": "created", "team-b": "created"}
     assert writes(kube) == []
 
 
-def test_a_manual_event_overrides_the_targets(kube: LocalKube, invoke: Invoke) -> None:
-    assert outcomes(invoke({"namespaces": ["team-a"], "secret_name": "ecr-pull"})) == {"team-a": "created"}
-    assert kube.store.find("secrets", "team-a", "ecr-pull") is not None
+def test_a_manual_event_chooses_among_the_configured_targets(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-*")
+    assert outcomes(invoke({"namespaces": ["team-a"]})) == {"team-a": "created"}
+    assert kube.store.find("secrets", "team-b", "regcred") is None
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"namespaces": ["kube-system"]}, "kube-system outside the configured namespaces"),
+        ({"secret_name": "ecr-pull"}, "this function writes 'regcred' only"),
+        ({"service_accounts": ["default"]}, "default not configured"),
+        ({"cluster_name": "other"}, "this function serves cluster 'demo' only"),
+    ],
+)
+def test_a_manual_event_cannot_widen_the_scope_and_writes_nothing(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, event: dict[str, Any], message: str
+) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-*")
+    with pytest.raises(ConfigError, match=message):
+        invoke(event)
+    assert [r for r in kube.requests if r.method != "GET"] == []
 
 
 @pytest.mark.parametrize(
@@ -234,10 +256,15 @@ def test_an_unknown_cluster_names_the_setting_and_writes_nothing(
     assert kube.requests == []
 
 
-def test_a_wrong_cluster_ca_fails_closed(kube: LocalKube, aws: MotoAws, invoke: Invoke) -> None:
-    """TLS is verified against the cluster's CA: another CA fails every namespace, no fallback."""
+@pytest.mark.parametrize("namespaces", ["default", "team-*,default"])
+def test_a_wrong_cluster_ca_fails_closed(
+    kube: LocalKube, aws: MotoAws, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, namespaces: str
+) -> None:
+    """TLS is verified against the cluster's CA: another CA fails every namespace, no fallback; and
+    the endpoint cached by the warm container is forgotten, whether targets are named or listed."""
     import trustme  # noqa: PLC0415
 
+    monkeypatch.setenv("NAMESPACES", namespaces)
     other_ca = trustme.CA().cert_pem.bytes()
     cluster = eks_backends[ACCOUNT][REGION].clusters[CLUSTER_NAME]
     right_ca = cluster.certificate_authority
@@ -248,4 +275,4 @@ def test_a_wrong_cluster_ca_fails_closed(kube: LocalKube, aws: MotoAws, invoke: 
     assert kube.store.find("secrets", "default", "regcred") is None
     # The cluster's real CA is back (think: cluster recreated); the warm container asks EKS again.
     cluster.certificate_authority = right_ca
-    assert outcomes(invoke()) == {"default": "created"}
+    assert outcomes(invoke())["default"] == "created"

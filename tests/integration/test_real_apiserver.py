@@ -223,3 +223,47 @@ def test_the_cli_in_kubeconfig_mode_against_kube_apiserver(real: tuple[RealKube,
     assert written.type == "kubernetes.io/dockerconfigjson"
     assert written.metadata.labels["app.kubernetes.io/managed-by"] == "ecr-token-refresher"
     assert cluster.auths(namespace)[OWN_REGISTRY]["username"] == "AWS"
+
+
+def test_an_update_keeps_owner_references_finalizers_and_unknown_fields(
+    real: tuple[RealKube, Cluster], invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, cluster = real
+    name = cluster.namespace(f"own{uuid.uuid4().hex[:6]}")
+    configure(monkeypatch, namespaces=[name])
+    cluster.apply(render(DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, "namespaces": [name]}.get)))
+    assert outcomes(invoke()) == {name: "created"}
+    owner = cluster.core.create_namespaced_config_map(name, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="owner")))
+    reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+    cluster.core.patch_namespaced_secret(
+        "regcred",
+        name,
+        {"metadata": {"ownerReferences": [reference], "finalizers": ["example.com/keep"], "labels": {"team": "a"}}},
+    )
+    assert outcomes(invoke({"force": True})) == {name: "updated"}
+    secret = cluster.core.read_namespaced_secret("regcred", name)
+    assert [(ref.kind, ref.uid) for ref in secret.metadata.owner_references] == [("ConfigMap", owner.metadata.uid)]
+    assert secret.metadata.finalizers == ["example.com/keep"]
+    assert secret.metadata.labels["team"] == "a"
+    cluster.core.patch_namespaced_secret("regcred", name, {"metadata": {"finalizers": None}})
+
+
+def test_an_immutable_stale_secret_fails_naming_the_fix_and_is_not_touched(
+    real: tuple[RealKube, Cluster], invoke: Invoke, monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
+) -> None:
+    _, cluster = real
+    name = cluster.namespace(f"imm{uuid.uuid4().hex[:6]}")
+    configure(monkeypatch, namespaces=[name])
+    cluster.apply(render(DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, "namespaces": [name]}.get)))
+    assert outcomes(invoke()) == {name: "created"}
+    secret = cluster.core.read_namespaced_secret("regcred", name)
+    secret.immutable = True
+    secret.metadata.annotations["ecr-token-refresher/expires-at"] = "2026-01-01T00:00:00+00:00"
+    cluster.core.replace_namespaced_secret("regcred", name, secret)
+    before = cluster.core.read_namespaced_secret("regcred", name)
+    with pytest.raises(RefreshFailed, match=name):
+        invoke()
+    assert "the secret is marked immutable, so its token cannot be renewed in place; delete it" in logs()
+    assert cluster.core.read_namespaced_secret("regcred", name).metadata.resource_version == (
+        before.metadata.resource_version
+    )

@@ -10,6 +10,7 @@ import pytest
 from lambda_fn.config import Settings
 from lambda_fn.errors import ConfigError
 from lambda_fn.events import settings_for_event
+from lambda_fn.models import TargetSpec
 
 EVENTS = Path(__file__).parents[2] / "events"
 SETTINGS = Settings.from_env(
@@ -28,19 +29,45 @@ def test_the_scheduled_event_keeps_the_settings() -> None:
 def test_the_shipped_manual_events_parse() -> None:
     assert settings_for_event(load("dry-run.json"), SETTINGS).dry_run is True
     manual = settings_for_event(load("manual-override.json"), SETTINGS)
-    assert manual.namespaces == ("team-a", "team-b")
-    assert manual.service_accounts == ("default",)
+    assert manual.narrowing == TargetSpec(("team-a", "team-b"), None, ())
+    assert manual.namespaces == SETTINGS.namespaces  # the configured scope stays; the event chooses within it
     assert manual.force is True
 
 
-def test_a_selector_alone_replaces_the_targeting() -> None:
+def test_a_selector_alone_narrows_the_targeting_as_a_whole() -> None:
     settings = settings_for_event({"selector": "team=a"}, SETTINGS)
-    assert settings.namespaces == ()
-    assert settings.namespace_selector == "team=a"
+    assert settings.narrowing == TargetSpec((), "team=a", ())
+    assert settings.namespaces == ("team-*",)
 
 
-def test_a_schedule_input_may_name_the_cluster() -> None:
-    assert settings_for_event({"cluster_name": "staging"}, SETTINGS).cluster_name == "staging"
+def test_exclusions_in_an_event_add_to_the_configured_ones() -> None:
+    settings = settings_for_event({"exclude_namespaces": ["team-x"]}, SETTINGS)
+    assert settings.narrowing == TargetSpec((), None, ("team-x",))
+
+
+def test_the_event_may_name_the_configured_cluster_secret_and_service_accounts() -> None:
+    configured = SETTINGS.replace({}, source="test", service_accounts=("default", "builder"))
+    settings = settings_for_event(
+        {"cluster_name": "prod", "secret_name": "regcred", "service_accounts": ["builder"]}, configured
+    )
+    assert (settings.cluster_name, settings.secret_name, settings.service_accounts) == ("prod", "regcred", ("builder",))
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"cluster_name": "staging"}, "cluster_name: this function serves cluster 'prod' only (CLUSTER_NAME)"),
+        ({"secret_name": "other"}, "secret_name: this function writes 'regcred' only (SECRET_NAME)"),
+        (
+            {"service_accounts": ["default"]},
+            "service_accounts: default not configured: a manual event may only choose among the configured",
+        ),
+    ],
+)
+def test_an_event_that_would_widen_the_scope_is_rejected(event: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError, match="invalid event") as caught:
+        settings_for_event(event, SETTINGS)
+    assert expected in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +81,7 @@ def test_a_schedule_input_may_name_the_cluster() -> None:
         ({"namespaces": ["../../etc"]}, "namespaces: '../../etc' is not a namespace name"),
         ({"namespaces": ["a\u0000b"]}, "namespaces: 'a\\x00b' is not a namespace name"),
         ({"selector": "a in (b"}, "selector: 'a in (b' is not a label selector"),
-        ({"secret_name": "Not Valid"}, "secret_name: 'Not Valid' is not a valid Kubernetes name"),
+        ({"exclude_namespaces": ["Not Valid"]}, "exclude_namespaces: 'Not Valid' is not a namespace name"),
         (["not", "an", "object"], "event: must be a JSON object"),
         ({"source": "aws.events", "detail-type": "Scheduled Event"}, "scheduled event"),
     ],

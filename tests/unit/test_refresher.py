@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from lambda_fn.config import Settings
-from lambda_fn.errors import ApiUnavailable, Conflict, Forbidden, Unauthorized
+from lambda_fn.errors import ApiUnavailable, ConfigError, Conflict, Forbidden, Unauthorized
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
@@ -22,6 +22,7 @@ from lambda_fn.models import (
     RegistryCredential,
     SecretState,
     ServiceAccountState,
+    TargetSpec,
 )
 from lambda_fn.refresher import MAX_WRITE_ATTEMPTS, RefreshPlan, renew_pull_secrets
 from tests.fakes import NOW, FakeCluster
@@ -209,8 +210,8 @@ def test_dry_run_reads_but_never_writes(cluster: FakeCluster) -> None:
     cluster.accounts["team-a", "default"] = ServiceAccountState("default", "team-a", (), "1")
     results = run(cluster, plan("team-a", "team-b", dry_run=True, service_accounts=("default",)))
     assert results["team-a"].outcome is Outcome.CREATED
-    assert results["team-a"].reason == "dry run: would create"
-    assert results["team-a"].service_accounts == ("default",)
+    assert results["team-a"].reason == "dry run: would create; would patch service accounts default"
+    assert results["team-a"].to_dict()["service_accounts_to_patch"] == ["default"]
     assert cluster.writes() == []
     assert cluster.secrets == {}
 
@@ -268,3 +269,63 @@ def test_a_failed_listing_still_serves_the_named_namespaces(cluster: FakeCluster
     assert summary.errors
     assert "could not list namespaces" in summary.errors[0]
     assert not summary.ok
+
+
+def test_with_globs_a_fresh_run_reads_every_state_from_one_list(cluster: FakeCluster) -> None:
+    run(cluster, plan("team-*"))
+    assert ("read_secret", "team-a") not in cluster.calls  # absent from the list: created straight away
+    cluster.calls.clear()
+    results = run(cluster, plan("team-*"))
+    assert {r.outcome for r in results.values()} == {Outcome.UNCHANGED}
+    assert cluster.calls == [("list_namespaces", ""), ("list_secret_metadata", "")]
+
+
+def test_with_globs_only_a_stale_secret_is_read_in_full(cluster: FakeCluster) -> None:
+    run(cluster, plan("team-*"))
+    old = cluster.secrets["team-a", "regcred"]
+    stale = {**old.annotations, EXPIRES_AT_ANNOTATION: (NOW + timedelta(hours=1)).isoformat()}
+    cluster.secrets["team-a", "regcred"] = replace(old, annotations=stale)
+    cluster.calls.clear()
+    results = run(cluster, plan("team-*"))
+    assert (results["team-a"].outcome, results["team-b"].outcome) == (Outcome.UPDATED, Outcome.UNCHANGED)
+    assert [call for call in cluster.calls if call[1] == "team-a"] == [
+        ("read_secret", "team-a"),
+        ("replace_secret", "team-a"),
+    ]
+
+
+def test_a_secret_created_by_someone_else_after_the_list_is_re_read_and_decided_again(cluster: FakeCluster) -> None:
+    def someone_else_creates_it() -> None:
+        cluster.secrets.setdefault(("team-a", "regcred"), SecretState("regcred", "team-a", "Opaque"))
+
+    cluster.hooks["create_secret", "team-a"] = someone_else_creates_it
+    result = run(cluster, plan("team-*"))["team-a"]
+    assert (result.outcome, result.foreign) == (Outcome.SKIPPED, True)
+    assert cluster.secrets["team-a", "regcred"].type == "Opaque"
+
+
+def test_a_failed_list_of_secrets_falls_back_to_one_read_each_and_fails_the_run(cluster: FakeCluster) -> None:
+    def forbidden() -> None:
+        raise Forbidden('403 Forbidden: secrets is forbidden: User "x" cannot list resource "secrets"')
+
+    cluster.hooks["list_secret_metadata", ""] = forbidden
+    summary = renew_pull_secrets(cluster, [CREDENTIAL], plan("team-*"), cluster_label="t", now=lambda: NOW)
+    assert {r.outcome for r in summary.results} == {Outcome.CREATED}
+    assert "could not list the 'regcred' secrets" in summary.errors[0]
+    assert not summary.ok
+
+
+def test_an_event_naming_an_unconfigured_namespace_writes_nothing(cluster: FakeCluster) -> None:
+    cluster.add_namespace("kube-system")
+    with pytest.raises(ConfigError, match="kube-system outside the configured namespaces"):
+        run(cluster, plan("team-*", narrowing=TargetSpec(("team-a", "kube-system"), None)))
+    assert cluster.writes() == []
+
+
+def test_an_update_writes_back_the_object_as_read(cluster: FakeCluster) -> None:
+    run(cluster, plan())
+    old = cluster.secrets["team-a", "regcred"]
+    raw = {"metadata": {"ownerReferences": [{"uid": "u-1"}], "finalizers": ["example.com/keep"]}}
+    cluster.secrets["team-a", "regcred"] = replace(old, raw=raw)
+    run(cluster, plan(force=True))
+    assert cluster.secrets["team-a", "regcred"].raw == raw

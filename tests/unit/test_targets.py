@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from lambda_fn.targets import TargetSpec, resolve_targets
+import pytest
+
+from lambda_fn.errors import ConfigError
+from lambda_fn.models import TargetSpec
+from lambda_fn.targets import narrow_targets, resolve_targets
 from tests.fakes import FakeCluster
 
 
@@ -41,3 +45,29 @@ def test_explicit_names_win_over_exclusions() -> None:
         "team-b",
         "team-sandbox",
     ]
+
+
+CONFIGURED = TargetSpec(("team-*", "default"), "ecr=yes")
+
+
+def narrowed(narrowing: TargetSpec, configured: TargetSpec = CONFIGURED) -> list[str]:
+    fake = cluster()
+    return [target.name for target in narrow_targets(fake, resolve_targets(fake, configured), narrowing)]
+
+
+def test_an_event_chooses_among_the_configured_targets() -> None:
+    assert narrowed(TargetSpec(("team-a",), None)) == ["team-a"]
+    assert narrowed(TargetSpec(("team-s*",), None)) == ["team-sandbox"]
+    assert narrowed(TargetSpec((), "ecr=yes")) == ["payments"]  # kube-ecr is not configured: stays out
+    assert narrowed(TargetSpec((), None, ("team-*",))) == ["default", "payments"]
+
+
+def test_an_event_glob_or_selector_never_adds_a_namespace() -> None:
+    assert narrowed(TargetSpec(("*",), None), TargetSpec(("team-a",), None)) == ["team-a"]
+    assert narrowed(TargetSpec((), "ecr=yes"), TargetSpec(("team-a",), None)) == []
+
+
+def test_an_event_naming_a_namespace_outside_the_configuration_is_rejected() -> None:
+    with pytest.raises(ConfigError) as caught:
+        narrowed(TargetSpec(("team-a", "kube-system", "other"), None))
+    assert "kube-system, other outside the configured namespaces" in str(caught.value)

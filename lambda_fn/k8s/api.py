@@ -1,0 +1,320 @@
+"""ClusterApi over the official kubernetes client's ApiClient (auth, TLS, serialization).
+
+Calls go through ApiClient.param_serialize/call_api rather than CoreV1Api: importing CoreV1Api
+builds ~250 pydantic model classes (measured +1.8 s of cold start) and validates every call, for a
+handful of endpoints whose JSON this module reads and writes as plain dicts anyway.
+
+Retries: urllib3's Retry decides what is retried and how long to back off (Retry-After honoured, but
+capped); the loop here runs it, because only it knows the run's deadline: no request, retry or wait
+outlasts `time_left()`, so a Lambda run always ends with its summary.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from lambda_fn.errors import (
+    AlreadyExists,
+    ApiUnavailable,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    KubernetesError,
+    NamespaceTerminating,
+    NotFound,
+    Unauthorized,
+)
+from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
+
+PAGE_SIZE = 500
+# (connect, read) seconds for one attempt at most; less when the deadline is nearer.
+REQUEST_TIMEOUT = (5.0, 15.0)
+# A Retry-After longer than this is not waited for in full (a throttled server may ask for hours).
+RETRY_AFTER_MAX = 10
+# An attempt with less time than this left is not started.
+MIN_ATTEMPT_SECONDS = 0.5
+MERGE_PATCH = "application/merge-patch+json"
+JSON = "application/json"
+# Metadata only: a list of 5,000 secrets is ~3 MB instead of ~60 MB with their tokens.
+METADATA_LIST = f"{JSON};as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,{JSON}"
+SECRETS = "/api/v1/namespaces/{namespace}/secrets"
+SECRET = SECRETS + "/{name}"
+ALL_SECRETS = "/api/v1/secrets"
+NAMESPACES = "/api/v1/namespaces"
+SERVICE_ACCOUNT = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
+
+
+def retry_policy() -> urllib3.Retry:
+    """Dropped connections, 429 and 5xx are retried with backoff (Retry-After honoured, capped).
+
+    Every write carries a resourceVersion or is a create, so a retried write that had in fact
+    landed answers 409 and the core re-reads: retrying PUT/PATCH/POST cannot double-apply.
+    """
+    return urllib3.Retry(
+        total=3,
+        backoff_factor=0.2,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "PUT", "PATCH", "POST"}),
+        respect_retry_after_header=True,
+        retry_after_max=RETRY_AFTER_MAX,
+        raise_on_status=False,
+    )
+
+
+class KubernetesCluster:
+    """ClusterApi over an ApiClient; every request and retry ends within `time_left()` seconds."""
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        time_left: Callable[[], float | None] = lambda: None,
+        tls_hint: str = "",
+    ) -> None:
+        self._api = api_client
+        self._time_left = time_left
+        self._tls_hint = tls_hint
+        self._answered = 0
+        self._lock = threading.Lock()
+
+    @property
+    def answered(self) -> int:
+        """Requests that got a 2xx answer: 0 means nothing got through to the API server."""
+        with self._lock:
+            return self._answered
+
+    def list_namespaces(self, *, label_selector: str | None) -> Sequence[NamespaceInfo]:
+        query: dict[str, str | int] = {"labelSelector": label_selector} if label_selector else {}
+        return [
+            NamespaceInfo(
+                name=item["metadata"]["name"],
+                terminating=item.get("status", {}).get("phase") == "Terminating"
+                or bool(item["metadata"].get("deletionTimestamp")),
+            )
+            for page in self._pages(NAMESPACES, query)
+            for item in page
+        ]
+
+    def list_secret_metadata(self, name: str) -> Iterator[SecretState]:
+        query: dict[str, str | int] = {"fieldSelector": f"metadata.name={name}"}
+        for page in self._pages(ALL_SECRETS, query, accept=METADATA_LIST):
+            for item in page:
+                metadata = item.get("metadata") or {}
+                yield SecretState(
+                    name=metadata.get("name", name),
+                    namespace=metadata.get("namespace", ""),
+                    type=None,
+                    labels=metadata.get("labels") or {},
+                    annotations=metadata.get("annotations") or {},
+                    data=None,
+                    resource_version=metadata.get("resourceVersion"),
+                )
+
+    def read_secret(self, namespace: str, name: str) -> SecretState | None:
+        try:
+            body = self._request("GET", SECRET, namespace=namespace, name=name)
+        except NotFound:
+            return None
+        metadata = body.get("metadata") or {}
+        return SecretState(
+            name=metadata.get("name", name),
+            namespace=namespace,
+            type=body.get("type", "Opaque"),
+            labels=metadata.get("labels") or {},
+            annotations=metadata.get("annotations") or {},
+            data=body.get("data") or {},
+            resource_version=metadata.get("resourceVersion"),
+            immutable=bool(body.get("immutable")),
+            raw=body,
+        )
+
+    def create_secret(self, secret: SecretState) -> None:
+        self._request("POST", SECRETS, namespace=secret.namespace, body=secret_body(secret))
+
+    def replace_secret(self, secret: SecretState) -> None:
+        self._request("PUT", SECRET, namespace=secret.namespace, name=secret.name, body=secret_body(secret))
+
+    def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None:
+        try:
+            body = self._request("GET", SERVICE_ACCOUNT, namespace=namespace, name=name)
+        except NotFound:
+            return None
+        return ServiceAccountState(
+            name=name,
+            namespace=namespace,
+            image_pull_secrets=tuple(ref.get("name", "") for ref in body.get("imagePullSecrets") or []),
+            resource_version=body["metadata"]["resourceVersion"],
+        )
+
+    def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
+        # A merge patch replaces the list whole; the resourceVersion in it makes the API server
+        # refuse (409) if another writer changed the account since we read it.
+        patch = {
+            "metadata": {"resourceVersion": account.resource_version},
+            "imagePullSecrets": [{"name": name} for name in names],
+        }
+        self._request(
+            "PATCH",
+            SERVICE_ACCOUNT,
+            namespace=account.namespace,
+            name=account.name,
+            body=patch,
+            content_type=MERGE_PATCH,
+        )
+
+    def _pages(self, path: str, query: Mapping[str, str | int], *, accept: str = JSON) -> Iterator[list[Any]]:
+        """The items of a paged list, a page at a time; an expired `continue` (410) starts it again once."""
+        page_query: dict[str, str | int] = {**query, "limit": PAGE_SIZE}
+        restarted = False
+        while True:
+            try:
+                page = self._request("GET", path, query=page_query, accept=accept)
+            except Gone:
+                if restarted or "continue" not in page_query:
+                    raise
+                restarted = True
+                page_query = {**query, "limit": PAGE_SIZE}
+                continue
+            yield page.get("items") or []
+            page_token = (page.get("metadata") or {}).get("continue")
+            if not page_token:
+                return
+            page_query["continue"] = page_token
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        query: Mapping[str, str | int] | None = None,
+        body: dict[str, Any] | None = None,
+        content_type: str = JSON,
+        accept: str = JSON,
+    ) -> dict[str, Any]:
+        """One API call, retried within the deadline; its JSON answer, or the project's error."""
+        path_params = {key: value for key, value in (("namespace", namespace), ("name", name)) if value is not None}
+        headers = {"Accept": accept} | ({"Content-Type": content_type} if body is not None else {})
+        request = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            path_params=path_params,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._send(method, request)
+        if not 200 <= response.status <= 299:
+            raise translate_error(response.status, response.reason, (response.data or b"").decode(errors="replace"))
+        with self._lock:
+            self._answered += 1
+        answer: dict[str, Any] = json.loads(response.data or b"{}")
+        return answer
+
+    def _send(self, method: str, request: tuple[Any, ...]) -> Any:
+        """The last answer after retries; ApiUnavailable for a network failure that outlasted them."""
+        retry = retry_policy()
+        _, url, headers, body, post_params = request
+        while True:
+            seconds = self._seconds_for_an_attempt()
+            timeout = (min(REQUEST_TIMEOUT[0], seconds), min(REQUEST_TIMEOUT[1], seconds))
+            try:
+                response = self._api.call_api(method, url, headers, body, post_params, _request_timeout=timeout)
+                response.read()  # type: ignore[no-untyped-call]
+            except ApiException as exc:  # the client's wording for TLS failures (status 0)
+                error = translate_error(exc.status or 0, exc.reason, exc.body)
+                if self._tls_hint and not exc.status:
+                    error = ApiUnavailable(f"{error}; {self._tls_hint}")
+                raise error from exc
+            except urllib3.exceptions.HTTPError as exc:
+                try:
+                    retry = retry.increment(method, url, error=exc)
+                except (urllib3.exceptions.HTTPError, OSError):
+                    raise ApiUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}: {exc}") from exc
+                self._wait(retry.get_backoff_time())
+                continue
+            raw = response.response
+            if not retry.is_retry(method, response.status, has_retry_after="Retry-After" in raw.headers):
+                return response
+            try:
+                retry = retry.increment(method, url, response=raw)
+            except urllib3.exceptions.MaxRetryError:
+                return response
+            if not self._wait(retry.get_retry_after(raw) or retry.get_backoff_time()):
+                return response
+
+    def _seconds_for_an_attempt(self) -> float:
+        left = self._time_left()
+        if left is None:
+            return max(REQUEST_TIMEOUT)
+        if left < MIN_ATTEMPT_SECONDS:
+            raise ApiUnavailable(f"not sent: {max(left, 0):.1f}s left before the run's deadline")
+        return left
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep before a retry; False (no sleep) when the deadline leaves no time to wait and retry."""
+        left = self._time_left()
+        if left is not None and seconds + MIN_ATTEMPT_SECONDS > left:
+            return False
+        time.sleep(seconds)
+        return True
+
+
+def secret_body(secret: SecretState) -> dict[str, Any]:
+    """The object to write: as read (`raw`), with our labels, annotations, type and data.
+
+    Owner references, finalizers and any field this tool does not know are written back as they
+    were; managedFields are left for the API server to keep.
+    """
+    body: dict[str, Any] = copy.deepcopy(dict(secret.raw)) if secret.raw else {"apiVersion": "v1", "kind": "Secret"}
+    metadata = body.setdefault("metadata", {})
+    metadata.pop("managedFields", None)
+    metadata.update(name=secret.name, namespace=secret.namespace)
+    for key, value in (("labels", secret.labels), ("annotations", secret.annotations)):
+        if value:
+            metadata[key] = dict(value)
+    if secret.resource_version:
+        metadata["resourceVersion"] = secret.resource_version
+    body["type"] = secret.type
+    body["data"] = dict(secret.data or {})
+    return body
+
+
+def translate_error(status: int, http_reason: str | None, body: str | None) -> KubernetesError:
+    """The project's error for an API answer, with the server's own message (never the request)."""
+    try:
+        status_body = json.loads(body or "{}")
+    except ValueError:
+        status_body = {}
+    if not isinstance(status_body, dict):
+        status_body = {}
+    reason = status_body.get("reason") or http_reason or "Error"
+    message = f"{status} {reason}: {str(status_body.get('message') or http_reason)[:300]}"
+    if status == 401:
+        return Unauthorized(message)
+    if status == 403:
+        causes = (status_body.get("details") or {}).get("causes") or []
+        if any(cause.get("reason") == "NamespaceTerminating" for cause in causes) or "being terminated" in message:
+            return NamespaceTerminating(message)
+        return Forbidden(message)
+    if status == 404:
+        return NotFound(message)
+    if status == 409:
+        return AlreadyExists(message) if reason == "AlreadyExists" else Conflict(message)
+    if status == 410:
+        return Gone(message)
+    if status in (400, 422):
+        return Invalid(message, status=status)
+    return ApiUnavailable(message, status=status or None)

@@ -1,0 +1,112 @@
+"""How to reach a cluster: a kubernetes client Configuration built from EKS or a kubeconfig.
+
+A Configuration is built per run; the client's global default configuration is never touched. TLS is
+always verified against the cluster's CA, whatever a kubeconfig says.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as kube_config
+from kubernetes.config.config_exception import ConfigException
+
+from lambda_fn.errors import ConfigError, Problem
+from lambda_fn.k8s.api import KubernetesCluster
+
+LOGGER = logging.getLogger(__name__)
+# An exec plugin's token is re-read at most this often: the client itself re-runs the plugin on every
+# request once the token has less than 5 minutes left, which a 5-minute token always has.
+EXEC_TOKEN_REUSE_SECONDS = 60.0
+INSECURE_OVERRIDDEN = (
+    "the kubeconfig sets insecure-skip-tls-verify, which this tool ignores: TLS is always verified; "
+    "put the cluster's CA in certificate-authority-data"
+)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A client Configuration, the cluster's name for summaries, what it is for people, and a hint
+    for TLS failures."""
+
+    configuration: Any  # kubernetes.client.Configuration (the client is untyped)
+    name: str
+    description: str
+    tls_hint: str = ""
+
+
+def eks_connection(
+    name: str, endpoint: str, ca_pem: bytes, token: str, *, description: str, pool_size: int
+) -> Connection:
+    configuration = k8s.Configuration(
+        host=endpoint,
+        api_key={"BearerToken": token},
+        api_key_prefix={"BearerToken": "Bearer"},
+        ca_cert_data=ca_pem.decode(),  # in memory: the CA is never written to disk
+    )
+    return Connection(_tuned(configuration, pool_size=pool_size), name, description)
+
+
+def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_size: int) -> Connection:
+    """`context` (default: the current one) of a kubeconfig file, as kubectl reads it (exec plugins too)."""
+    configuration = k8s.Configuration()
+    try:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=context, client_configuration=configuration, persist_config=False
+        )
+        _, current = kube_config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
+        where = path or "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
+        raise ConfigError(
+            [Problem("kubeconfig", f"cannot use {where}" + (f" context {context!r}" if context else "") + f": {exc}")],
+            source="kubeconfig",
+        ) from exc
+    hint = ""
+    if not configuration.verify_ssl:
+        LOGGER.warning(INSECURE_OVERRIDDEN)
+        hint = INSECURE_OVERRIDDEN
+    if configuration.refresh_api_key_hook is not None:
+        configuration.refresh_api_key_hook = _rate_limited(configuration.refresh_api_key_hook)
+    name = context or current["name"]
+    where = path or "the default kubeconfig"
+    return Connection(
+        _tuned(configuration, pool_size=pool_size), name, f"context {name} of {where} ({configuration.host})", hint
+    )
+
+
+def _rate_limited(refresh: Callable[[Any], None]) -> Callable[[Any], None]:
+    """The client's token refresh, run at most once per EXEC_TOKEN_REUSE_SECONDS for the run."""
+    last = [time.monotonic()]
+
+    def refresh_now_and_then(configuration: Any) -> None:
+        if time.monotonic() - last[0] >= EXEC_TOKEN_REUSE_SECONDS:
+            refresh(configuration)
+            last[0] = time.monotonic()
+
+    return refresh_now_and_then
+
+
+def _tuned(configuration: Any, *, pool_size: int) -> Any:
+    configuration.verify_ssl = True
+    # KubernetesCluster retries by itself, within the run's deadline; urllib3 must not retry again.
+    configuration.retries = False
+    # One connection per worker thread, reused across the namespaces it serves.
+    configuration.connection_pool_maxsize = pool_size
+    return configuration
+
+
+@contextmanager
+def connect(connection: Connection, *, time_left: Callable[[], float | None]) -> Iterator[KubernetesCluster]:
+    """A KubernetesCluster whose every request and retry ends within `time_left()` seconds."""
+    api_client = k8s.ApiClient(connection.configuration)
+    try:
+        yield KubernetesCluster(api_client, time_left=time_left, tls_hint=connection.tls_hint)
+    finally:
+        api_client.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,135 @@
+"""The one per-namespace decision, whichever read fed it: adoption, immutability, registry and role
+changes, edited annotations, and reads of metadata only."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from lambda_fn.config import Settings
+from lambda_fn.models import (
+    DOCKERCONFIGJSON_KEY,
+    DOCKERCONFIGJSON_TYPE,
+    EXPIRES_AT_ANNOTATION,
+    MANAGED_BY_LABEL,
+    REFRESHED_AT_ANNOTATION,
+    REGISTRIES_ANNOTATION,
+    Outcome,
+    RegistryCredential,
+    SecretState,
+)
+from lambda_fn.refresher import Action, RefreshPlan, Registries, decide, desired_secret, renew_pull_secrets
+from tests.fakes import NOW, FakeCluster
+
+HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+OTHER = "210987654321.dkr.ecr.us-east-1.amazonaws.com"
+ROLE = "arn:aws:iam::210987654321:role/puller"
+OWN = Registries((RegistryCredential(HOST, "pw-1", NOW + timedelta(hours=12)),))
+TWO = Registries((*OWN.credentials, RegistryCredential(OTHER, "pw-2", NOW + timedelta(hours=12), role_arn=ROLE)))
+PLAN = RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=("team-*",)))
+
+
+def dockerconfig(*hosts: str) -> dict[str, str]:
+    auths = {host: {"username": "AWS", "password": "old", "auth": "QVdTOm9sZA=="} for host in hosts}
+    return {DOCKERCONFIGJSON_KEY: base64.b64encode(json.dumps({"auths": auths}).encode()).decode()}
+
+
+def managed(registries: Registries = OWN, *, left: timedelta = timedelta(hours=11), **changes: object) -> SecretState:
+    """A secret as this tool wrote it an hour ago (`left` of its token remaining)."""
+    secret = desired_secret(None, registries, namespace="team-a", secret_name="regcred", now=NOW - timedelta(hours=1))
+    annotations = {**secret.annotations, EXPIRES_AT_ANNOTATION: (NOW + left).isoformat()}
+    return replace(secret, annotations=annotations, **changes)  # type: ignore[arg-type]
+
+
+def recipe_secret(*hosts: str) -> SecretState:
+    """What `kubectl create secret docker-registry regcred --docker-server=...` makes: no label."""
+    return SecretState("regcred", "team-a", DOCKERCONFIGJSON_TYPE, data=dockerconfig(*hosts))
+
+
+def test_a_fresh_managed_secret_is_settled_from_its_metadata_alone() -> None:
+    metadata_only = replace(managed(), type=None, data=None)
+    assert decide(metadata_only, OWN, PLAN, now=NOW).outcome is Outcome.UNCHANGED
+
+
+def test_a_stale_secret_known_by_metadata_alone_is_read_in_full_first() -> None:
+    metadata_only = replace(managed(left=timedelta(hours=1)), type=None, data=None)
+    assert decide(metadata_only, OWN, PLAN, now=NOW).action is Action.READ
+    assert decide(managed(left=timedelta(hours=1)), OWN, PLAN, now=NOW).action is Action.UPDATE
+
+
+def test_an_expiry_annotation_edited_into_the_future_is_not_trusted_past_12_hours_of_the_refresh() -> None:
+    forged = managed(left=timedelta(days=365))
+    annotations = {**forged.annotations, REFRESHED_AT_ANNOTATION: (NOW - timedelta(hours=7)).isoformat()}
+    assert decide(replace(forged, annotations=annotations), OWN, PLAN, now=NOW).action is Action.UPDATE
+
+
+def test_a_registry_edited_out_of_the_data_is_rewritten_when_the_data_is_read() -> None:
+    edited = replace(managed(), data=dockerconfig("ghcr.io"))
+    assert decide(edited, OWN, PLAN, now=NOW).action is Action.UPDATE
+
+
+def test_a_new_role_behind_a_registry_rewrites_the_secret() -> None:
+    written = managed(TWO)
+    assert written.annotations[REGISTRIES_ANNOTATION] == f"{HOST},{OTHER}={ROLE}"
+    assert decide(written, TWO, PLAN, now=NOW).outcome is Outcome.UNCHANGED
+    new_role = Registries((OWN.credentials[0], replace(TWO.credentials[1], role_arn=ROLE + "-2")))
+    assert decide(written, new_role, PLAN, now=NOW).action is Action.UPDATE
+
+
+def test_retired_and_added_registries_are_named() -> None:
+    verdict = decide(managed(TWO), OWN, PLAN, now=NOW)
+    assert (verdict.action, verdict.reason) == (Action.UPDATE, f"registries changed: retires {OTHER}")
+    verdict = decide(managed(OWN), TWO, PLAN, now=NOW)
+    assert verdict.reason == f"registries changed: adds {OTHER}"
+
+
+def test_an_immutable_stale_secret_fails_saying_how_to_fix_it() -> None:
+    verdict = decide(managed(left=timedelta(hours=1), immutable=True), OWN, PLAN, now=NOW)
+    assert verdict.outcome is Outcome.FAILED
+    assert "immutable" in verdict.reason
+    assert "delete it" in verdict.reason
+    assert decide(managed(immutable=True), OWN, PLAN, now=NOW).outcome is Outcome.UNCHANGED
+
+
+def test_the_kubectl_recipes_secret_is_adopted() -> None:
+    verdict = decide(recipe_secret(HOST), OWN, PLAN, now=NOW)
+    assert (verdict.action, verdict.outcome) == (Action.ADOPT, Outcome.ADOPTED)
+    assert decide(replace(recipe_secret(HOST), type=None, data=None), OWN, PLAN, now=NOW).action is Action.READ
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        recipe_secret(HOST, "ghcr.io"),  # another registry's login inside: someone else's
+        recipe_secret(OTHER),  # an ECR host this configuration does not serve
+        recipe_secret(),  # no auths at all
+        replace(recipe_secret(HOST), type="Opaque"),
+        replace(recipe_secret(HOST), immutable=True),
+    ],
+)
+def test_any_other_unlabelled_secret_is_skipped_as_foreign(secret: SecretState) -> None:
+    verdict = decide(secret, OWN, PLAN, now=NOW)
+    assert (verdict.action, verdict.outcome, verdict.foreign) == (Action.DONE, Outcome.SKIPPED, True)
+
+
+def test_with_adoption_off_the_recipes_secret_is_foreign_and_not_even_read() -> None:
+    no_adoption = replace(PLAN, adopt_existing=False)
+    verdict = decide(replace(recipe_secret(HOST), type=None, data=None), OWN, no_adoption, now=NOW)
+    assert (verdict.outcome, verdict.foreign) == (Outcome.SKIPPED, True)
+    assert "adoption is off" in verdict.reason
+
+
+def test_adoption_keeps_everything_else_and_labels_the_secret() -> None:
+    fake = FakeCluster()
+    fake.add_namespace("team-a")
+    fake.secrets["team-a", "regcred"] = replace(recipe_secret(HOST), labels={"team": "a"}, resource_version="7")
+    summary = renew_pull_secrets(fake, OWN.credentials, PLAN, cluster_label="t", now=lambda: NOW)
+    assert summary.results[0].outcome is Outcome.ADOPTED
+    adopted = fake.secrets["team-a", "regcred"]
+    assert adopted.labels == {"team": "a", MANAGED_BY_LABEL: "ecr-token-refresher"}
+    auths = json.loads(base64.b64decode(adopted.data[DOCKERCONFIGJSON_KEY]))["auths"]  # type: ignore[index]
+    assert auths[HOST]["password"] == "pw-1"
