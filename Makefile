@@ -14,13 +14,17 @@ CDK := node_modules/.bin/cdk
 CDK_ARGS ?=
 # e.g. make rbac CONTEXT="clusterName=prod namespaces=team-* serviceAccounts=default"
 CONTEXT ?=
+# e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
+CLUSTER ?=
 
 .PHONY: demo test test-apiserver lint format unit integration synth deploy rbac asset bench soak clean
 
+# Set-up talks on stderr only, so that `make rbac ... | kubectl apply -f -` gets nothing but the manifest.
 $(STAMP): requirements.txt constraints.txt lambda_fn/requirements.txt
-	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3" >&2; exit 2; }
+	@echo "setting up $(VENV) (first run: a few minutes)" >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt >&2
 	@touch $@
 
 demo: $(STAMP) ## run the real handler against moto + the local Kubernetes API, twice
@@ -43,19 +47,19 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --silent
+	@npm ci --no-audit --no-fund --silent >&2
 	@touch $@
 
-synth: $(STAMP) $(NODE_STAMP) ## cdk synth offline (bundles the function), cdk-nag, cfn-lint
-	$(CDK) synth --no-notices $(CDK_ARGS)
+synth: $(STAMP) $(NODE_STAMP) ## cdk synth offline (bundles the function), cdk-nag, cfn-lint; the template stays in cdk.out/
+	$(CDK) synth --quiet --no-notices $(CDK_ARGS)
 	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
-	@echo "RBAC manifest: cdk.out/rbac.yaml (or: make rbac)"
+	@echo "template: cdk.out/$$(ls cdk.out | grep -m1 'template.json$$'); Kubernetes manifests: $$(cd cdk.out && ls rbac*.yaml | tr '\n' ' ')(or: make rbac)"
 
 deploy: $(STAMP) $(NODE_STAMP) ## cdk deploy with the locally installed CLI
 	$(CDK) deploy --no-notices $(CDK_ARGS)
 
-rbac: $(STAMP) ## print the RBAC manifest for kubectl apply -f -
-	@$(BIN)/python -m infra.rbac $(CONTEXT)
+rbac: $(STAMP) ## print a cluster's RBAC + admission policy for kubectl apply -f - (CLUSTER=name for one of several)
+	@$(BIN)/python -m infra.rbac $(if $(CLUSTER),--cluster $(CLUSTER)) $(CONTEXT)
 
 asset: $(STAMP) ## the Lambda asset's size and cold import time, trimmed or not
 	$(BIN)/python -m bench.asset_footprint

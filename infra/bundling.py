@@ -1,20 +1,23 @@
 """Bundle the function without Docker: pip installs wheels for the Lambda's platform and Python.
 
-Docker stays the fallback (CDK uses it when try_bundle returns False), but nothing here needs it.
-What the runtime already has or the code never loads is left out; each cut is measured in the
-close notes of the CDK issue and by `make asset`.
+There is no Docker fallback: a failed pip install fails the synth with pip's own message. What the
+code never loads is left out; each cut is measured by `make asset`. The asset's hash covers
+everything the bundle is made of (the code, the pins, this recipe, the platform and Python), so a
+changed pin is a new asset that cdk-assets uploads and the function runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,18 +133,38 @@ def runtime_interpreter(python_version: str) -> str | None:
     return None
 
 
-def code_asset(runtime: lambda_.Runtime) -> lambda_.Code:
+PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+# What the bundle is made of, besides lambda_fn/ itself: any change here is a new asset.
+RECIPE = (ROOT / "constraints.txt", SOURCE_PACKAGE / "requirements.txt", Path(__file__).resolve())
+
+
+@dataclass(frozen=True)
+class BundledCode:
+    code: lambda_.Code
+    hash: str
+
+
+def bundle_hash(*, python_version: str, platform: str) -> str:
+    """sha256 over the function's source files, the pins, this recipe, the platform and Python."""
+    digest = hashlib.sha256(f"python{python_version} {platform}\n".encode())
+    sources = sorted(path for path in SOURCE_PACKAGE.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+    for path in [*sources, *RECIPE]:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def bundled_code(runtime: lambda_.Runtime, *, architecture: str) -> BundledCode:
     python_version = runtime.name.removeprefix("python")
-    return lambda_.Code.from_asset(
+    platform = PLATFORMS[architecture]
+    asset_hash = bundle_hash(python_version=python_version, platform=platform)
+    code = lambda_.Code.from_asset(
         str(SOURCE_PACKAGE),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=asset_hash,
         bundling=BundlingOptions(
-            image=runtime.bundling_image,
-            local=LocalPipBundling(python_version=python_version),
-            # Docker fallback: the same install inside the runtime's build image.
-            command=[
-                "bash",
-                "-c",
-                "pip install -r requirements.txt -t /asset-output && cp -r . /asset-output/lambda_fn",
-            ],
+            # Required by the API, never pulled: local bundling always succeeds or raises.
+            image=DockerImage.from_registry("unused-local-bundling-only"),
+            local=LocalPipBundling(python_version=python_version, platform=platform),
         ),
     )
+    return BundledCode(code, asset_hash)

@@ -1,7 +1,9 @@
-"""Cluster access: an EKS access entry per cluster mapping the function's role to a Kubernetes group.
+"""Cluster access: an EKS access entry mapping one cluster's function role to the Kubernetes group.
 
-The group's rights come from the RBAC manifest (infra/rbac.py), rendered from the same config and
-applied with kubectl; no EKS access policy is attached (AmazonEKSEditPolicy would be far broader).
+The group's rights come from the RBAC manifest and admission policy (infra/rbac.py), rendered from the
+same config and applied with kubectl; no EKS access policy is attached (AmazonEKSEditPolicy would be
+far broader). A cluster reached through a kubeconfig gets no entry, nor does one listed in
+`existingAccessEntries` (its entry is managed elsewhere; `check` reports it).
 """
 
 from __future__ import annotations
@@ -10,20 +12,20 @@ from aws_cdk import aws_eks as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.config import DeploymentConfig
+from infra.config import Cluster, DeploymentConfig
 
 
-class ClusterAccess(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig, role: iam.IRole) -> None:
-        super().__init__(scope, construct_id)
-        self.entries = [
-            eks.CfnAccessEntry(
-                self,
-                f"AccessEntry{index}",
-                cluster_name=cluster,
-                principal_arn=role.role_arn,
-                type="STANDARD",
-                kubernetes_groups=[config.kubernetes_group],
-            )
-            for index, cluster in enumerate(config.clusters)
-        ]
+def access_entry(
+    scope: Construct, *, config: DeploymentConfig, cluster: Cluster, role: iam.IRole
+) -> eks.CfnAccessEntry | None:
+    """The entry, named by its cluster (never by its place in the list), or None when not ours to make."""
+    if not cluster.manage_access_entry:
+        return None
+    return eks.CfnAccessEntry(
+        scope,
+        "AccessEntry",
+        cluster_name=cluster.name,
+        principal_arn=role.role_arn,
+        type="STANDARD",
+        kubernetes_groups=[config.kubernetes_group],
+    )

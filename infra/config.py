@@ -1,19 +1,20 @@
 """DeploymentConfig: CDK context -> a typed, validated configuration, checked at synth time.
 
 The refresher's own settings are validated by the Lambda's Settings (one set of rules for the
-function, the CLI and the deployment); problems are reported under the context key's name.
+function, the CLI and the deployment); problems are reported under the context key's name. Every key
+is listed in KNOWN_KEYS (and in the README); an unknown key fails synth naming the closest known one.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from lambda_fn.config import RegistrySpec, Settings
+from lambda_fn.config import CLUSTER_NAME, RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem
-from lambda_fn.models import is_glob
 
 # Context key -> the function's environment variable it becomes.
 SETTING_KEYS = {
@@ -26,71 +27,184 @@ SETTING_KEYS = {
     "secretName": "SECRET_NAME",
     "refreshThresholdMinutes": "REFRESH_THRESHOLD_MINUTES",
     "maxConcurrency": "MAX_CONCURRENCY",
+    "adoptExisting": "ADOPT_EXISTING",
 }
-CONTEXT_FOR_ENV = {env: key for key, env in SETTING_KEYS.items()} | {"CLUSTER_NAME": "clusterName"}
+# Each of the function's settings, named as a context key, for error messages.
+CONTEXT_NAMES = {
+    "cluster_name": "clusterName",
+    "region": "region",
+    "secret_name": "secretName",
+    "namespaces": "namespaces",
+    "namespace_selector": "namespaceSelector",
+    "exclude_namespaces": "excludeNamespaces",
+    "registries": "registries",
+    "include_own_registry": "includeOwnRegistry",
+    "service_accounts": "serviceAccounts",
+    "refresh_threshold": "refreshThresholdMinutes",
+    "max_concurrency": "maxConcurrency",
+    "adopt_existing": "adoptExisting",
+}
+KNOWN_KEYS = frozenset(
+    {
+        *SETTING_KEYS,
+        "stackName",
+        "clusterName",
+        "clusters",
+        "existingAccessEntries",
+        "repositories",
+        "scheduleMinutes",
+        "kubernetesGroup",
+        "kubernetesServiceAccount",
+        "admissionPolicy",
+        "vpcSubnetIds",
+        "vpcSecurityGroupIds",
+        "alarmEmail",
+        "alarmTopicArn",
+        "expiryAlarmMinutes",
+        "runOnDeploy",
+        "reservedConcurrency",
+        "architecture",
+        "memorySize",
+        "timeoutSeconds",
+        "logRetentionDays",
+    }
+)
+DEFAULT_STACK_NAME = "EcrTokenRefresher"
 SCHEDULE_MARGIN_MINUTES = 30
+# The values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+ARCHITECTURES = ("arm64", "x86_64")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]{1,512}$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-KUBERNETES_GROUP = re.compile(r"^(?!system:)[A-Za-z0-9:._-]{1,63}$")
+KUBERNETES_GROUP = re.compile(r"^[A-Za-z0-9:._-]{1,63}$")
+SERVICE_ACCOUNT = re.compile(r"^(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(?P<name>[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$")
+REPOSITORY_PREFIX = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,255}$")
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+# Keys of the CDK itself (feature flags, bundling, path metadata) are not this app's to check.
+CDK_KEY = re.compile(r"^(@|aws:cdk:|aws-cdk:|cdk-|acknowledged-issue-numbers$)")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One cluster the function serves: EKS (by name), or any cluster through a kubeconfig that
+    Secrets Manager holds. `manage_access_entry` is False where the entry is made elsewhere."""
+
+    name: str
+    kubeconfig_secret_arn: str | None = None
+    kms_key_arn: str | None = None
+    manage_access_entry: bool = True
+
+    @property
+    def is_eks(self) -> bool:
+        return self.kubeconfig_secret_arn is None
 
 
 @dataclass(frozen=True)
 class DeploymentConfig:
     """Everything the stack needs; build with from_context."""
 
-    clusters: tuple[str, ...]
+    clusters: tuple[Cluster, ...]
     settings: Settings  # the refresher's settings, as the function will read them
-    function_environment: Mapping[str, str]
-    schedule_minutes: int = 30
+    setting_environment: Mapping[str, str]  # those settings as the function's environment
+    stack_name: str = DEFAULT_STACK_NAME
+    schedule_minutes: int = 1
+    repositories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # host or "" -> name prefixes
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
     alarm_email: str | None = None
     alarm_topic_arn: str | None = None
+    expiry_alarm_minutes: int = 120
     kubernetes_group: str = "ecr-token-refresher"
+    kubernetes_service_account: tuple[str, str] = ("kube-system", "ecr-token-refresher")
+    admission_policy: bool = True
     run_on_deploy: bool = True
+    reserved_concurrency: int | None = None
+    architecture: str = "arm64"
     memory_mb: int = 512
     timeout_seconds: int = 300
     log_retention_days: int = 30
 
     @property
     def lists_namespaces(self) -> bool:
-        """Globs and selectors need `list namespaces`; explicit names do not."""
-        return self.settings.namespace_selector is not None or any(map(is_glob, self.settings.namespaces))
+        """Globs and selectors need `list namespaces` (and read state with a list by name)."""
+        return self.settings.targets.discovers
 
     @property
     def registries(self) -> tuple[RegistrySpec, ...]:
         return self.settings.registries
 
+    @property
+    def kubernetes_name(self) -> str:
+        """The name of this deployment's cluster-wide objects (roles, bindings, admission policy):
+        from the stack name, so two deployments in one cluster never overwrite each other's."""
+        return kubernetes_name(self.stack_name)
+
+    def environment(self, cluster: Cluster) -> dict[str, str]:
+        """The function's environment for `cluster`."""
+        environment = {**self.setting_environment, "CLUSTER_NAME": cluster.name}
+        if cluster.kubeconfig_secret_arn:
+            environment["KUBECONFIG_SECRET"] = cluster.kubeconfig_secret_arn
+        return environment
+
     @classmethod
-    def from_context(cls, get: Callable[[str], Any]) -> DeploymentConfig:
+    def from_context(cls, context: Mapping[str, Any]) -> DeploymentConfig:
         """Read and validate every context key; one ConfigError names every bad key."""
-        reader = _ContextReader(get)
-        clusters = reader.names("clusters") or reader.names("clusterName")
-        if not clusters:
-            reader.problem("clusterName", "required: pass -c clusterName=<EKS cluster name> (or a clusters list)")
+        reader = _ContextReader(context)
+        reader.reject_unknown_keys()
+        stack_name = reader.matching("stackName", STACK_NAME, "a CloudFormation stack name") or DEFAULT_STACK_NAME
+        clusters = reader.clusters()
         raw = {env: reader.setting(key) for key, env in SETTING_KEYS.items()}
         environment = {env: value for env, value in raw.items() if value is not None}
-        environment["CLUSTER_NAME"] = clusters[0] if clusters else "unset"
-        settings = reader.settings(environment, clusters)
+        settings = reader.settings(environment)
+        schedule_minutes = reader.number("scheduleMinutes", 1, 1, 360)
         config = cls(
             clusters=clusters,
             settings=settings,
-            function_environment=environment,
-            schedule_minutes=reader.number("scheduleMinutes", 30, 1, 360),
+            setting_environment=environment,
+            stack_name=stack_name,
+            schedule_minutes=schedule_minutes,
+            repositories=reader.repositories(settings),
             subnet_ids=reader.ids("vpcSubnetIds", SUBNET_ID, "subnet-0123456789abcdef0"),
             security_group_ids=reader.ids("vpcSecurityGroupIds", SECURITY_GROUP_ID, "sg-0123456789abcdef0"),
             alarm_email=reader.matching("alarmEmail", EMAIL, "an e-mail address"),
             alarm_topic_arn=reader.matching("alarmTopicArn", TOPIC_ARN, "an SNS topic ARN"),
-            kubernetes_group=reader.matching(
-                "kubernetesGroup", KUBERNETES_GROUP, "a group name not starting with system:"
-            )
-            or "ecr-token-refresher",
+            expiry_alarm_minutes=reader.number("expiryAlarmMinutes", 120, 10, 660),
+            kubernetes_group=reader.kubernetes_group(kubernetes_name(stack_name)),
+            kubernetes_service_account=reader.service_account(),
+            admission_policy=reader.flag("admissionPolicy", default=True),
             run_on_deploy=reader.flag("runOnDeploy", default=True),
+            reserved_concurrency=reader.optional_number("reservedConcurrency", 1, 1000),
+            architecture=reader.choice("architecture", ARCHITECTURES),
             memory_mb=reader.number("memorySize", 512, 256, 10240),
             timeout_seconds=reader.number("timeoutSeconds", 300, 30, 900),
-            log_retention_days=reader.number("logRetentionDays", 30, 1, 3653),
+            log_retention_days=reader.log_retention(),
         )
         threshold = int(settings.refresh_threshold.total_seconds() // 60)
         if config.schedule_minutes + SCHEDULE_MARGIN_MINUTES > threshold:
@@ -101,14 +215,28 @@ class DeploymentConfig:
             )
         if bool(config.subnet_ids) != bool(config.security_group_ids):
             reader.problem("vpcSubnetIds", "set vpcSubnetIds and vpcSecurityGroupIds together (private endpoints)")
+        if config.alarm_email and config.alarm_topic_arn:
+            reader.problem(
+                "alarmEmail",
+                "give alarmEmail (a new topic with this subscription) or alarmTopicArn (your topic), not both",
+            )
         reader.raise_problems()
         return config
 
 
+def kubernetes_name(stack_name: str) -> str:
+    """`EcrTokenRefresher` -> `ecr-token-refresher`; any other stack `Prod` -> `ecr-token-refresher-prod`."""
+    slug = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", stack_name).lower()
+    return slug if slug == "ecr-token-refresher" else f"ecr-token-refresher-{slug}"[:63].rstrip("-")
+
+
 class _ContextReader:
-    def __init__(self, get: Callable[[str], Any]) -> None:
-        self._get = get
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self._context = context
         self._problems: list[Problem] = []
+
+    def _get(self, key: str) -> Any:
+        return self._context.get(key)
 
     def problem(self, key: str, message: str) -> None:
         self._problems.append(Problem(key, message))
@@ -116,6 +244,14 @@ class _ContextReader:
     def raise_problems(self) -> None:
         if self._problems:
             raise ConfigError(self._problems, source="CDK context")
+
+    def reject_unknown_keys(self) -> None:
+        for key in sorted(self._context):
+            if key in KNOWN_KEYS or CDK_KEY.match(key):
+                continue
+            close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "see the README's Configuration table"
+            self.problem(key, f"unknown context key; {hint}")
 
     def names(self, key: str) -> tuple[str, ...]:
         value = self._get(key)
@@ -128,6 +264,49 @@ class _ContextReader:
         self.problem(key, "must be a list of strings or a comma-separated string")
         return ()
 
+    def clusters(self) -> tuple[Cluster, ...]:
+        """`clusters` (names, or objects with a kubeconfig secret) or `clusterName`; at least one."""
+        entries = self._get("clusters")
+        if entries is None or entries == "":
+            entries = self.names("clusterName")
+        elif isinstance(entries, str):
+            entries = self.names("clusters")
+        if not isinstance(entries, Sequence) or not entries:
+            self.problem("clusterName", "required: pass -c clusterName=<EKS cluster name> (or a clusters list)")
+            return ()
+        external = set(self.names("existingAccessEntries"))
+        clusters = [self._cluster(entry, external) for entry in entries]
+        found = tuple(cluster for cluster in clusters if cluster is not None)
+        names = [cluster.name for cluster in found]
+        for duplicate in sorted({name for name in names if names.count(name) > 1}):
+            self.problem("clusters", f"{duplicate!r} is listed twice")
+        for unknown in sorted(external - {cluster.name for cluster in found if cluster.is_eks}):
+            self.problem("existingAccessEntries", f"{unknown!r} is not one of the EKS clusters listed")
+        return found
+
+    def _cluster(self, entry: Any, external: set[str]) -> Cluster | None:
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, Mapping) or set(entry) - {"name", "kubeconfigSecretArn", "kmsKeyArn"}:
+            self.problem(
+                "clusters", "each entry is a cluster name or {name, kubeconfigSecretArn[, kmsKeyArn]} (nothing else)"
+            )
+            return None
+        name, secret, key = entry.get("name"), entry.get("kubeconfigSecretArn"), entry.get("kmsKeyArn")
+        valid = True
+        if not isinstance(name, str) or not CLUSTER_NAME.match(name):
+            self.problem("clusters", f"{name!r} is not a valid cluster name (letters, digits, '-' and '_')")
+            valid = False
+        if secret is not None and not (isinstance(secret, str) and SECRET_ARN.match(secret)):
+            self.problem("clusters", f"kubeconfigSecretArn {secret!r} is not a Secrets Manager secret ARN")
+            valid = False
+        if key is not None and (secret is None or not (isinstance(key, str) and KMS_KEY_ARN.match(key))):
+            self.problem("clusters", f"kmsKeyArn {key!r} must be a KMS key ARN, beside a kubeconfigSecretArn")
+            valid = False
+        if not valid:
+            return None
+        return Cluster(str(name), secret, key, manage_access_entry=secret is None and name not in external)
+
     def setting(self, key: str) -> str | None:
         """A context value as the environment variable's text."""
         value = self._get(key)
@@ -139,30 +318,58 @@ class _ContextReader:
             return str(value)
         return ",".join(self.names(key))
 
-    def settings(self, environment: dict[str, str], clusters: Sequence[str]) -> Settings:
+    def settings(self, environment: dict[str, str]) -> Settings:
+        """The function's settings, checked by the function's own rules, named as context keys."""
         try:
-            settings = Settings.from_env({**environment, "AWS_REGION": "us-east-1"}, require_cluster=True)
+            return Settings.from_env(
+                {**environment, "AWS_REGION": "us-east-1"}, require_cluster=False, names=CONTEXT_NAMES
+            )
         except ConfigError as exc:
-            for problem in exc.problems:
-                self.problem(CONTEXT_FOR_ENV.get(problem.field, problem.field), problem.message)
+            self._problems += exc.problems
             return Settings(region="us-east-1")
-        for cluster in clusters[1:]:
-            try:
-                settings.replace({"cluster_name": "clusters"}, source="CDK context", cluster_name=cluster)
-            except ConfigError as exc:
-                self._problems += exc.problems
-        return settings
+
+    def repositories(self, settings: Settings) -> dict[str, tuple[str, ...]]:
+        """`[<registry host>/]<repository prefix>` entries; without a host: the function's own registry."""
+        hosts = {spec.host for spec in settings.registries if spec.role_arn is None}
+        found: dict[str, list[str]] = {}
+        for entry in self.names("repositories"):
+            host, _, prefix = entry.partition("/") if ".dkr.ecr." in entry.partition("/")[0] else ("", "", entry)
+            if host and host not in hosts:
+                self.problem(
+                    "repositories",
+                    f"{entry!r}: {host} is not among the registries pulled with the function's own role "
+                    "(registries without =roleArn)",
+                )
+            elif not REPOSITORY_PREFIX.match(prefix):
+                self.problem("repositories", f"{entry!r}: use [<registry host>/]<repository name prefix>, e.g. team-a/")
+            else:
+                found.setdefault(host, []).append(prefix)
+        if "" in found and not settings.include_own_registry:
+            self.problem("repositories", "prefixes without a host are for the function's own registry, which is off")
+        return {host: tuple(prefixes) for host, prefixes in found.items()}
 
     def number(self, key: str, default: int, low: int, high: int) -> int:
+        return self.optional_number(key, low, high) or default
+
+    def optional_number(self, key: str, low: int, high: int) -> int | None:
         value = self._get(key)
-        if value is None:
-            return default
+        if value is None or value == "":
+            return None
         if isinstance(value, str) and value.isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.problem(key, f"must be a whole number from {low} to {high}")
-            return default
+            return None
         return value
+
+    def log_retention(self) -> int:
+        days = self.number("logRetentionDays", 30, 1, 3653)
+        if days not in LOG_RETENTION_DAYS:
+            self.problem(
+                "logRetentionDays",
+                f"CloudWatch Logs keeps logs for one of {', '.join(map(str, LOG_RETENTION_DAYS))} days, not {days}",
+            )
+        return days
 
     def flag(self, key: str, *, default: bool) -> bool:
         value = self._get(key)
@@ -175,6 +382,15 @@ class _ContextReader:
         self.problem(key, "must be true or false")
         return default
 
+    def choice(self, key: str, choices: Sequence[str]) -> str:
+        value = self._get(key)
+        if value is None:
+            return choices[0]
+        if value not in choices:
+            self.problem(key, f"{value!r} is not one of {', '.join(choices)}")
+            return choices[0]
+        return str(value)
+
     def matching(self, key: str, pattern: re.Pattern[str], what: str) -> str | None:
         value = self._get(key)
         if value is None or value == "":
@@ -183,6 +399,19 @@ class _ContextReader:
             self.problem(key, f"{value!r} is not {what}")
             return None
         return value
+
+    def kubernetes_group(self, default: str) -> str:
+        group = self.matching("kubernetesGroup", KUBERNETES_GROUP, "a Kubernetes group name (letters, digits, :._-)")
+        if group and group.startswith("system:"):
+            self.problem(
+                "kubernetesGroup", f"{group!r} starts with system:, which Kubernetes reserves; use e.g. {default}"
+            )
+        return group or default
+
+    def service_account(self) -> tuple[str, str]:
+        account = self.matching("kubernetesServiceAccount", SERVICE_ACCOUNT, "<namespace>/<name> of a service account")
+        namespace, _, name = (account or "kube-system/ecr-token-refresher").partition("/")
+        return namespace, name
 
     def ids(self, key: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:
         ids = self.names(key)

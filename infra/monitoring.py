@@ -1,19 +1,26 @@
-"""Alarms (function errors, failed namespaces, dead letters), their SNS topic, and a dashboard."""
+"""Alarms per cluster (function errors, failed namespaces, foreign secrets, the expiry watchdog), the
+dead-letter alarm, their SNS topic with its key, and a dashboard."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from collections.abc import Sequence
+
+from aws_cdk import Annotations, Aws, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import DeploymentConfig
-from lambda_fn.telemetry import METRICS_NAMESPACE, SERVICE
+from infra.refresher import ClusterRefresher
+from lambda_fn.telemetry import EXPIRY_METRIC, METRICS_NAMESPACE, SERVICE
+
+# The expiry watchdog alarms after this many periods in a row below its threshold or without data.
+WATCHDOG_PERIODS = 3
 
 
 class Monitoring(Construct):
@@ -23,57 +30,102 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         config: DeploymentConfig,
-        function: lambda_.IFunction,
+        refreshers: Sequence[ClusterRefresher],
         dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
-        if config.alarm_topic_arn:
-            self.topic = sns.Topic.from_topic_arn(self, "AlarmTopic", config.alarm_topic_arn)
-        else:
-            self.topic = sns.Topic(
-                self,
-                "AlarmTopic",
-                display_name="ecr-token-refresher alarms",
-                master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-                enforce_ssl=True,
-            )
-        if config.alarm_email and not config.alarm_topic_arn:
-            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
-        # A window of two schedule periods: one failed run (retries included) is enough to alarm.
-        period = Duration.minutes(min(config.schedule_minutes * 2, 1440))
-        # Alarms cannot use SEARCH: one concrete metric per cluster (the function's EMF dimensions).
-        per_cluster = {
-            f"m{index}": cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name="NamespacesFailed",
-                dimensions_map={"cluster": cluster, "service": SERVICE},
-                statistic="Sum",
-                period=period,
-            )
-            for index, cluster in enumerate(config.clusters)
-        }
-        failed_namespaces = cloudwatch.MathExpression(
-            expression="+".join(per_cluster), using_metrics=per_cluster, label="failed namespaces", period=period
-        )
-        self.alarms = [
-            self._alarm(
-                "FunctionErrors",
-                "The refresher failed: see the function's summary log line for each namespace",
-                function.metric_errors(period=period, statistic="Sum"),
-            ),
-            self._alarm("FailedNamespaces", "Some namespaces did not get a fresh pull secret", failed_namespaces),
+        self.topic = self._topic(config)
+        # One failed run is enough to alarm; a period of at least 5 minutes smooths a 1-minute schedule.
+        self.period = Duration.minutes(max(config.schedule_minutes, 5))
+        self.alarms: list[cloudwatch.Alarm] = []
+        for refresher in refreshers:
+            self._cluster_alarms(config, refresher)
+        self.alarms.append(
             self._alarm(
                 "DeadLetters",
-                "Scheduled runs were dropped after their retries (see the dead-letter queue)",
-                dead_letter_queue.metric_approximate_number_of_messages_visible(period=period),
-            ),
-        ]
+                "Scheduled runs could not be delivered to the function (see the dead-letter queue)",
+                dead_letter_queue.metric_approximate_number_of_messages_visible(period=self.period),
+            )
+        )
         for alarm in self.alarms:
             alarm.add_alarm_action(actions.SnsAction(self.topic))
-        self.dashboard = self._dashboard(function)
+        self.dashboard = self._dashboard(refreshers)
+
+    def _topic(self, config: DeploymentConfig) -> sns.ITopic:
+        if config.alarm_topic_arn:
+            return sns.Topic.from_topic_arn(self, "AlarmTopic", config.alarm_topic_arn)
+        # A customer-managed key: the AWS-managed alias/aws/sns key's policy does not let CloudWatch
+        # publish, so every alarm action on a topic encrypted with it fails.
+        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="ecr-token-refresher alarm topic")
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        topic = sns.Topic(
+            self, "AlarmTopic", display_name="ecr-token-refresher alarms", master_key=key, enforce_ssl=True
+        )
+        if config.alarm_email:
+            topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        else:
+            Annotations.of(self).add_warning_v2(
+                "ecr-token-refresher:noAlarmDestination",
+                "No alarm destination: set alarmEmail or alarmTopicArn, or subscribe to the AlarmTopic output, "
+                "or nobody hears when pull secrets stop being renewed.",
+            )
+        return topic
+
+    def _metric(self, name: str, cluster: str, statistic: str) -> cloudwatch.Metric:
+        """One of the function's EMF metrics for `cluster` (alarms cannot use SEARCH)."""
+        return cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"cluster": cluster, "service": SERVICE},
+            statistic=statistic,
+            period=self.period,
+        )
+
+    def _cluster_alarms(self, config: DeploymentConfig, refresher: ClusterRefresher) -> None:
+        name = refresher.cluster.name
+        self.alarms += [
+            self._alarm(
+                f"FunctionErrors-{name}",
+                f"The refresher for {name} failed: see the function's summary log line for each namespace",
+                refresher.function.metric_errors(period=self.period, statistic="Sum"),
+            ),
+            self._alarm(
+                f"FailedNamespaces-{name}",
+                f"Some namespaces of {name} did not get a fresh pull secret",
+                self._metric("NamespacesFailed", name, "Sum"),
+            ),
+            self._alarm(
+                f"ForeignSecrets-{name}",
+                f"Some namespaces of {name} hold a same-named secret this tool does not manage (`check` lists them)",
+                self._metric("ForeignSecrets", name, "Maximum"),
+            ),
+            cloudwatch.Alarm(
+                self,
+                f"Expiry-{name}",
+                alarm_description=(
+                    f"A pull secret in {name} expires in less than {config.expiry_alarm_minutes} minutes, or no run "
+                    f"has reported for {WATCHDOG_PERIODS} periods (schedule disabled, function broken or throttled, "
+                    "cluster unreachable): pulls fail once a secret expires"
+                ),
+                metric=self._metric(EXPIRY_METRIC, name, "Minimum"),
+                threshold=config.expiry_alarm_minutes * 60,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=WATCHDOG_PERIODS,
+                datapoints_to_alarm=WATCHDOG_PERIODS,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            ),
+        ]
 
     def _alarm(self, construct_id: str, description: str, metric: cloudwatch.IMetric) -> cloudwatch.Alarm:
-        """Alarm from the first bad data point; no data (no run yet) is not an alarm."""
+        """Alarm from the first bad data point; no data (no run yet) is not an alarm (the watchdog's job)."""
         return cloudwatch.Alarm(
             self,
             construct_id,
@@ -85,7 +137,7 @@ class Monitoring(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
-    def _dashboard(self, function: lambda_.IFunction) -> cloudwatch.Dashboard:
+    def _dashboard(self, refreshers: Sequence[ClusterRefresher]) -> cloudwatch.Dashboard:
         def search(metric_name: str, statistic: str) -> str:
             # Every cluster's series (the function's EMF dimensions: cluster, service).
             return f"SEARCH('{{{METRICS_NAMESPACE},cluster,service}} MetricName=\"{metric_name}\"', '{statistic}', 300)"
@@ -98,23 +150,34 @@ class Monitoring(Construct):
         def run_metric(name: str, statistic: str) -> cloudwatch.IMetric:
             return cloudwatch.MathExpression(expression=search(name, statistic), label=name, period=Duration.minutes(5))
 
-        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{SERVICE}-runs")
+        # Dashboards are global to the account: named by stack and region, so none collides.
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-{Aws.REGION}")
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Runs and errors",
                 left=[
-                    function.metric_invocations(period=Duration.minutes(5)),
-                    function.metric_errors(period=Duration.minutes(5)),
+                    metric
+                    for refresher in refreshers
+                    for metric in (
+                        refresher.function.metric_invocations(period=Duration.minutes(5)),
+                        refresher.function.metric_errors(period=Duration.minutes(5)),
+                    )
                 ],
             ),
             cloudwatch.GraphWidget(
                 title="Namespaces per outcome",
-                left=[outcome(name) for name in ("Created", "Updated", "Unchanged", "Skipped", "Failed")],
+                left=[outcome(name) for name in ("Created", "Updated", "Adopted", "Unchanged", "Skipped", "Failed")],
                 stacked=True,
             ),
             cloudwatch.GraphWidget(
-                title="Seconds until the token expires / run duration",
-                left=[run_metric("SecondsUntilTokenExpiry", "Minimum")],
+                title="Hours until the first pull secret expires / run duration",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=f"{search(EXPIRY_METRIC, 'Minimum')} / 3600",
+                        label="hours to first expiry",
+                        period=Duration.minutes(5),
+                    )
+                ],
                 right=[run_metric("RunDuration", "Maximum")],
             ),
         )

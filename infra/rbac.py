@@ -1,23 +1,27 @@
-"""The RBAC manifest, rendered from the same configuration as the stack: exactly the verbs needed.
+"""The Kubernetes manifest for one cluster, rendered from the same configuration as the stack: RBAC
+with exactly the verbs needed, and the admission policy that confines the identity to its own secret.
 
-`python -m infra.rbac` prints it for `kubectl apply -f -` (make rbac).
+`python -m infra.rbac [--cluster NAME] key=value ...` prints it for `kubectl apply -f -` (make rbac).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import yaml
 
-from infra.config import DeploymentConfig
+from infra.admission import admission_policy
+from infra.config import Cluster, DeploymentConfig
+from lambda_fn.aws import caller_registry_host
 from lambda_fn.errors import ConfigError
-from lambda_fn.models import is_glob
 
-NAME = "ecr-token-refresher"
-LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "cdk"}
+RBAC = "rbac.authorization.k8s.io/v1"
+LABELS = {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"}
 
 
 def rules(config: DeploymentConfig) -> list[dict[str, Any]]:
@@ -47,54 +51,105 @@ def rules(config: DeploymentConfig) -> list[dict[str, Any]]:
                 "resourceNames": list(settings.service_accounts),
             }
         )
+    if config.lists_namespaces:
+        found.append({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]})
     return found
 
 
-def render(config: DeploymentConfig) -> list[dict[str, Any]]:
-    """ClusterRole + binding when targets are discovered (globs, selector); else a Role per namespace."""
-    subject = [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": config.kubernetes_group}]
-    metadata = {"name": NAME, "labels": LABELS}
+def subject(config: DeploymentConfig, cluster: Cluster) -> dict[str, str]:
+    """EKS: the group the access entry maps the role to. Elsewhere: the kubeconfig's service account."""
+    if cluster.is_eks:
+        return {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": config.kubernetes_group}
+    namespace, name = config.kubernetes_service_account
+    return {"kind": "ServiceAccount", "namespace": namespace, "name": name}
+
+
+def adoptable_hosts(config: DeploymentConfig, own_registry: str | None) -> list[str]:
+    """The registries whose kubectl-recipe secrets the admission policy lets the function adopt: the
+    configured ones, and the function's own when its account and region are known to the caller."""
+    hosts = [spec.host for spec in config.registries]
+    if config.settings.include_own_registry and own_registry:
+        hosts.append(own_registry)
+    return sorted(set(hosts))
+
+
+def render(
+    config: DeploymentConfig, cluster: Cluster | None = None, *, own_registry: str | None = None
+) -> list[dict[str, Any]]:
+    """ClusterRole + binding when targets are discovered (globs, selector), else a Role per namespace;
+    the service account for a cluster outside EKS; the admission policy unless turned off.
+
+    `own_registry` is the function's own registry host (account and region are known at deploy, not
+    at an environment-agnostic synth): without it, the policy lets only the configured registries'
+    recipe secrets be adopted."""
+    cluster = cluster or config.clusters[0]
+    name = config.kubernetes_name
+    metadata = {
+        "name": name,
+        "labels": {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"},
+    }
+    subjects = [subject(config, cluster)]
+    manifests: list[dict[str, Any]] = []
+    if not cluster.is_eks:
+        namespace, account = config.kubernetes_service_account
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {**metadata, "name": account, "namespace": namespace},
+            }
+        )
     if config.lists_namespaces:
-        cluster_rules = [*rules(config), {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]}]
-        return [
+        manifests += [
+            {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": metadata, "rules": rules(config)},
             {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRole",
-                "metadata": metadata,
-                "rules": cluster_rules,
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "apiVersion": RBAC,
                 "kind": "ClusterRoleBinding",
                 "metadata": metadata,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
-                "subjects": subject,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": subjects,
             },
         ]
-    manifests: list[dict[str, Any]] = []
-    for namespace in sorted(n for n in config.settings.namespaces if not is_glob(n)):
+    for namespace in [] if config.lists_namespaces else sorted(set(config.settings.targets.names)):
         namespaced = {**metadata, "namespace": namespace}
         manifests += [
+            {"apiVersion": RBAC, "kind": "Role", "metadata": namespaced, "rules": rules(config)},
             {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": namespaced,
-                "rules": rules(config),
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "apiVersion": RBAC,
                 "kind": "RoleBinding",
                 "metadata": namespaced,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-                "subjects": subject,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": subjects,
             },
         ]
+    if config.admission_policy:
+        manifests += admission_policy(
+            config, subjects[0], metadata=metadata, adoptable_hosts=adoptable_hosts(config, own_registry)
+        )
     return manifests
 
 
-def to_yaml(config: DeploymentConfig) -> str:
-    header = f"# RBAC for ecr-token-refresher, group {config.kubernetes_group!r}: kubectl apply -f <this file>\n"
-    return header + yaml.safe_dump_all(render(config), sort_keys=False)
+def to_yaml(config: DeploymentConfig, cluster: Cluster | None = None, *, own_registry: str | None = None) -> str:
+    cluster = cluster or config.clusters[0]
+    who = subject(config, cluster)
+    header = (
+        f"# ecr-token-refresher for cluster {cluster.name}: RBAC and admission policy for "
+        f"{who['kind']} {who['name']!r}. Apply with: kubectl apply -f <this file>\n"
+    )
+    return header + yaml.safe_dump_all(render(config, cluster, own_registry=own_registry), sort_keys=False)
+
+
+def manifest_files(config: DeploymentConfig, *, own_registry: str | None = None) -> dict[str, str]:
+    """What `cdk synth` writes beside the template: rbac.yaml for the EKS clusters (one manifest serves
+    them all), and rbac-<name>.yaml for each cluster reached through a kubeconfig."""
+    files: dict[str, str] = {}
+    eks = [cluster for cluster in config.clusters if cluster.is_eks]
+    if eks:
+        files["rbac.yaml"] = to_yaml(config, eks[0], own_registry=own_registry)
+    for cluster in config.clusters:
+        if not cluster.is_eks:
+            files[f"rbac-{cluster.name}.yaml"] = to_yaml(config, cluster, own_registry=own_registry)
+    return files
 
 
 def context_from_cdk_json(path: Path, overrides: list[str]) -> dict[str, Any]:
@@ -107,13 +162,29 @@ def context_from_cdk_json(path: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    context = context_from_cdk_json(Path("cdk.json"), argv)
+    parser = argparse.ArgumentParser(prog="python -m infra.rbac", description=__doc__)
+    parser.add_argument("--cluster", help="which cluster's manifest (default: the first one listed)")
+    parser.add_argument("context", nargs="*", metavar="KEY=VALUE", help="CDK context, as with -c KEY=VALUE")
+    args = parser.parse_args(argv)
     try:
-        config = DeploymentConfig.from_context(context.get)
+        config = DeploymentConfig.from_context(context_from_cdk_json(Path("cdk.json"), args.context))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(to_yaml(config))
+    own_registry = caller_registry_host(boto3.Session()) if config.settings.include_own_registry else None
+    if config.settings.include_own_registry and own_registry is None:
+        print(
+            "warning: no AWS credentials or region, so the function's own registry is unknown: the admission "
+            "policy lets it adopt only the configured registries' kubectl secrets. Run with the deploy's "
+            "credentials (AWS_PROFILE, AWS_REGION) to include it.",
+            file=sys.stderr,
+        )
+    chosen = [cluster for cluster in config.clusters if args.cluster in (None, cluster.name)]
+    if not chosen:
+        names = ", ".join(cluster.name for cluster in config.clusters)
+        print(f"error: --cluster {args.cluster!r} is not one of the configured clusters ({names})", file=sys.stderr)
+        return 2
+    sys.stdout.write(to_yaml(config, chosen[0], own_registry=own_registry))
     return 0
 
 

@@ -1,23 +1,31 @@
-"""The refresher: function, least-privilege role, log group, schedule, dead-letter queue, first run."""
+"""One cluster's refresher: its function, log group and role, its schedule, and its first run on deploy.
+
+Each cluster gets a function of its own (one code asset for all): its own environment, its own role
+(its access entry maps that role alone), its own log group and alarms, and runs that never queue
+behind another cluster's.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Annotations, ArnFormat, Aws, Duration, RemovalPolicy, Stack, Validations, triggers
+import json
+
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IConstruct
 
-from infra.bundling import code_asset
-from infra.config import DeploymentConfig
+from infra.config import Cluster, DeploymentConfig
+from infra.nag import acknowledge
+from infra.role import RefresherRole
 from lambda_fn.telemetry import METRICS_NAMESPACE, SERVICE
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
-ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 RETENTION: dict[int, logs.RetentionDays] = {
     days: getattr(logs.RetentionDays, name)
     for name, days in [
@@ -29,68 +37,70 @@ RETENTION: dict[int, logs.RetentionDays] = {
         ("ONE_MONTH", 30),
         ("TWO_MONTHS", 60),
         ("THREE_MONTHS", 90),
+        ("FOUR_MONTHS", 120),
+        ("FIVE_MONTHS", 150),
         ("SIX_MONTHS", 180),
         ("ONE_YEAR", 365),
+        ("THIRTEEN_MONTHS", 400),
+        ("EIGHTEEN_MONTHS", 545),
         ("TWO_YEARS", 731),
+        ("THREE_YEARS", 1096),
         ("FIVE_YEARS", 1827),
+        ("SIX_YEARS", 2192),
+        ("SEVEN_YEARS", 2557),
+        ("EIGHT_YEARS", 2922),
+        ("NINE_YEARS", 3288),
         ("TEN_YEARS", 3653),
     ]
 }
 
 
-class Refresher(Construct):
-    """The function and what runs it. Exposes `function`, `role` and `dead_letter_queue`."""
+class ClusterRefresher(Construct):
+    """Exposes `function`, `role` and `log_group`."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, code: lambda_.Code | None = None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        cluster: Cluster,
+        code: lambda_.Code,
+        code_hash: str,
+        dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            retention_period=Duration.days(14),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+        self.cluster = cluster
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=RETENTION[config.log_retention_days], removal_policy=RemovalPolicy.DESTROY
         )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the schedule's targets and of the async invocations.",
-        )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="ecr-token-refresher: ECR tokens, DescribeCluster; Kubernetes access via its access entry",
-        )
-        self._grant(config)
-        log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=_retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.role = RefresherRole(self, "Access", config=config, cluster=cluster, log_group=self.log_group).role
         self.function = lambda_.Function(
             self,
             "Function",
             runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
+            architecture=ARCHITECTURES[config.architecture],
             handler="lambda_fn.handler.lambda_handler",
-            code=code or code_asset(RUNTIME),
+            code=code,
             role=self.role,
             memory_size=config.memory_mb,
             timeout=Duration.seconds(config.timeout_seconds),
-            # One run per cluster at a time; more would only race each other on the same secrets.
-            reserved_concurrent_executions=len(config.clusters),
-            log_group=log_group,
+            # Opt-in: any reservation fails in an account still at the default quota; overlapping runs
+            # are safe without it (every write is guarded by a resourceVersion).
+            reserved_concurrent_executions=config.reserved_concurrency,
+            log_group=self.log_group,
+            # JSON logs at INFO, set here rather than left to the account's defaults: Powertools follows
+            # the application level, and the credential-bearing libraries stay pinned at WARNING anyway.
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
-                **config.function_environment,
+                **config.environment(cluster),
                 "POWERTOOLS_SERVICE_NAME": SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
             },
-            description="Keeps ECR image-pull secrets valid in the cluster's namespaces",
+            description=f"Keeps ECR image-pull secrets valid in cluster {cluster.name}",
         )
         acknowledge(
             self.function,
@@ -98,127 +108,70 @@ class Refresher(Construct):
             f"{RUNTIME.name} on purpose: the newest runtime whose interpreter the build machine has, so the "
             "bundle ships bytecode compiled by it (measured cold import ~2x faster); 3.14 has no interpreter here.",
         )
+        # The schedule is the retry: a failed run is not retried (the next one comes within a period), and a
+        # run queued longer than two periods is dropped, so throttled runs never pile up.
         self.function.configure_async_invoke(
-            retry_attempts=2,
-            max_event_age=Duration.hours(1),
-            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            retry_attempts=0, max_event_age=Duration.minutes(max(2 * config.schedule_minutes, 1))
         )
         if config.subnet_ids:
-            self._attach_to_vpc(config)
-        self._schedule(config)
-        if config.run_on_deploy:
-            # Asynchronous: a first run that fails (RBAC not applied yet) raises the alarm, not the deploy.
-            triggers.Trigger(self, "RunOnDeploy", handler=self.function, invocation_type=triggers.InvocationType.EVENT)
-            Annotations.of(self.function).acknowledge_warning(
-                "@aws-cdk/aws-lambda:addPermissionsToVersionOrAlias",
-                "The trigger invokes the function's current version with an identity policy on <function>:*; "
-                "the schedule invokes $LATEST. No resource policy on a qualifier is needed.",
+            function = self.function.node.default_child
+            assert isinstance(function, lambda_.CfnFunction)  # noqa: S101 - an L2 Function's default child
+            function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+                subnet_ids=list(config.subnet_ids), security_group_ids=list(config.security_group_ids)
             )
+        self._schedule(config, dead_letter_queue)
+        self._code_hash = code_hash
 
-    def _grant(self, config: DeploymentConfig) -> None:
-        stack = Stack.of(self)
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrAuthorizationToken",
-                actions=["ecr:GetAuthorizationToken"],
-                resources=["*"],  # the API has no resource-level permissions
+    def _schedule(self, config: DeploymentConfig, dead_letter_queue: sqs.IQueue) -> None:
+        rule = events.Rule(
+            self,
+            "Schedule",
+            schedule=events.Schedule.rate(Duration.minutes(config.schedule_minutes)),
+            description=f"ecr-token-refresher for cluster {self.cluster.name}",
+        )
+        # EventBridge's own retries and dead letters cover a failed delivery (function deleted, permission
+        # removed); what the function does with the event is the async settings' business.
+        rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                retry_attempts=2,
+                max_event_age=Duration.minutes(max(2 * config.schedule_minutes, 1)),
+                dead_letter_queue=dead_letter_queue,
             )
         )
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken has no resource-level permissions; nor have xray:PutTraceSegments "
-            "and xray:PutTelemetryRecords, which active tracing adds.",
+
+    def run_on_deploy(self, *, after: list[IConstruct]) -> None:
+        """Invoke $LATEST asynchronously (the same async settings as the schedule), once cluster access
+        exists, and again whenever the code changes: a first run that fails raises the alarm, not the deploy."""
+        invoke = cr.AwsSdkCall(
+            service="Lambda",
+            action="invoke",
+            parameters={
+                "FunctionName": self.function.function_name,
+                "InvocationType": "Event",
+                "Payload": json.dumps({}),
+            },
+            physical_resource_id=cr.PhysicalResourceId.of(f"run-on-deploy-{self._code_hash[:16]}"),
         )
-        # (resource ARN, as cdk-nag prints it); the token carries the function's own pull rights.
-        repositories = [
-            (
-                f"arn:{Aws.PARTITION}:ecr:{spec.region}:{spec.account}:repository/*",
-                f"arn:<AWS::Partition>:ecr:{spec.region}:{spec.account}:repository/*",
-            )
-            for spec in config.registries
-            if spec.role_arn is None
-        ]
-        if config.settings.include_own_registry:
-            repositories.insert(
-                0,
-                (
-                    f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{Aws.ACCOUNT_ID}:repository/*",
-                    "arn:<AWS::Partition>:ecr:<AWS::Region>:<AWS::AccountId>:repository/*",
-                ),
-            )
-        if repositories:
-            self.role.add_to_policy(
-                iam.PolicyStatement(sid="EcrPull", actions=ECR_PULL_ACTIONS, resources=[arn for arn, _ in repositories])
-            )
-        for _, printed in repositories:
+        run = cr.AwsCustomResource(
+            self,
+            "RunOnDeploy",
+            on_create=invoke,
+            on_update=invoke,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        for dependency in [self.function, *after]:
+            run.node.add_dependency(dependency)
+        provider = Stack.of(self).node.try_find_child(
+            "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+        )
+        if provider is not None:
             acknowledge(
-                self.role,
-                f"AwsSolutions-IAM5[Resource::{printed}]",
-                "The pull secret serves every repository of a configured registry (the kubelet pulls with the "
-                "function's rights), so pulls are granted on repository/* of those registries and no others.",
+                provider,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "The CDK's own provider for the run-on-deploy call: it only writes its logs; its one other right is "
+                "lambda:InvokeFunction on the refresher functions.",
             )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EksDescribeCluster",
-                actions=["eks:DescribeCluster"],
-                resources=[
-                    stack.format_arn(
-                        service="eks", resource="cluster", resource_name=name, arn_format=ArnFormat.SLASH_RESOURCE_NAME
-                    )
-                    for name in config.clusters
-                ],
-            )
-        )
-        roles = sorted({spec.role_arn for spec in config.registries if spec.role_arn})
-        if roles:
-            self.role.add_to_policy(
-                iam.PolicyStatement(sid="AssumeRegistryRoles", actions=["sts:AssumeRole"], resources=roles)
-            )
-
-    def _attach_to_vpc(self, config: DeploymentConfig) -> None:
-        """Private-endpoint clusters: the function runs in the given subnets and security groups."""
-        function = self.function.node.default_child
-        assert isinstance(function, lambda_.CfnFunction)  # noqa: S101 - an L2 Function's default child
-        function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
-            subnet_ids=list(config.subnet_ids), security_group_ids=list(config.security_group_ids)
-        )
-        self.role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
-        )
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
-            "The AWS-maintained minimum for a function's network interfaces in the cluster's VPC.",
-        )
-
-    def _schedule(self, config: DeploymentConfig) -> None:
-        for index, cluster in enumerate(config.clusters):
-            # One rule per cluster: each cluster's run is its own invocation.
-            rule = events.Rule(
-                self,
-                "Schedule" if index == 0 else f"Schedule{cluster}",
-                schedule=events.Schedule.rate(Duration.minutes(config.schedule_minutes)),
-                description=f"ecr-token-refresher for EKS cluster {cluster}",
-            )
-            rule.add_target(
-                targets.LambdaFunction(
-                    self.function,
-                    event=events.RuleTargetInput.from_object({"cluster_name": cluster})
-                    if len(config.clusters) > 1
-                    else None,
-                    retry_attempts=2,
-                    max_event_age=Duration.hours(1),
-                    dead_letter_queue=self.dead_letter_queue,
-                )
-            )
-
-
-def acknowledge(construct: Construct, finding: str, reason: str) -> None:
-    """Accept one specific cdk-nag AwsSolutions finding on `construct`, with the reason."""
-    Validations.of(construct).acknowledge(Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason))
-
-
-def _retention(days: int) -> logs.RetentionDays:
-    """The nearest CloudWatch retention at or above `days`."""
-    return RETENTION[min((d for d in RETENTION if d >= days), default=3653)]

@@ -1,34 +1,58 @@
-"""The stack: the refresher, its cluster access and its monitoring."""
+"""The stack: one refresher per cluster (with its access entry), shared dead letters and monitoring."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
-from aws_cdk import aws_lambda as lambda_
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.cluster_access import ClusterAccess
+from infra.bundling import BundledCode, bundled_code
+from infra.cluster_access import access_entry
 from infra.config import DeploymentConfig
 from infra.monitoring import Monitoring
-from infra.refresher import Refresher
+from infra.nag import acknowledge
+from infra.refresher import RUNTIME, ClusterRefresher
 
 
 class EcrTokenRefresherStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, code: lambda_.Code | None = None
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, code: BundledCode | None = None
     ) -> None:
-        super().__init__(scope, construct_id, description="ecr-token-refresher: ECR pull secrets for EKS namespaces")
-        refresher = Refresher(self, "Refresher", config=config, code=code)
-        access = ClusterAccess(self, "ClusterAccess", config=config, role=refresher.role)
-        Monitoring(
+        super().__init__(scope, construct_id, description="ecr-token-refresher: ECR pull secrets for Kubernetes")
+        code = code or bundled_code(RUNTIME, architecture=config.architecture)
+        self.dead_letter_queue = sqs.Queue(
             self,
-            "Monitoring",
-            config=config,
-            function=refresher.function,
-            dead_letter_queue=refresher.dead_letter_queue,
+            "DeadLetterQueue",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
         )
-        CfnOutput(self, "FunctionName", value=refresher.function.function_name)
-        CfnOutput(self, "RoleArn", value=refresher.role.role_arn, description="mapped by the access entry")
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the schedules' deliveries.",
+        )
+        self.refreshers: list[ClusterRefresher] = []
+        for cluster in config.clusters:
+            # Named by the cluster, never by its place in the list: removing one touches no other.
+            unit = Construct(self, f"Cluster-{cluster.name}")
+            refresher = ClusterRefresher(
+                unit,
+                "Refresher",
+                config=config,
+                cluster=cluster,
+                code=code.code,
+                code_hash=code.hash,
+                dead_letter_queue=self.dead_letter_queue,
+            )
+            entry = access_entry(unit, config=config, cluster=cluster, role=refresher.role)
+            if config.run_on_deploy:
+                refresher.run_on_deploy(after=[entry] if entry is not None else [])
+            CfnOutput(unit, "FunctionName", value=refresher.function.function_name, description=cluster.name)
+            CfnOutput(unit, "RoleArn", value=refresher.role.role_arn, description=f"the role {cluster.name} maps")
+            self.refreshers.append(refresher)
+        self.monitoring = Monitoring(
+            self, "Monitoring", config=config, refreshers=self.refreshers, dead_letter_queue=self.dead_letter_queue
+        )
+        CfnOutput(self, "AlarmTopic", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "KubernetesGroup", value=config.kubernetes_group, description="bind it with `make rbac`")
-        CfnOutput(self, "AccessEntries", value=",".join(config.clusters))
-        self.refresher = refresher
-        self.access = access

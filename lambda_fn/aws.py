@@ -1,18 +1,22 @@
 """boto3 adapters: ECR tokens, the EKS cluster's endpoint, the EKS bearer token.
 
 Endpoints come from boto3's own resolution (AWS_ENDPOINT_URL_ECR, AWS_ENDPOINT_URL_EKS, ...), except
-the STS URL inside the EKS token: presigning makes no call, and EKS accepts only the regional host.
+the STS URL inside the EKS token: presigning makes no call, and EKS accepts only the regional host,
+which botocore's partition data names (amazonaws.com, amazonaws.com.cn in China).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.regions
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -50,6 +54,31 @@ def boto_config(seconds_left: float | None) -> Config:
             read_timeout=min(10.0, per_attempt * 2 / 3),
         )
     )
+
+
+@functools.cache
+def dns_suffix(region: str) -> str:
+    """The DNS suffix of `region`'s partition, from botocore's endpoint data: nothing hard-codes it."""
+    resolver = botocore.regions.EndpointResolver(botocore.loaders.create_loader().load_data("endpoints"))
+    suffix: str = resolver.get_partition_dns_suffix(resolver.get_partition_for_region(region))
+    return suffix
+
+
+def registry_host(account: str, region: str) -> str:
+    """An account's ECR registry host in `region`, as GetAuthorizationToken's proxyEndpoint names it."""
+    return f"{account}.dkr.ecr.{region}.{dns_suffix(region)}"
+
+
+def caller_registry_host(session: boto3.Session) -> str | None:
+    """The caller's own registry host (STS GetCallerIdentity, the session's region); None without
+    credentials or a region."""
+    if not session.region_name:
+        return None
+    try:
+        account = session.client("sts", config=BOTO_CONFIG).get_caller_identity()["Account"]
+    except (ClientError, BotoCoreError):
+        return None
+    return registry_host(account, session.region_name)
 
 
 def new_session(region: str | None, *, profile: str | None) -> boto3.Session:
@@ -171,7 +200,7 @@ def _describe_cluster(session: boto3.Session, *, cluster_name: str, region: str,
 def generate_eks_token(session: boto3.Session, *, cluster_name: str, region: str) -> str:
     """A bearer token for the EKS API server, as `aws eks get-token` makes it (valid 15 minutes)."""
     sts = session.client(
-        "sts", region_name=region, endpoint_url=f"https://sts.{region}.amazonaws.com", config=BOTO_CONFIG
+        "sts", region_name=region, endpoint_url=f"https://sts.{region}.{dns_suffix(region)}", config=BOTO_CONFIG
     )
 
     def name_the_cluster(request: Any, **_: Any) -> None:

@@ -106,8 +106,16 @@ class Settings:
     narrowing: TargetSpec | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], *, require_cluster: bool) -> Settings:
-        """Parse the environment; raise one ConfigError naming every bad variable."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        require_cluster: bool,
+        names: Mapping[str, str] = ENV_NAMES,
+        source: str = "environment",
+    ) -> Settings:
+        """Parse the environment; raise one ConfigError naming every bad setting as `names` call it
+        (the variables by default; the CDK app passes its context keys)."""
         parser = _EnvParser(environ)
         namespaces = parser.names("NAMESPACES")
         selector = parser.text("NAMESPACE_SELECTOR")
@@ -129,13 +137,18 @@ class Settings:
             "adopt_existing": parser.flag("ADOPT_EXISTING", default=True),
         }
         settings = cls(**values)  # type: ignore[arg-type]
-        problems = parser.problems + [
-            problem for problem in settings.problems(ENV_NAMES) if problem.field not in parser.failed
-        ]
+        field_of = {env: field for field, env in ENV_NAMES.items()}
+
+        def named(env: str) -> str:
+            return names.get(field_of.get(env, ""), env)
+
+        problems = [Problem(named(problem.field), problem.message) for problem in parser.problems]
+        failed = {named(env) for env in parser.failed}
+        problems += [problem for problem in settings.problems(names) if problem.field not in failed]
         if require_cluster and not settings.cluster_name:
-            problems.append(Problem("CLUSTER_NAME", CLUSTER_REQUIRED))
+            problems.append(Problem(names.get("cluster_name", "CLUSTER_NAME"), CLUSTER_REQUIRED))
         if problems:
-            raise ConfigError(problems, source="environment")
+            raise ConfigError(problems, source=source)
         return settings
 
     def replace(self, names: Mapping[str, str], *, source: str, **changes: object) -> Settings:
@@ -159,7 +172,7 @@ class Settings:
         """Every invalid field, named as the caller's source names it."""
         found: list[tuple[str, str]] = []
         if not REGION.match(self.region):
-            found.append(("region", "required: an AWS region such as eu-west-1 (AWS_REGION, or --region on the CLI)"))
+            found.append(("region", "required: an AWS region such as eu-west-1"))
         if self.cluster_name is not None and not CLUSTER_NAME.match(self.cluster_name):
             found.append(("cluster_name", f"{self.cluster_name!r} is not a valid EKS cluster name"))
         if not _is_subdomain(self.secret_name):
@@ -181,7 +194,12 @@ class Settings:
             if self.narrowing.selector is not None and not is_valid_selector(self.narrowing.selector):
                 found.append(("narrow_selector", _selector_fix(self.narrowing.selector)))
         if not self.registries and not self.include_own_registry:
-            found.append(("registries", "no registry to serve: list hosts or set INCLUDE_OWN_REGISTRY=true"))
+            found.append(
+                (
+                    "registries",
+                    f"no registry to serve: list hosts, or set {names.get('include_own_registry', 'it')} to true",
+                )
+            )
         if not timedelta(0) <= self.refresh_threshold < TOKEN_LIFETIME:
             found.append(("refresh_threshold", "must be from 0 to 690 minutes (tokens live 12 hours)"))
         if not 1 <= self.max_concurrency <= 64:

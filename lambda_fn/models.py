@@ -123,6 +123,8 @@ class NamespaceResult:
     service_accounts: tuple[str, ...] = ()
     dry_run: bool = False
     foreign: bool = False  # skipped because a same-named secret is not this tool's
+    # When the secret there expires, as it stands after the run (None: there is none, or it is unknown).
+    expires_at: datetime | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"namespace": self.namespace, "outcome": self.outcome.value}
@@ -151,6 +153,16 @@ class RunSummary:
     def counts(self) -> dict[str, int]:
         tally = Counter(result.outcome for result in self.results)
         return {outcome.value: tally.get(outcome, 0) for outcome in Outcome}
+
+    def seconds_until_first_expiry(self, now: datetime) -> float | None:
+        """How long until the first of the served namespaces' secrets expires, as they stand after the
+        run: 0 if one is left without a (known) secret; None when no namespace is served."""
+        served = [r.expires_at for r in self.results if r.outcome is not Outcome.SKIPPED]
+        if not served:
+            return None
+        if None in served:
+            return 0.0
+        return max(0.0, min((moment - now).total_seconds() for moment in served if moment is not None))
 
     @property
     def foreign_namespaces(self) -> tuple[str, ...]:

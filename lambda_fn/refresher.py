@@ -174,22 +174,30 @@ def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> V
 
 
 def _is_fresh(state: SecretState, registries: Registries, threshold: timedelta, *, now: datetime) -> bool:
-    """Same registries and roles, all present in the data (when read), and more than the threshold left.
-
-    The expiry is read from the annotations, and never trusted beyond 12 hours after the recorded
-    refresh: an edited annotation cannot keep a stale token in place for longer than one threshold.
-    """
+    """Same registries and roles, all present in the data (when read), and more than the threshold left."""
     if state.annotations.get(REGISTRIES_ANNOTATION) != registries.annotation:
         return False
     if state.data is not None:
         auths = read_auths(state.data.get(DOCKERCONFIGJSON_KEY)) or {}
         if not registries.hosts <= set(auths):
             return False
+    expires_at = recorded_expiry(state)
+    return expires_at is not None and expires_at - now > threshold
+
+
+def recorded_expiry(state: SecretState | None) -> datetime | None:
+    """When a managed secret's token expires, from its annotations; None if it is not ours or unreadable.
+
+    Never trusted beyond 12 hours after the recorded refresh: an edited annotation cannot keep a stale
+    token in place for longer than one threshold period.
+    """
+    if state is None or state.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return None
     expires_at = _timestamp(state.annotations.get(EXPIRES_AT_ANNOTATION))
     refreshed_at = _timestamp(state.annotations.get(REFRESHED_AT_ANNOTATION))
     if expires_at is None or refreshed_at is None:
-        return False
-    return min(expires_at, refreshed_at + TOKEN_LIFETIME) - now > threshold
+        return None
+    return min(expires_at, refreshed_at + TOKEN_LIFETIME)
 
 
 def _timestamp(text: str | None) -> datetime | None:
@@ -338,8 +346,16 @@ class _NamespaceRenewer:
         self._now = now
         self._remaining_seconds = remaining_seconds
         self._rejected = threading.Event()
+        # Each namespace's secret expiry as last seen (read, listed or written), for the watchdog metric.
+        self._expiry: dict[str, datetime | None] = {}
 
     def renew(self, target: Target) -> NamespaceResult:
+        result = self._renew(target)
+        return replace(result, expires_at=self._expiry.get(target.name))
+
+    def _renew(self, target: Target) -> NamespaceResult:
+        if self._states is not None:
+            self._expiry[target.name] = recorded_expiry(self._states.get(target.name))
         skip_reason = self._reason_not_to_start(target)
         if skip_reason is not None:
             return skip_reason
@@ -403,6 +419,7 @@ class _NamespaceRenewer:
         if verdict.action is Action.READ:
             state = self._cluster.read_secret(namespace, self._plan.secret_name)
             verdict = decide(state, self._registries, self._plan, now=self._now())
+        self._expiry[namespace] = recorded_expiry(state)
         if verdict.action is Action.DONE:
             return verdict
         if self._plan.dry_run:
@@ -421,6 +438,7 @@ class _NamespaceRenewer:
             if state is None:
                 raise  # the namespace itself is gone
             return None  # deleted since it was read: create it on the next try
+        self._expiry[namespace] = self._registries.expires_at
         return verdict
 
     def _add_to_service_accounts(self, namespace: str) -> tuple[str, ...]:

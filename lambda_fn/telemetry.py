@@ -15,6 +15,10 @@ from lambda_fn.models import Outcome, RunSummary
 
 SERVICE = "ecr-token-refresher"
 METRICS_NAMESPACE = "EcrTokenRefresher"
+# The watchdog's metric: seconds until the first target secret expires, as they stand after the run.
+EXPIRY_METRIC = "SecondsUntilFirstExpiry"
+# Published when no namespace is served: nothing can expire sooner than a fresh token would.
+NOTHING_TO_EXPIRE_SECONDS = 12 * 3600
 # A CloudWatch Logs event holds 256 KB: the summary line lists the first failures and the first other
 # namespaces, and counts failures by reason, so it stays far below that however many namespaces fail.
 LOGGED_FAILURES_CAP = 100
@@ -63,9 +67,12 @@ def publish_run(summary: RunSummary, *, now: datetime) -> None:
     metrics.add_metric(name="ForeignSecrets", unit=MetricUnit.Count, value=len(foreign))
     metrics.add_metric(name="RunErrors", unit=MetricUnit.Count, value=len(summary.errors))
     metrics.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=summary.duration_seconds)
-    if summary.token_expires_at is not None:
-        seconds_left = (summary.token_expires_at - now).total_seconds()
-        metrics.add_metric(name="SecondsUntilTokenExpiry", unit=MetricUnit.Seconds, value=seconds_left)
+    first_expiry = summary.seconds_until_first_expiry(now)
+    metrics.add_metric(
+        name=EXPIRY_METRIC,
+        unit=MetricUnit.Seconds,
+        value=NOTHING_TO_EXPIRE_SECONDS if first_expiry is None else first_expiry,
+    )
 
 
 def summary_for_log(summary: RunSummary) -> dict[str, Any]:

@@ -15,25 +15,27 @@ import aws_cdk as cdk
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
+from infra.bundling import BundledCode
 from infra.config import DeploymentConfig
 from infra.stack import EcrTokenRefresherStack
 
-DEFAULTS: dict[str, Any] = json.loads((Path(__file__).parents[2] / "cdk.json").read_text())["context"]
+# cdk.json's context (the CDK's feature flags) and the one key a deployment must give.
+DEFAULTS: dict[str, Any] = json.loads((Path(__file__).parents[2] / "cdk.json").read_text())["context"] | {
+    "clusterName": "my-cluster"
+}
 # Skip asset bundling in tests: pip install per synth would take most of the suite's time.
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 
 
 def config_for(**context: Any) -> DeploymentConfig:
-    merged = DEFAULTS | context
-    return DeploymentConfig.from_context(merged.get)
+    return DeploymentConfig.from_context(DEFAULTS | context)
 
 
 def synth(**context: Any) -> tuple[EcrTokenRefresherStack, Template]:
     """The stack for cdk.json's context plus `context`, with cdk-nag attached."""
     app = cdk.App(context=NO_BUNDLING)
-    stack = EcrTokenRefresherStack(
-        app, "Test", config=config_for(**context), code=cdk.aws_lambda.Code.from_asset("lambda_fn")
-    )
+    code = BundledCode(cdk.aws_lambda.Code.from_asset("lambda_fn"), "0123456789abcdef" * 4)
+    stack = EcrTokenRefresherStack(app, "Test", config=config_for(**context), code=code)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     template = Template.from_stack(stack)
     return stack, template

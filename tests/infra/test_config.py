@@ -1,12 +1,15 @@
-"""Deployment configuration: validated at synth, each problem named by its context key."""
+"""Deployment configuration: validated at synth, each problem named by its context key, no silent
+defaults, no typo passing unnoticed."""
 
 from __future__ import annotations
 
 import pytest
 
-from infra.config import DeploymentConfig
+from infra.config import DEFAULT_STACK_NAME, Cluster, DeploymentConfig, kubernetes_name
 from lambda_fn.errors import ConfigError
-from tests.infra.conftest import config_for
+from tests.infra.conftest import DEFAULTS, config_for
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:onprem-kubeconfig-AbCdEf"
 
 
 def problems(**context: object) -> str:
@@ -17,14 +20,32 @@ def problems(**context: object) -> str:
 
 def test_defaults_are_valid() -> None:
     config = config_for()
-    assert config.clusters == ("my-cluster",)
-    assert config.schedule_minutes == 30
+    assert config.clusters == (Cluster("my-cluster"),)
+    assert config.schedule_minutes == 1
     assert config.lists_namespaces is False
+    assert config.reserved_concurrency is None
+    assert (config.stack_name, config.kubernetes_group) == (DEFAULT_STACK_NAME, "ecr-token-refresher")
 
 
-def test_a_missing_cluster_name_fails_synth() -> None:
-    with pytest.raises(ConfigError, match="clusterName: required"):
-        DeploymentConfig.from_context({}.get)
+def test_a_synth_without_a_cluster_fails_naming_the_key() -> None:
+    """cdk.json ships no cluster: a deploy never lands on an example name by accident."""
+    context = {key: value for key, value in DEFAULTS.items() if key != "clusterName"}
+    with pytest.raises(ConfigError, match="clusterName: required: pass -c clusterName="):
+        DeploymentConfig.from_context(context)
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [("namespace", "namespaces"), ("clustername", "clusterName"), ("alarmEmial", "alarmEmail"), ("zzz", None)],
+)
+def test_an_unknown_context_key_fails_naming_the_closest_known_one(typo: str, suggestion: str | None) -> None:
+    message = problems(**{typo: "x"})
+    expected = f"did you mean {suggestion}?" if suggestion else "see the README's Configuration table"
+    assert f"{typo}: unknown context key; {expected}" in message
+
+
+def test_the_cdks_own_context_keys_are_not_checked() -> None:
+    config_for(**{"@aws-cdk/core:newStyleStackSynthesis": True, "aws:cdk:bundling-stacks": [], "cdk-nag": 1})
 
 
 @pytest.mark.parametrize(
@@ -34,15 +55,42 @@ def test_a_missing_cluster_name_fails_synth() -> None:
         ({"namespaceSelector": "a in (b"}, "namespaceSelector: 'a in (b' is not a label selector"),
         ({"registries": ["docker.io"]}, "registries: 'docker.io' is not an ECR registry host"),
         ({"secretName": "Bad Name"}, "secretName: 'Bad Name' is not a valid Kubernetes name"),
+        ({"refreshThresholdMinutes": "x"}, "refreshThresholdMinutes: 'x' is not a whole number from 0 to 690"),
+        (
+            {"includeOwnRegistry": False},
+            "registries: no registry to serve: list hosts, or set includeOwnRegistry to true",
+        ),
         ({"scheduleMinutes": 360}, "scheduleMinutes: a run every 360 min with refreshThresholdMinutes=360"),
         ({"scheduleMinutes": 0}, "scheduleMinutes: must be a whole number from 1 to 360"),
-        ({"refreshThresholdMinutes": 45}, "scheduleMinutes: a run every 30 min with refreshThresholdMinutes=45"),
-        ({"clusters": ["ok", "not ok"]}, "clusters: 'not ok' is not a valid EKS cluster name"),
+        ({"refreshThresholdMinutes": 30}, "scheduleMinutes: a run every 1 min with refreshThresholdMinutes=30"),
+        ({"clusters": ["ok", "not ok"]}, "clusters: 'not ok' is not a valid cluster name"),
+        ({"clusters": ["a", "a"]}, "clusters: 'a' is listed twice"),
+        ({"clusters": [{"name": "x", "kubeconfigSecretArn": "nope"}]}, "kubeconfigSecretArn 'nope' is not a Secrets"),
+        ({"clusters": [{"name": "x", "kmsKeyArn": "arn"}]}, "kmsKeyArn 'arn' must be a KMS key ARN, beside a"),
+        ({"clusters": [{"name": "x", "region": "y"}]}, "each entry is a cluster name or {name, kubeconfigSecretArn"),
+        ({"existingAccessEntries": ["ghost"]}, "existingAccessEntries: 'ghost' is not one of the EKS clusters"),
         ({"vpcSubnetIds": ["subnet-0123456789abcdef0"]}, "vpcSubnetIds: set vpcSubnetIds and vpcSecurityGroupIds"),
         ({"vpcSecurityGroupIds": ["sg-x"], "vpcSubnetIds": ["subnet-x"]}, "is not an id like"),
         ({"alarmEmail": "nobody"}, "alarmEmail: 'nobody' is not an e-mail address"),
-        ({"kubernetesGroup": "system:masters"}, "kubernetesGroup: 'system:masters' is not a group name"),
+        (
+            {"alarmEmail": "ops@example.com", "alarmTopicArn": "arn:aws:sns:eu-west-1:111122223333:ops"},
+            "alarmEmail: give alarmEmail (a new topic with this subscription) or alarmTopicArn (your topic), not both",
+        ),
+        (
+            {"kubernetesGroup": "system:masters"},
+            "kubernetesGroup: 'system:masters' starts with system:, which Kubernetes reserves; use e.g. ecr-token",
+        ),
+        ({"kubernetesServiceAccount": "nope"}, "kubernetesServiceAccount: 'nope' is not <namespace>/<name>"),
         ({"runOnDeploy": "sometimes"}, "runOnDeploy: must be true or false"),
+        ({"logRetentionDays": 100}, "logRetentionDays: CloudWatch Logs keeps logs for one of 1, 3, 5"),
+        ({"architecture": "ppc64"}, "architecture: 'ppc64' is not one of arm64, x86_64"),
+        ({"reservedConcurrency": 0}, "reservedConcurrency: must be a whole number from 1 to 1000"),
+        ({"repositories": ["Team_A/"]}, "repositories: 'Team_A/': use [<registry host>/]<repository"),
+        (
+            {"repositories": ["210987654321.dkr.ecr.eu-west-1.amazonaws.com/base/"]},
+            "210987654321.dkr.ecr.eu-west-1.amazonaws.com is not among the registries pulled with the function's",
+        ),
+        ({"stackName": "1bad"}, "stackName: '1bad' is not a CloudFormation stack name"),
     ],
 )
 def test_invalid_context_fails_synth_naming_the_key(context: dict[str, object], expected: str) -> None:
@@ -50,8 +98,43 @@ def test_invalid_context_fails_synth_naming_the_key(context: dict[str, object], 
 
 
 def test_context_from_the_command_line_is_text() -> None:
-    config = config_for(namespaces="team-*,default", scheduleMinutes="15", runOnDeploy="false")
+    config = config_for(namespaces="team-*,default", scheduleMinutes="15", runOnDeploy="false", clusters="a,b")
     assert config.settings.namespaces == ("team-*", "default")
     assert config.schedule_minutes == 15
     assert config.run_on_deploy is False
     assert config.lists_namespaces is True
+    assert [cluster.name for cluster in config.clusters] == ["a", "b"]
+
+
+def test_clusters_by_name_by_kubeconfig_and_with_entries_managed_elsewhere() -> None:
+    config = config_for(
+        clusters=["prod", {"name": "onprem", "kubeconfigSecretArn": SECRET_ARN}, "legacy"],
+        existingAccessEntries="legacy",
+    )
+    assert config.clusters == (
+        Cluster("prod"),
+        Cluster("onprem", SECRET_ARN, manage_access_entry=False),
+        Cluster("legacy", manage_access_entry=False),
+    )
+    assert config.environment(config.clusters[1])["KUBECONFIG_SECRET"] == SECRET_ARN
+    assert "KUBECONFIG_SECRET" not in config.environment(config.clusters[0])
+
+
+def test_repository_prefixes_per_registry() -> None:
+    registry = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+    config = config_for(registries=[registry], repositories=["team-a/", f"{registry}/base/", f"{registry}/tools"])
+    assert config.repositories == {"": ("team-a/",), registry: ("base/", "tools")}
+
+
+@pytest.mark.parametrize(
+    ("stack", "name"),
+    [
+        ("EcrTokenRefresher", "ecr-token-refresher"),
+        ("Prod", "ecr-token-refresher-prod"),
+        ("TeamA-Staging", "ecr-token-refresher-team-a-staging"),
+    ],
+)
+def test_cluster_wide_kubernetes_names_come_from_the_stack_name(stack: str, name: str) -> None:
+    assert kubernetes_name(stack) == name
+    config = config_for(stackName=stack)
+    assert (config.kubernetes_name, config.kubernetes_group) == (name, name)

@@ -1,10 +1,12 @@
-"""The RBAC manifest grants exactly what each configuration needs, rendered from the same config."""
+"""The Kubernetes manifest grants exactly what each configuration needs, names its cluster-wide objects
+after the stack, and confines the identity with an admission policy; rendered from the same config."""
 
 from __future__ import annotations
 
 import yaml
 
-from infra.rbac import render, to_yaml
+from infra.config import Cluster
+from infra.rbac import manifest_files, render, to_yaml
 from tests.infra.conftest import config_for
 
 GROUP = [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "ecr-token-refresher"}]
@@ -12,15 +14,23 @@ SECRET_RULES = [
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"], "resourceNames": ["regcred"]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
 ]
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:onprem-kubeconfig-AbCdEf"
+ADMISSION = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
 
 
-def test_names_only_get_a_role_per_namespace_and_no_namespace_listing() -> None:
+def kinds(manifests: list[dict[str, object]]) -> list[str]:
+    return [str(manifest["kind"]) for manifest in manifests]
+
+
+def test_names_only_get_a_role_per_namespace_and_no_listing() -> None:
     manifests = render(config_for(namespaces=["team-b", "team-a"]))
-    assert [(m["kind"], m["metadata"]["namespace"]) for m in manifests] == [
+    assert [(m["kind"], m["metadata"].get("namespace")) for m in manifests] == [
         ("Role", "team-a"),
         ("RoleBinding", "team-a"),
         ("Role", "team-b"),
         ("RoleBinding", "team-b"),
+        ("ValidatingAdmissionPolicy", None),
+        ("ValidatingAdmissionPolicyBinding", None),
     ]
     assert manifests[0]["rules"] == SECRET_RULES
     assert manifests[1]["subjects"] == GROUP
@@ -31,26 +41,20 @@ def test_names_only_get_a_role_per_namespace_and_no_namespace_listing() -> None:
     }
 
 
-def test_globs_and_selectors_need_a_cluster_role_with_namespace_listing() -> None:
+def test_globs_and_selectors_need_a_cluster_role_that_lists_namespaces_and_the_secret_by_name() -> None:
     for context in ({"namespaces": ["team-*"]}, {"namespaces": [], "namespaceSelector": "ecr=yes"}):
-        role, binding = render(config_for(**context))
-        assert role["kind"] == "ClusterRole"
+        role, binding, *admission = render(config_for(**context))
+        assert (role["kind"], binding["kind"], kinds(admission)) == ("ClusterRole", "ClusterRoleBinding", ADMISSION)
         assert role["rules"] == [
-            {
-                "apiGroups": [""],
-                "resources": ["secrets"],
-                "verbs": ["get", "list", "update"],
-                "resourceNames": ["regcred"],
-            },
+            {**SECRET_RULES[0], "verbs": ["get", "list", "update"]},
             SECRET_RULES[1],
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
         ]
-        assert binding["kind"] == "ClusterRoleBinding"
         assert binding["subjects"] == GROUP
 
 
 def test_service_accounts_add_get_and_patch_on_those_accounts_only() -> None:
-    role, _ = render(config_for(namespaces=["default"], serviceAccounts=["default", "builder"], secretName="pull"))
+    role, *_ = render(config_for(namespaces=["default"], serviceAccounts=["default", "builder"], secretName="pull"))
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"], "resourceNames": ["pull"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
@@ -63,7 +67,59 @@ def test_service_accounts_add_get_and_patch_on_those_accounts_only() -> None:
     ]
 
 
+def test_two_deployments_in_one_cluster_never_share_an_object_name() -> None:
+    first = render(config_for(namespaces=["team-*"]))
+    second = render(config_for(namespaces=["team-*"], stackName="Staging", secretName="staging-pull"))
+    assert {m["metadata"]["name"] for m in first} == {"ecr-token-refresher"}
+    assert {m["metadata"]["name"] for m in second} == {"ecr-token-refresher-staging"}
+    assert second[1]["subjects"][0]["name"] == "ecr-token-refresher-staging"  # its own group, too
+    assert second[3]["spec"]["policyName"] == "ecr-token-refresher-staging"
+
+
+def test_a_cluster_outside_eks_binds_a_service_account_it_declares() -> None:
+    config = config_for(
+        clusters=[{"name": "onprem", "kubeconfigSecretArn": SECRET_ARN}],
+        namespaces=["team-*"],
+        kubernetesServiceAccount="ops/pull-secrets",
+    )
+    account, role, binding, policy, _ = render(config)
+    assert (account["kind"], account["metadata"]["namespace"], account["metadata"]["name"]) == (
+        "ServiceAccount",
+        "ops",
+        "pull-secrets",
+    )
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "namespace": "ops", "name": "pull-secrets"}]
+    condition = policy["spec"]["matchConditions"][0]["expression"]
+    assert condition == 'request.userInfo.username == "system:serviceaccount:ops:pull-secrets"'
+    assert role["kind"] == "ClusterRole"
+
+
+def test_the_admission_policy_can_be_left_out() -> None:
+    assert ADMISSION[0] not in kinds(render(config_for(namespaces=["team-*"], admissionPolicy=False)))
+
+
+def test_adoption_under_the_policy_needs_the_registries_it_may_adopt() -> None:
+    def adoptable(**kwargs: object) -> str:
+        policy = render(config_for(namespaces=["team-*"]), **kwargs)[2]  # type: ignore[arg-type]
+        return next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "oldAdoptable")
+
+    assert adoptable() == "false"  # the function's own account is unknown at an offline synth
+    assert ".matches(" in adoptable(own_registry="123456789012.dkr.ecr.us-east-1.amazonaws.com")
+    only_others = render(config_for(namespaces=["team-*"], adoptExisting=False), own_registry="x")[2]
+    assert {v["name"]: v["expression"] for v in only_others["spec"]["variables"]}["oldAdoptable"] == "false"
+
+
+def test_synth_writes_one_manifest_for_the_eks_clusters_and_one_per_kubeconfig_cluster() -> None:
+    config = config_for(clusters=["blue", "green", {"name": "onprem", "kubeconfigSecretArn": SECRET_ARN}])
+    files = manifest_files(config)
+    assert sorted(files) == ["rbac-onprem.yaml", "rbac.yaml"]
+    assert "Group 'ecr-token-refresher'" in files["rbac.yaml"]
+    assert "ServiceAccount 'ecr-token-refresher'" in files["rbac-onprem.yaml"]
+    assert config.clusters[2] == Cluster("onprem", SECRET_ARN, manage_access_entry=False)
+
+
 def test_the_yaml_is_what_kubectl_applies() -> None:
     documents = list(yaml.safe_load_all(to_yaml(config_for(namespaces=["team-*"], kubernetesGroup="pullers"))))
-    assert [d["kind"] for d in documents] == ["ClusterRole", "ClusterRoleBinding"]
+    assert kinds(documents) == ["ClusterRole", "ClusterRoleBinding", *ADMISSION]
     assert documents[1]["subjects"][0]["name"] == "pullers"
+    assert "pullers" in documents[2]["spec"]["matchConditions"][0]["expression"]

@@ -14,6 +14,8 @@ from localkube import LocalKube
 from sandbox.eks_cluster import CLUSTER_NAME, local_eks_cluster
 from sandbox.lambda_context import FakeLambdaContext
 from sandbox.moto_aws import AwsCredentials, MotoAws
+from sandbox.real_apiserver import RealKube
+from tests.integration.real_cluster import Cluster
 
 SCHEDULED = json.loads((Path(__file__).parents[2] / "events" / "scheduled.json").read_text())
 
@@ -36,6 +38,18 @@ def kube(aws: MotoAws, credentials: AwsCredentials) -> Iterator[LocalKube]:
         cluster.store.add_namespace(name)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def real(real_kube: RealKube, aws: MotoAws, credentials: AwsCredentials) -> Iterator[tuple[RealKube, Cluster]]:
+    """The real server registered in moto as the EKS cluster; this test's role may sign tokens.
+    What a test applies through the admin client is removed after it."""
+    assert real_kube.authenticator is not None
+    real_kube.authenticator.secret_keys = {credentials.access_key_id: credentials.secret_access_key}
+    aws.create_eks_cluster(CLUSTER_NAME, endpoint=real_kube.url, ca_pem=real_kube.ca_pem)
+    cluster = Cluster(real_kube)
+    yield real_kube, cluster
+    cluster.remove_applied()
 
 
 @pytest.fixture(autouse=True)

@@ -45,8 +45,8 @@ def deployed(
     request: pytest.FixtureRequest, aws: MotoAws, credentials: AwsCredentials, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[LocalKube, DeploymentConfig]]:
     context = {"clusterName": CLUSTER_NAME, **CONFIGURATIONS[request.param]}
-    config = DeploymentConfig.from_context(context.get)
-    for name, value in config.function_environment.items():
+    config = DeploymentConfig.from_context(context)
+    for name, value in config.environment(config.clusters[0]).items():
         monkeypatch.setenv(name, value)
     kube = local_eks_cluster(aws, credentials, rules=rules_from_manifest(render(config)))
     for name in ("default", "team-a", "team-b", "other"):

@@ -4,107 +4,27 @@ access entry (401) or missing RBAC (403)."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 from kubernetes import client as k8s
-from kubernetes import utils
 from kubernetes.client.exceptions import ApiException
 
 from infra.config import DeploymentConfig
 from infra.rbac import render
-from lambda_fn.aws import generate_eks_token
 from lambda_fn.cli import main
 from lambda_fn.errors import RefreshFailed
 from localkube.kubeconfig import write_kubeconfig
 from sandbox.eks_cluster import CLUSTER_NAME
-from sandbox.moto_aws import OWN_REGISTRY, REGION, AwsCredentials, MotoAws
+from sandbox.moto_aws import OWN_REGISTRY, AwsCredentials
 from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
-from tests.clients import api_client
+from tests.integration.real_cluster import Cluster, Invoke, configure, outcomes, role_client
 
 pytestmark = pytest.mark.apiserver
-Invoke = Callable[..., dict[str, Any]]
-
-
-class Cluster:
-    """The real API server, as its admin."""
-
-    def __init__(self, kube: RealKube, token: str = ADMIN_TOKEN) -> None:
-        self.api = api_client(kube.url, kube.ca_pem, token)
-        self.core = k8s.CoreV1Api(self.api)
-        self.rbac = k8s.RbacAuthorizationV1Api(self.api)
-        self.applied: list[dict[str, Any]] = []
-
-    def namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
-        self.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels=labels)))
-        self.core.create_namespaced_service_account(
-            name, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="default"))
-        )
-        return name
-
-    def apply(self, manifests: list[dict[str, Any]]) -> None:
-        for manifest in manifests:
-            utils.create_from_dict(self.api, manifest)
-            self.applied.append(manifest)
-
-    def remove_rbac(self) -> None:
-        """Undo apply(): the RBAC objects have fixed names and the server outlives the test."""
-        deleters = {
-            "ClusterRole": lambda m: self.rbac.delete_cluster_role(m["metadata"]["name"]),
-            "ClusterRoleBinding": lambda m: self.rbac.delete_cluster_role_binding(m["metadata"]["name"]),
-            "Role": lambda m: self.rbac.delete_namespaced_role(m["metadata"]["name"], m["metadata"]["namespace"]),
-            "RoleBinding": lambda m: self.rbac.delete_namespaced_role_binding(
-                m["metadata"]["name"], m["metadata"]["namespace"]
-            ),
-        }
-        for manifest in self.applied:
-            deleters[manifest["kind"]](manifest)
-        self.applied.clear()
-
-    def auths(self, namespace: str) -> dict[str, Any]:
-        data = self.core.read_namespaced_secret("regcred", namespace).data[".dockerconfigjson"]
-        document: dict[str, Any] = json.loads(base64.b64decode(data))
-        return document["auths"]
-
-
-@pytest.fixture
-def real(real_kube: RealKube, aws: MotoAws, credentials: AwsCredentials) -> Iterator[tuple[RealKube, Cluster]]:
-    """The real server registered in moto as the EKS cluster; this test's role may sign tokens."""
-    assert real_kube.authenticator is not None
-    real_kube.authenticator.secret_keys = {credentials.access_key_id: credentials.secret_access_key}
-    aws.create_eks_cluster(CLUSTER_NAME, endpoint=real_kube.url, ca_pem=real_kube.ca_pem)
-    cluster = Cluster(real_kube)
-    yield real_kube, cluster
-    cluster.remove_rbac()
-
-
-def configure(monkeypatch: pytest.MonkeyPatch, **context: Any) -> DeploymentConfig:
-    config = DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, **context}.get)
-    for name, value in config.function_environment.items():
-        monkeypatch.setenv(name, value)
-    return config
-
-
-def outcomes(result: dict[str, Any]) -> dict[str, str]:
-    return {entry["namespace"]: entry["outcome"] for entry in result["namespaces"]}
-
-
-def role_client(kube: RealKube, credentials: AwsCredentials) -> Cluster:
-    """A client authenticated exactly as the refresher is: an EKS token signed by its role."""
-    session = boto3.Session(
-        aws_access_key_id=credentials.access_key_id,
-        aws_secret_access_key=credentials.secret_access_key,
-        aws_session_token=credentials.session_token,
-        region_name=REGION,
-    )
-    return Cluster(kube, generate_eks_token(session, cluster_name=CLUSTER_NAME, region=REGION))
 
 
 @pytest.mark.parametrize("with_service_accounts", [False, True])
@@ -231,7 +151,7 @@ def test_an_update_keeps_owner_references_finalizers_and_unknown_fields(
     _, cluster = real
     name = cluster.namespace(f"own{uuid.uuid4().hex[:6]}")
     configure(monkeypatch, namespaces=[name])
-    cluster.apply(render(DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, "namespaces": [name]}.get)))
+    cluster.apply(render(DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, "namespaces": [name]})))
     assert outcomes(invoke()) == {name: "created"}
     owner = cluster.core.create_namespaced_config_map(name, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="owner")))
     reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
@@ -254,7 +174,7 @@ def test_an_immutable_stale_secret_fails_naming_the_fix_and_is_not_touched(
     _, cluster = real
     name = cluster.namespace(f"imm{uuid.uuid4().hex[:6]}")
     configure(monkeypatch, namespaces=[name])
-    cluster.apply(render(DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, "namespaces": [name]}.get)))
+    cluster.apply(render(DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, "namespaces": [name]})))
     assert outcomes(invoke()) == {name: "created"}
     secret = cluster.core.read_namespaced_secret("regcred", name)
     secret.immutable = True

@@ -1,0 +1,112 @@
+"""The real kube-apiserver as tests drive it: an admin client that applies the rendered manifests and
+removes them afterwards, the function's own EKS identity, and waiting for an admission policy."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from kubernetes import client as k8s
+from kubernetes import utils
+from kubernetes.client.exceptions import ApiException
+
+from infra.config import DeploymentConfig
+from lambda_fn.aws import generate_eks_token
+from sandbox.eks_cluster import CLUSTER_NAME
+from sandbox.moto_aws import REGION, AwsCredentials
+from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
+from tests.clients import api_client
+
+Invoke = Callable[..., dict[str, Any]]
+
+
+class Cluster:
+    """The real API server, as its admin (or as the token given)."""
+
+    def __init__(self, kube: RealKube, token: str = ADMIN_TOKEN) -> None:
+        self.api = api_client(kube.url, kube.ca_pem, token)
+        self.core = k8s.CoreV1Api(self.api)
+        self.rbac = k8s.RbacAuthorizationV1Api(self.api)
+        self.admission = k8s.AdmissionregistrationV1Api(self.api)
+        self.applied: list[dict[str, Any]] = []
+
+    def namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
+        self.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels=labels)))
+        self.core.create_namespaced_service_account(
+            name, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="default"))
+        )
+        return name
+
+    def apply(self, manifests: list[dict[str, Any]]) -> None:
+        for manifest in manifests:
+            utils.create_from_dict(self.api, manifest)
+            self.applied.append(manifest)
+
+    def remove_applied(self) -> None:
+        """Undo apply(): the objects have fixed names and the server outlives the test."""
+        name = lambda m: m["metadata"]["name"]  # noqa: E731
+        deleters: dict[str, Callable[[dict[str, Any]], object]] = {
+            "ClusterRole": lambda m: self.rbac.delete_cluster_role(name(m)),
+            "ClusterRoleBinding": lambda m: self.rbac.delete_cluster_role_binding(name(m)),
+            "Role": lambda m: self.rbac.delete_namespaced_role(name(m), m["metadata"]["namespace"]),
+            "RoleBinding": lambda m: self.rbac.delete_namespaced_role_binding(name(m), m["metadata"]["namespace"]),
+            "ServiceAccount": lambda m: self.core.delete_namespaced_service_account(
+                name(m), m["metadata"]["namespace"]
+            ),
+            "ValidatingAdmissionPolicy": lambda m: self.admission.delete_validating_admission_policy(name(m)),
+            "ValidatingAdmissionPolicyBinding": lambda m: self.admission.delete_validating_admission_policy_binding(
+                name(m)
+            ),
+        }
+        for manifest in reversed(self.applied):
+            deleters[manifest["kind"]](manifest)
+        self.applied.clear()
+
+    def auths(self, namespace: str, secret: str = "regcred") -> dict[str, Any]:
+        data = self.core.read_namespaced_secret(secret, namespace).data[".dockerconfigjson"]
+        document: dict[str, Any] = json.loads(base64.b64decode(data))
+        return document["auths"]
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, **context: Any) -> DeploymentConfig:
+    """The deployment's config for `context`, and its first cluster's function environment set."""
+    config = DeploymentConfig.from_context({"clusterName": CLUSTER_NAME, **context})
+    for variable, value in config.environment(config.clusters[0]).items():
+        monkeypatch.setenv(variable, value)
+    return config
+
+
+def outcomes(result: dict[str, Any]) -> dict[str, str]:
+    return {entry["namespace"]: entry["outcome"] for entry in result["namespaces"]}
+
+
+def role_client(kube: RealKube, credentials: AwsCredentials) -> Cluster:
+    """A client authenticated exactly as the refresher is: an EKS token signed by its role."""
+    session = boto3.Session(
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+        region_name=REGION,
+    )
+    return Cluster(kube, generate_eks_token(session, cluster_name=CLUSTER_NAME, region=REGION))
+
+
+def wait_for_policy(identity: Cluster, namespace: str, policy: str, timeout: float = 10.0) -> None:
+    """kube-apiserver loads admission policies within about a second: wait until a server-side dry
+    run of a create the policy must deny is denied by it (nothing is stored either way)."""
+    probe = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=f"probe-{uuid.uuid4().hex[:6]}"), type="Opaque")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            identity.core.create_namespaced_secret(namespace, probe, dry_run="All")
+        except ApiException as exc:
+            if exc.status == 422 and policy in (exc.body or ""):
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"admission policy {policy} not enforced after {timeout}s")
