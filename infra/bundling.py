@@ -148,8 +148,9 @@ def bundle_hash(*, python_version: str, platform: str) -> str:
     """sha256 over the function's source files, the pins, this recipe, the platform and Python."""
     digest = hashlib.sha256(f"python{python_version} {platform}\n".encode())
     sources = sorted(path for path in SOURCE_PACKAGE.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
-    for path in [*sources, *RECIPE]:
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    named = [(str(path.relative_to(ROOT)), path) for path in sources] + [(path.name, path) for path in RECIPE]
+    for name, path in named:
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

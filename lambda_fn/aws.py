@@ -146,6 +146,40 @@ class EcrTokenSource:
         )
 
 
+class KubeconfigSecrets:
+    """Kubeconfigs held in Secrets Manager, read on every run (a rotation takes effect on the next)."""
+
+    def __init__(self, session: boto3.Session, *, config: Config = BOTO_CONFIG) -> None:
+        self._session = session
+        self._config = config
+
+    def read(self, secret_id: str) -> str:
+        """The secret's string; ClusterLookupError naming the secret and the fix (never its value)."""
+        client = self._session.client("secretsmanager", config=self._config)
+        try:
+            answer = client.get_secret_value(SecretId=secret_id)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            fix = {
+                "ResourceNotFoundException": "create it, or set KUBECONFIG_SECRET to an existing secret's ARN",
+                "AccessDeniedException": "grant the function's role secretsmanager:GetSecretValue on it "
+                "(and kms:Decrypt on its key, if it has its own)",
+                "DecryptionFailure": "grant the function's role kms:Decrypt on the secret's key",
+            }.get(code, "check the secret and the role's permissions")
+            raise ClusterLookupError(
+                f"kubeconfig secret {secret_id!r} could not be read ({describe_error(exc)}): {fix}; nothing was written"
+            ) from exc
+        except BotoCoreError as exc:
+            raise ClusterLookupError(f"kubeconfig secret {secret_id!r} could not be read ({exc})") from exc
+        text = answer.get("SecretString")
+        if not text:
+            raise ClusterLookupError(
+                f"kubeconfig secret {secret_id!r} holds no string: store the kubeconfig (YAML or JSON) as its "
+                "SecretString; nothing was written"
+            )
+        return str(text)
+
+
 @dataclass(frozen=True)
 class ClusterEndpoint:
     """Where the cluster's API server is and the CA that signs its certificate (PEM)."""

@@ -15,7 +15,7 @@ from lambda_fn import __version__
 from lambda_fn.aws import new_session
 from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem, RefresherError
-from lambda_fn.runner import EksCluster, KubeconfigCluster, run_refresh
+from lambda_fn.runner import Cluster, KubeconfigCluster, configured_cluster, run_refresh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -30,6 +30,8 @@ FLAG_NAMES = {
     "service_accounts": "--service-account",
     "registries": "--registry",
     "max_concurrency": "--concurrency",
+    "kubeconfig_secret": "--kubeconfig-secret",
+    "kubeconfig_context": "--context",
 }
 
 
@@ -45,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--cluster", help="EKS cluster name (default: CLUSTER_NAME)")
     where.add_argument("--region", help="AWS region (default: AWS_REGION or the AWS profile's)")
     where.add_argument("--kubeconfig", metavar="PATH", help="use this kubeconfig instead of EKS")
-    where.add_argument("--context", help="kubeconfig context (default: its current context)")
+    where.add_argument(
+        "--kubeconfig-secret",
+        metavar="ARN_OR_NAME",
+        help="a kubeconfig held in Secrets Manager (default: KUBECONFIG_SECRET)",
+    )
+    where.add_argument("--context", help="the kubeconfig's context (default: its current context)")
     what = common.add_argument_group("what to write")
     what.add_argument("--namespace", action="append", metavar="NAME_OR_GLOB", help="repeatable; globs allowed")
     what.add_argument("--selector", help="namespace label selector, e.g. team=a")
@@ -93,22 +100,23 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stde
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def resolve(
-    args: argparse.Namespace, environ: Mapping[str, str]
-) -> tuple[Settings, EksCluster | KubeconfigCluster, boto3.Session]:
+def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Settings, Cluster, boto3.Session]:
     """The settings, the cluster and an AWS session for these flags; ConfigError names the flags."""
-    if args.cluster and (args.kubeconfig or args.context):
+    kubeconfig_file = bool(args.kubeconfig or (args.context and not args.kubeconfig_secret))
+    ways = [flag for flag, given in (("--cluster", args.cluster), ("--kubeconfig", kubeconfig_file)) if given]
+    if len(ways) + bool(args.kubeconfig_secret) > 1:
         raise ConfigError(
-            [Problem("--cluster", "give --cluster (EKS) or --kubeconfig/--context, not both")], source="command line"
+            [Problem(ways[0], "give one of --cluster (EKS), --kubeconfig [--context] or --kubeconfig-secret")],
+            source="command line",
         )
     region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     session = new_session(region, profile=environ.get("AWS_PROFILE"))
     settings = settings_from_args(args, {**environ, "AWS_REGION": region or session.region_name or ""})
-    cluster: EksCluster | KubeconfigCluster
-    if args.kubeconfig or args.context or not settings.cluster_name:
+    cluster: Cluster
+    if kubeconfig_file or not (settings.cluster_name or settings.kubeconfig_secret):
         cluster = KubeconfigCluster(args.kubeconfig, args.context)
     else:
-        cluster = EksCluster(settings.cluster_name)
+        cluster = configured_cluster(settings)
     return settings, cluster, session
 
 
@@ -117,6 +125,8 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     settings = Settings.from_env(environ, require_cluster=False)
     changes: dict[str, Any] = {
         "cluster_name": args.cluster,
+        "kubeconfig_secret": args.kubeconfig_secret,
+        "kubeconfig_context": args.context if args.kubeconfig_secret else None,
         "exclude_namespaces": tuple(args.exclude) if args.exclude else None,
         "secret_name": args.secret_name,
         "service_accounts": tuple(args.service_account) if args.service_account else None,

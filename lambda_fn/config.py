@@ -38,7 +38,10 @@ SELECTOR_CLAUSE = re.compile(
 )
 MAX_NAMESPACE_PATTERNS = 1000
 TOKEN_LIFETIME = timedelta(hours=12)
-CLUSTER_REQUIRED = "required: set it to the EKS cluster's name"
+CLUSTER_REQUIRED = "required: set it to the EKS cluster's name (or set KUBECONFIG_SECRET for any other cluster)"
+# A Secrets Manager secret's ARN or name.
+SECRET_ID = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[\w/+=.@-]{1,512}$")
+CONTEXT_NAME = re.compile(r"^[^\s]{1,253}$")
 
 # Each setting's name in the environment, for error messages.
 ENV_NAMES = {
@@ -56,6 +59,8 @@ ENV_NAMES = {
     "deadline_margin": "DEADLINE_MARGIN_SECONDS",
     "dry_run": "DRY_RUN",
     "adopt_existing": "ADOPT_EXISTING",
+    "kubeconfig_secret": "KUBECONFIG_SECRET",
+    "kubeconfig_context": "KUBECONFIG_CONTEXT",
 }
 
 
@@ -104,6 +109,9 @@ class Settings:
     adopt_existing: bool = True
     # A manual event's choice among the configured targets (it may narrow them, never widen them).
     narrowing: TargetSpec | None = None
+    # Any cluster, not only EKS: a Secrets Manager secret holding a kubeconfig, and its context.
+    kubeconfig_secret: str | None = None
+    kubeconfig_context: str | None = None
 
     @classmethod
     def from_env(
@@ -135,6 +143,8 @@ class Settings:
             "deadline_margin": timedelta(seconds=parser.number("DEADLINE_MARGIN_SECONDS", 10, 0, 300)),
             "dry_run": parser.flag("DRY_RUN", default=False),
             "adopt_existing": parser.flag("ADOPT_EXISTING", default=True),
+            "kubeconfig_secret": parser.text("KUBECONFIG_SECRET"),
+            "kubeconfig_context": parser.text("KUBECONFIG_CONTEXT"),
         }
         settings = cls(**values)  # type: ignore[arg-type]
         field_of = {env: field for field, env in ENV_NAMES.items()}
@@ -145,7 +155,7 @@ class Settings:
         problems = [Problem(named(problem.field), problem.message) for problem in parser.problems]
         failed = {named(env) for env in parser.failed}
         problems += [problem for problem in settings.problems(names) if problem.field not in failed]
-        if require_cluster and not settings.cluster_name:
+        if require_cluster and not settings.cluster_name and not settings.kubeconfig_secret:
             problems.append(Problem(names.get("cluster_name", "CLUSTER_NAME"), CLUSTER_REQUIRED))
         if problems:
             raise ConfigError(problems, source=source)
@@ -163,11 +173,6 @@ class Settings:
     def targets(self) -> TargetSpec:
         return TargetSpec(self.namespaces, self.namespace_selector, self.exclude_namespaces)
 
-    def required_cluster_name(self) -> str:
-        if not self.cluster_name:
-            raise ConfigError([Problem("CLUSTER_NAME", CLUSTER_REQUIRED)])
-        return self.cluster_name
-
     def problems(self, names: Mapping[str, str]) -> list[Problem]:
         """Every invalid field, named as the caller's source names it."""
         found: list[tuple[str, str]] = []
@@ -175,6 +180,7 @@ class Settings:
             found.append(("region", "required: an AWS region such as eu-west-1"))
         if self.cluster_name is not None and not CLUSTER_NAME.match(self.cluster_name):
             found.append(("cluster_name", f"{self.cluster_name!r} is not a valid EKS cluster name"))
+        found += self._kubeconfig_problems(names)
         if not _is_subdomain(self.secret_name):
             found.append(("secret_name", _subdomain_fix(self.secret_name)))
         if not self.namespaces and not self.namespace_selector:
@@ -205,6 +211,19 @@ class Settings:
         if not 1 <= self.max_concurrency <= 64:
             found.append(("max_concurrency", "must be from 1 to 64"))
         return [Problem(names.get(field, field), message) for field, message in found]
+
+    def _kubeconfig_problems(self, names: Mapping[str, str]) -> list[tuple[str, str]]:
+        found = []
+        if self.kubeconfig_secret is not None and not SECRET_ID.match(self.kubeconfig_secret):
+            found.append(
+                ("kubeconfig_secret", f"{self.kubeconfig_secret!r} is not a Secrets Manager secret's ARN or name")
+            )
+        if self.kubeconfig_context is not None and not CONTEXT_NAME.match(self.kubeconfig_context):
+            found.append(("kubeconfig_context", f"{self.kubeconfig_context!r} is not a kubeconfig context name"))
+        if self.kubeconfig_context is not None and self.kubeconfig_secret is None:
+            secret = names.get("kubeconfig_secret", "kubeconfig_secret")
+            found.append(("kubeconfig_context", f"only goes with a kubeconfig secret: set {secret} too"))
+        return found
 
 
 def is_valid_selector(selector: str) -> bool:

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambda_fn.config import Settings
 from lambda_fn.errors import RefresherError, RefreshFailed
 from lambda_fn.events import settings_for_event
-from lambda_fn.runner import EksCluster, run_refresh, utc_now
+from lambda_fn.runner import configured_cluster, run_refresh, utc_now
 from lambda_fn.telemetry import logger, metrics, publish_run, tracer
 
 
@@ -24,7 +24,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         settings = settings_for_event(event, Settings.from_env(os.environ, require_cluster=True))
         summary = run_refresh(
             settings,
-            EksCluster(settings.required_cluster_name()),
+            configured_cluster(settings),
             remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
         )
     except RefresherError as exc:

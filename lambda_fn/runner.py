@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import boto3
 from botocore.config import Config
 
-from lambda_fn.aws import ClusterDirectory, EcrTokenSource, boto_config, generate_eks_token
-from lambda_fn.config import Settings
+from lambda_fn.aws import ClusterDirectory, EcrTokenSource, KubeconfigSecrets, boto_config, generate_eks_token
+from lambda_fn.config import CLUSTER_REQUIRED, Settings
 from lambda_fn.credentials import fetch_registry_credentials
-from lambda_fn.k8s import Connection, connect, eks_connection, kubeconfig_file_connection
+from lambda_fn.errors import ConfigError, Problem
+from lambda_fn.k8s import (
+    Connection,
+    connect,
+    eks_connection,
+    kubeconfig_document_connection,
+    kubeconfig_file_connection,
+)
 from lambda_fn.models import RunSummary
 from lambda_fn.refresher import RefreshPlan, renew_pull_secrets
 
@@ -37,13 +44,33 @@ class KubeconfigCluster:
     context: str | None = None
 
 
+@dataclass(frozen=True)
+class KubeconfigSecretCluster:
+    """Reach any cluster through a kubeconfig held in Secrets Manager, read afresh every run."""
+
+    secret_id: str
+    context: str | None = None
+
+
+Cluster = EksCluster | KubeconfigCluster | KubeconfigSecretCluster
+
+
+def configured_cluster(settings: Settings) -> Cluster:
+    """The Lambda's cluster: the kubeconfig secret when one is set, else the EKS cluster by name."""
+    if settings.kubeconfig_secret:
+        return KubeconfigSecretCluster(settings.kubeconfig_secret, settings.kubeconfig_context)
+    if not settings.cluster_name:
+        raise ConfigError([Problem("CLUSTER_NAME", CLUSTER_REQUIRED)])
+    return EksCluster(settings.cluster_name)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 def run_refresh(
     settings: Settings,
-    cluster: EksCluster | KubeconfigCluster,
+    cluster: Cluster,
     *,
     remaining_seconds: Callable[[], float | None] = lambda: None,
     session: boto3.Session | None = None,
@@ -81,11 +108,17 @@ def run_refresh(
     return summary
 
 
-def _connection(
-    cluster: EksCluster | KubeconfigCluster, session: boto3.Session, settings: Settings, *, aws_config: Config
-) -> Connection:
+def _connection(cluster: Cluster, session: boto3.Session, settings: Settings, *, aws_config: Config) -> Connection:
+    """How to reach `cluster` now: the one place that tells the kinds of cluster apart."""
     if isinstance(cluster, KubeconfigCluster):
         return kubeconfig_file_connection(cluster.path, cluster.context, pool_size=settings.max_concurrency)
+    if isinstance(cluster, KubeconfigSecretCluster):
+        document = KubeconfigSecrets(session, config=aws_config).read(cluster.secret_id)
+        connection = kubeconfig_document_connection(
+            document, cluster.context, source=cluster.secret_id, pool_size=settings.max_concurrency
+        )
+        # CLUSTER_NAME, when set, only names the cluster in the summary and the metrics.
+        return replace(connection, name=settings.cluster_name or connection.name)
     endpoint = CLUSTERS.endpoint(session, cluster_name=cluster.name, region=settings.region, config=aws_config)
     # A new token every run: valid 15 minutes, longer than any run, shorter than a warm container.
     token = generate_eks_token(session, cluster_name=cluster.name, region=settings.region)

@@ -47,6 +47,7 @@ class RealKube:
         self._webhook = TokenWebhook(authenticator) if authenticator is not None else None
         self._processes: list[subprocess.Popen[bytes]] = []
         self._ca = trustme.CA()
+        self._client_ca = trustme.CA()  # signs client certificates (`client_certificate`)
         self.port = free_port()
         self.startup_seconds = 0.0
 
@@ -57,6 +58,11 @@ class RealKube:
     @property
     def ca_pem(self) -> bytes:
         return bytes(self._ca.cert_pem.bytes())
+
+    def client_certificate(self, user: str, group: str) -> tuple[bytes, bytes]:
+        """(certificate, key) in PEM that kube-apiserver authenticates as `user` in `group` (CN, O)."""
+        leaf = self._client_ca.issue_cert("client.invalid", common_name=user, organization_name=group)
+        return leaf.cert_chain_pems[0].bytes(), leaf.private_key_pem.bytes()
 
     @property
     def reviews(self) -> list[tuple[bool, str]]:
@@ -89,6 +95,7 @@ class RealKube:
         # The admin, and a user bound to nothing (for 403 answers).
         tokens = [f'{ADMIN_TOKEN},admin,admin,"system:masters"', f"{NOBODY_TOKEN},nobody,nobody"]
         (folder / "tokens.csv").write_text("\n".join(tokens) + "\n")
+        self._client_ca.cert_pem.write_to_path(str(folder / "client-ca.crt"))
         etcd_port, etcd_peer = free_port(), free_port()
         self._spawn(
             [
@@ -112,6 +119,7 @@ class RealKube:
             "--authorization-mode=RBAC",
             "--anonymous-auth=false",
             f"--token-auth-file={folder / 'tokens.csv'}",
+            f"--client-ca-file={folder / 'client-ca.crt'}",
             f"--service-account-key-file={folder / 'sa.pub'}",
             f"--service-account-signing-key-file={folder / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc",

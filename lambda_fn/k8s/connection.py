@@ -7,6 +7,7 @@ always verified against the cluster's CA, whatever a kubeconfig says.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ class Connection:
     name: str
     description: str
     tls_hint: str = ""
+    open_files: tuple[int, ...] = ()  # in-memory files (client certificates) closed with the connection
 
 
 def eks_connection(
@@ -51,7 +53,7 @@ def eks_connection(
         api_key_prefix={"BearerToken": "Bearer"},
         ca_cert_data=ca_pem.decode(),  # in memory: the CA is never written to disk
     )
-    return Connection(_tuned(configuration, pool_size=pool_size), name, description)
+    return Connection(tuned(configuration, pool_size=pool_size), name, description)
 
 
 def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_size: int) -> Connection:
@@ -77,7 +79,7 @@ def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_si
     name = context or current["name"]
     where = path or "the default kubeconfig"
     return Connection(
-        _tuned(configuration, pool_size=pool_size), name, f"context {name} of {where} ({configuration.host})", hint
+        tuned(configuration, pool_size=pool_size), name, f"context {name} of {where} ({configuration.host})", hint
     )
 
 
@@ -93,7 +95,8 @@ def _rate_limited(refresh: Callable[[Any], None]) -> Callable[[Any], None]:
     return refresh_now_and_then
 
 
-def _tuned(configuration: Any, *, pool_size: int) -> Any:
+def tuned(configuration: Any, *, pool_size: int) -> Any:
+    """TLS always verified; retries left to KubernetesCluster; a connection per worker thread."""
     configuration.verify_ssl = True
     # KubernetesCluster retries by itself, within the run's deadline; urllib3 must not retry again.
     configuration.retries = False
@@ -110,3 +113,5 @@ def connect(connection: Connection, *, time_left: Callable[[], float | None]) ->
         yield KubernetesCluster(api_client, time_left=time_left, tls_hint=connection.tls_hint)
     finally:
         api_client.close()  # type: ignore[no-untyped-call]
+        for descriptor in connection.open_files:
+            os.close(descriptor)

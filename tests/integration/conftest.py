@@ -77,8 +77,14 @@ def seen() -> list[str]:
     return []
 
 
-# moto's ECR password for the sandbox account, and the EKS token's prefix.
-SECRET_MATERIAL = ("123456789012-auth-token", "210987654321-auth-token", "k8s-aws-v1.")
+# moto's ECR password for the sandbox account, the EKS token's prefix, the kubeconfig secrets' tokens.
+SECRET_MATERIAL = (
+    "123456789012-auth-token",
+    "210987654321-auth-token",
+    "k8s-aws-v1.",
+    "onprem-refresher-token",
+    "rotated-token",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -114,7 +114,7 @@ def test_python_dash_m_runs_the_same_cli(kube: LocalKube, kubeconfig: str) -> No
 def test_cluster_and_kubeconfig_together_are_bad_usage(kube: LocalKube, kubeconfig: str) -> None:
     code, out, err = run_cli("refresh", "--cluster", CLUSTER_NAME, "--kubeconfig", kubeconfig)
     assert (code, out) == (2, "")
-    assert "--cluster: give --cluster (EKS) or --kubeconfig/--context, not both" in err
+    assert "--cluster: give one of --cluster (EKS), --kubeconfig [--context] or --kubeconfig-secret" in err
     assert kube.requests == []
 
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from lambda_fn.aws import ClusterDirectory, EcrTokenSource
+from lambda_fn.aws import ClusterDirectory, EcrTokenSource, KubeconfigSecrets
 from lambda_fn.errors import ClusterLookupError, CredentialError
 
 
@@ -79,3 +79,20 @@ def test_assume_role_denied_names_the_trust_policy_and_fetches_no_token() -> Non
     )
     assert "trust policy" in str(caught.value)
     session.stubs["ecr"].assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [
+        ("AccessDeniedException", "grant the function's role secretsmanager:GetSecretValue on it"),
+        ("DecryptionFailure", "grant the function's role kms:Decrypt on the secret's key"),
+    ],
+)
+def test_a_kubeconfig_secret_the_role_may_not_read_names_the_grant(code: str, fix: str) -> None:
+    session = StubbedSession()
+    session.stub("secretsmanager").add_client_error(
+        "get_secret_value", service_error_code=code, service_message="not for you", http_status_code=400
+    )
+    with pytest.raises(ClusterLookupError) as refused:
+        KubeconfigSecrets(session).read("onprem/kubeconfig")  # type: ignore[arg-type]
+    assert f"kubeconfig secret 'onprem/kubeconfig' could not be read ({code}: not for you): {fix}" in str(refused.value)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 
 from lambda_fn.config import RegistrySpec, Settings, is_valid_selector
 from lambda_fn.errors import ConfigError
+from lambda_fn.runner import KubeconfigSecretCluster, configured_cluster
 
 BASE = {"AWS_REGION": "eu-west-1", "CLUSTER_NAME": "prod"}
 
@@ -167,7 +169,32 @@ def test_cluster_name_is_optional_for_the_cli_but_required_for_the_lambda() -> N
     settings = Settings.from_env({"AWS_REGION": "eu-west-1"}, require_cluster=False)
     assert settings.cluster_name is None
     with pytest.raises(ConfigError, match="CLUSTER_NAME: required"):
-        settings.required_cluster_name()
+        Settings.from_env({"AWS_REGION": "eu-west-1"}, require_cluster=True)
+    with pytest.raises(ConfigError, match="CLUSTER_NAME: required"):
+        configured_cluster(settings)
+
+
+def test_a_kubeconfig_secret_reaches_any_cluster_and_makes_the_name_optional() -> None:
+    secret = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:onprem-AbCdEf"
+    settings = Settings.from_env(
+        {"AWS_REGION": "eu-west-1", "KUBECONFIG_SECRET": secret, "KUBECONFIG_CONTEXT": "ops"}, require_cluster=True
+    )
+    assert configured_cluster(settings) == KubeconfigSecretCluster(secret, "ops")
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"KUBECONFIG_SECRET": "not a secret"}, "KUBECONFIG_SECRET: 'not a secret' is not a Secrets Manager"),
+        (
+            {"KUBECONFIG_CONTEXT": "ops"},
+            "KUBECONFIG_CONTEXT: only goes with a kubeconfig secret: set KUBECONFIG_SECRET",
+        ),
+    ],
+)
+def test_kubeconfig_secret_settings_are_checked(environment: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(BASE | environment, require_cluster=True)
 
 
 def test_nothing_to_serve_is_rejected() -> None:
