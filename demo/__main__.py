@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lambda_fn.cli import render_table
+from lambda_fn.render import render_report, render_summary
 from localkube import LocalKube
 from sandbox.eks_cluster import CLUSTER_NAME, local_eks_cluster
 from sandbox.lambda_context import FakeLambdaContext
@@ -46,10 +46,10 @@ def seed(kube: LocalKube) -> None:
     )
 
 
-def invoke() -> dict[str, Any]:
+def invoke(event: dict[str, Any] = SCHEDULED_EVENT) -> dict[str, Any]:
     from lambda_fn.handler import lambda_handler  # noqa: PLC0415 - after the environment is set
 
-    result: dict[str, Any] = lambda_handler(SCHEDULED_EVENT, FakeLambdaContext())
+    result: dict[str, Any] = lambda_handler(event, FakeLambdaContext())
     return result
 
 
@@ -80,10 +80,10 @@ def main() -> None:
             )
             print(f"settings: {json.dumps({k: v for k, v in SETTINGS.items() if not k.startswith('POWERTOOLS')})}\n")
             print("== run 1: scheduled event ==")
-            print(render_table(invoke()))
+            print(render_summary(invoke()))
             print("\n== run 2: right after; every secret is fresh, nothing is written ==")
             writes_before = len([r for r in kube.requests if r.method != "GET"])
-            print(render_table(invoke()))
+            print(render_summary(invoke()))
             writes = len([r for r in kube.requests if r.method != "GET"]) - writes_before
             print(f"writes in run 2: {writes}\n")
             print(kubelet_view(kube, "team-a"))
@@ -91,6 +91,8 @@ def main() -> None:
             foreign_hosts = list(json.loads(base64.b64decode(payments["data"][".dockerconfigjson"]))["auths"])
             print(f"\npayments/regcred (not ours) is untouched, still only: {foreign_hosts}")
             print(f"own registry served: {OWN_REGISTRY}")
+            print('\n== check: the read-only preflight (manual event {"check": true}) ==')
+            print(render_report(invoke({"check": True})))
         finally:
             kube.stop()
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s")

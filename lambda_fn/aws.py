@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ EKS_CLUSTER_HEADER = "x-k8s-aws-id"
 # The presigned URL is valid for 60 s; EKS accepts the token for 15 minutes from signing.
 PRESIGN_SECONDS = 60
 SESSION_NAME = "ecr-token-refresher"
+ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>[^:]+):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
 
 
 def boto_config(seconds_left: float | None) -> Config:
@@ -100,10 +102,13 @@ def new_session(region: str | None, *, profile: str | None) -> boto3.Session:
 
 
 def describe_error(exc: BaseException) -> str:
-    """`Code: message` of an AWS error; never the request's credentials."""
+    """`Code: message` of an AWS error; never the request's credentials (nor an HTML error page)."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+        message = " ".join(str(error.get("Message", "")).split())
+        if message.startswith("<"):
+            message = "the endpoint does not offer this call"
+        return f"{error.get('Code', 'Error')}: {message[:300]}".rstrip(": ")
     return str(exc)
 
 
@@ -210,15 +215,76 @@ class ClusterDirectory:
             self._cache.pop((cluster_name, region), None)
 
 
-def _describe_cluster(session: boto3.Session, *, cluster_name: str, region: str, config: Config) -> ClusterEndpoint:
+@dataclass(frozen=True)
+class EksClusterFacts:
+    """What `check` reads of an EKS cluster: whether access entries can work and how it is reached."""
+
+    status: str
+    endpoint: str | None
+    authentication_mode: str  # API, API_AND_CONFIG_MAP or CONFIG_MAP
+    public_endpoint: bool
+    private_endpoint: bool
+    public_access_cidrs: tuple[str, ...]
+
+
+def describe_eks_cluster(session: boto3.Session, *, cluster_name: str, region: str, config: Config) -> EksClusterFacts:
+    cluster = _described(session, cluster_name=cluster_name, region=region, config=config)
+    vpc = cluster.get("resourcesVpcConfig") or {}
+    return EksClusterFacts(
+        status=str(cluster.get("status", "UNKNOWN")),
+        endpoint=cluster.get("endpoint"),
+        authentication_mode=str((cluster.get("accessConfig") or {}).get("authenticationMode", "CONFIG_MAP")),
+        public_endpoint=bool(vpc.get("endpointPublicAccess", True)),
+        private_endpoint=bool(vpc.get("endpointPrivateAccess", False)),
+        public_access_cidrs=tuple(vpc.get("publicAccessCidrs") or ("0.0.0.0/0",)),
+    )
+
+
+class AccessEntryMissing(ClusterLookupError):
+    """The cluster has no access entry for the principal."""
+
+
+def access_entry_groups(
+    session: boto3.Session, *, cluster_name: str, principal_arn: str, region: str, config: Config
+) -> tuple[str, ...]:
+    """The Kubernetes groups the principal's access entry maps it to; AccessEntryMissing if it has
+    none, ClusterLookupError if the entry cannot be read."""
     eks = session.client("eks", region_name=region, config=config)
     try:
-        cluster = eks.describe_cluster(name=cluster_name)["cluster"]
+        entry = eks.describe_access_entry(clusterName=cluster_name, principalArn=principal_arn)["accessEntry"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise AccessEntryMissing(f"no access entry for {principal_arn} on {cluster_name}") from exc
+        raise ClusterLookupError(f"the access entry could not be read ({describe_error(exc)})") from exc
+    except BotoCoreError as exc:
+        raise ClusterLookupError(f"the access entry could not be read ({exc})") from exc
+    return tuple(entry.get("kubernetesGroups") or ())
+
+
+def caller_arn(session: boto3.Session, *, config: Config = BOTO_CONFIG) -> str:
+    """Who the AWS calls are made as; an assumed role's session stands for its role, as EKS sees it."""
+    try:
+        arn = str(session.client("sts", config=config).get_caller_identity()["Arn"])
+    except (ClientError, BotoCoreError) as exc:
+        raise CredentialError(f"AWS refused the credentials ({describe_error(exc)})") from exc
+    match = ASSUMED_ROLE.match(arn)
+    return f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}" if match else arn
+
+
+def _described(session: boto3.Session, *, cluster_name: str, region: str, config: Config) -> dict[str, Any]:
+    eks = session.client("eks", region_name=region, config=config)
+    try:
+        cluster: dict[str, Any] = dict(eks.describe_cluster(name=cluster_name)["cluster"])
     except (ClientError, BotoCoreError) as exc:
         hint = "check CLUSTER_NAME and the region, and that the role may call eks:DescribeCluster on it"
         raise ClusterLookupError(
             f"EKS DescribeCluster {cluster_name!r} in {region} failed ({describe_error(exc)}): {hint}"
         ) from exc
+    return cluster
+
+
+def _describe_cluster(session: boto3.Session, *, cluster_name: str, region: str, config: Config) -> ClusterEndpoint:
+    cluster = _described(session, cluster_name=cluster_name, region=region, config=config)
     endpoint = cluster.get("endpoint")
     if not endpoint:
         raise ClusterLookupError(f"EKS cluster {cluster_name!r} has no endpoint yet (status {cluster.get('status')})")

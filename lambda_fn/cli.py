@@ -13,8 +13,11 @@ import boto3
 
 from lambda_fn import __version__
 from lambda_fn.aws import new_session
+from lambda_fn.check import run_check
 from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem, RefresherError
+from lambda_fn.progress import ProgressLine
+from lambda_fn.render import render_report, render_summary
 from lambda_fn.runner import Cluster, KubeconfigCluster, configured_cluster, run_refresh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -73,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Settings not given as flags come from the environment (NAMESPACES, REGISTRIES, ...). "
         "Namespaces, globs or a selector given as flags replace the environment's targeting as a whole.",
     )
+    commands.add_parser(
+        "check",
+        parents=[common],
+        help="read-only preflight: every prerequisite, with the fix for each missing one",
+        description="Writes nothing. Exit 0 when everything holds, 1 when something is missing, 2 for bad usage.",
+    )
     return parser
 
 
@@ -86,9 +95,21 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stde
         if args.output == "table":
             print(f"target: {description}" + (" (dry run)" if args.dry_run else ""), file=stdout, flush=True)
 
+    # Progress only for a person watching: table output, stdout and stderr both a terminal.
+    watching = args.output == "table" and stdout.isatty() and stderr.isatty()
     try:
         settings, cluster, session = resolve(args, os.environ)
-        summary = run_refresh(settings, cluster, session=session, announce=announce)
+        if args.command == "check":
+            report = run_check(settings, cluster, session=session).to_dict()
+            print(json.dumps(report, indent=2) if args.output == "json" else render_report(report), file=stdout)
+            return EXIT_OK if report["ok"] else EXIT_FAILED
+        summary = run_refresh(
+            settings,
+            cluster,
+            session=session,
+            announce=announce,
+            progress=ProgressLine(stderr) if watching else lambda *_: None,
+        )
     except ConfigError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
@@ -96,7 +117,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stde
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILED
     result = {"target": target[0], **summary.to_dict()} if target else summary.to_dict()
-    print(json.dumps(result, indent=2) if args.output == "json" else render_table(result), file=stdout)
+    print(json.dumps(result, indent=2) if args.output == "json" else render_summary(result), file=stdout)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -156,25 +177,3 @@ def _parse_registries(entries: Sequence[str]) -> tuple[RegistrySpec, ...]:
     if problems:
         raise ConfigError(problems, source="command line")
     return tuple(specs)
-
-
-def render_table(summary: dict[str, Any]) -> str:
-    """A readable table of a run's JSON summary (as the Lambda returns it)."""
-    rows = [("NAMESPACE", "OUTCOME", "DETAIL")]
-    for result in summary["namespaces"]:
-        details = [result.get("reason", "")]
-        if result.get("service_accounts_patched"):
-            details.append("service accounts: " + ", ".join(result["service_accounts_patched"]))
-        rows.append((result["namespace"], result["outcome"], "; ".join(filter(None, details))))
-    width = [max(len(row[column]) for row in rows) for column in range(2)]
-    lines = [f"{row[0]:<{width[0]}}  {row[1]:<{width[1]}}  {row[2]}".rstrip() for row in rows]
-    counts = "  ".join(f"{name} {count}" for name, count in summary["counts"].items())
-    lines += [
-        "",
-        f"cluster {summary['cluster']}  secret {summary['secret_name']}  "
-        f"registries {', '.join(summary['registries']) or '-'}",
-        f"{counts}  token expires {summary['token_expires_at'] or '-'}  {summary['duration_seconds']:.2f}s"
-        + ("  (dry run)" if summary["dry_run"] else ""),
-    ]
-    lines += [f"error: {error}" for error in summary["errors"]]
-    return "\n".join(lines)

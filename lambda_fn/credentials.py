@@ -37,16 +37,29 @@ def fetch_registry_credentials(
     source: RegistryTokenSource, settings: Settings, *, now: datetime
 ) -> list[RegistryCredential]:
     """Fetch one token per scope, validate each, and return one credential per registry host."""
-    credentials: dict[str, RegistryCredential] = {}
-    for scope, hosts in token_scopes(settings).items():
-        token = source.fetch(region=scope.region, role_arn=scope.role_arn)
-        password = validated_password(token, scope=scope, now=now)
-        for host in hosts:
-            resolved = host or urlparse(token.proxy_endpoint).hostname or token.proxy_endpoint
-            credentials[resolved] = RegistryCredential(
-                host=resolved, password=password, expires_at=token.expires_at, role_arn=scope.role_arn
-            )
+    credentials = {
+        credential.host: credential
+        for scope, hosts in token_scopes(settings).items()
+        for credential in scope_credentials(source, scope, hosts, now=now)
+    }
     return [credentials[host] for host in sorted(credentials)]
+
+
+def scope_credentials(
+    source: RegistryTokenSource, scope: TokenScope, hosts: list[str | None], *, now: datetime
+) -> list[RegistryCredential]:
+    """One GetAuthorizationToken call for `scope`, validated: a credential for each of its hosts."""
+    token = source.fetch(region=scope.region, role_arn=scope.role_arn)
+    password = validated_password(token, scope=scope, now=now)
+    return [
+        RegistryCredential(
+            host=host or urlparse(token.proxy_endpoint).hostname or token.proxy_endpoint,
+            password=password,
+            expires_at=token.expires_at,
+            role_arn=scope.role_arn,
+        )
+        for host in hosts
+    ]
 
 
 def validated_password(token: AuthorizationToken, *, scope: TokenScope, now: datetime) -> str:

@@ -36,6 +36,12 @@ class ManualRun(BaseModel):
     service_accounts: list[str] | None = Field(default=None, max_length=100)
     dry_run: bool | None = None
     force: bool | None = None
+    check: bool | None = None  # run the read-only preflight instead, and return its report
+
+
+def requested_check(event: Any) -> bool:
+    """Whether a manual event (already accepted by settings_for_event) asks for the preflight."""
+    return isinstance(event, dict) and event.get("check") is True
 
 
 def settings_for_event(event: Any, settings: Settings) -> Settings:

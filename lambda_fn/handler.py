@@ -8,9 +8,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambda_fn.check import run_check
 from lambda_fn.config import Settings
 from lambda_fn.errors import RefresherError, RefreshFailed
-from lambda_fn.events import settings_for_event
+from lambda_fn.events import requested_check, settings_for_event
 from lambda_fn.runner import configured_cluster, run_refresh, utc_now
 from lambda_fn.telemetry import logger, metrics, publish_run, tracer
 
@@ -19,14 +20,19 @@ from lambda_fn.telemetry import logger, metrics, publish_run, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Renew the pull secrets; raise (after logging the summary) if any namespace failed."""
+    """Renew the pull secrets; raise (after logging the summary) if any namespace failed.
+    A manual {"check": true} runs the read-only preflight instead and returns its report."""
+
+    def remaining_seconds() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
     try:
         settings = settings_for_event(event, Settings.from_env(os.environ, require_cluster=True))
-        summary = run_refresh(
-            settings,
-            configured_cluster(settings),
-            remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
-        )
+        if requested_check(event):
+            report = run_check(settings, configured_cluster(settings), remaining_seconds=remaining_seconds).to_dict()
+            logger.info("check finished", extra={"check": report})
+            return report
+        summary = run_refresh(settings, configured_cluster(settings), remaining_seconds=remaining_seconds)
     except RefresherError as exc:
         logger.error("refresh not run", extra={"error": str(exc), "error_type": type(exc).__name__})
         raise

@@ -50,3 +50,11 @@ class ClusterApi(Protocol):
     def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
         """Replace `imagePullSecrets`, guarded by `account.resource_version` (Conflict when stale)."""
         ...
+
+    def may(self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None) -> bool:
+        """Whether this identity may do it (a review that changes nothing)."""
+        ...
+
+    def whoami(self) -> tuple[str, tuple[str, ...]]:
+        """The username and groups the API server sees for this identity."""
+        ...

@@ -12,6 +12,7 @@ what to do with a namespace: `decide`.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -257,8 +258,11 @@ def renew_pull_secrets(
     cluster_label: str,
     now: Callable[[], datetime],
     remaining_seconds: Callable[[], float | None] = lambda: None,
+    progress: Callable[[NamespaceResult, int, int], None] = lambda *_: None,
 ) -> RunSummary:
     """Create or update the secret in every target namespace; every namespace is attempted.
+
+    `progress` hears each namespace's result as it settles, with the count done and the total.
 
     Raises ConfigError, before anything is written, if a manual event's narrowing names a namespace
     outside the configured targets.
@@ -282,9 +286,18 @@ def renew_pull_secrets(
             errors.append(f"could not list the {plan.secret_name!r} secrets (read one by one instead): {explain(exc)}")
     registries = Registries(tuple(credentials))
     renewer = _NamespaceRenewer(cluster, registries, plan, states, now=now, remaining_seconds=remaining_seconds)
+    finished, lock = itertools.count(1), threading.Lock()
+
+    def renew(target: Target) -> NamespaceResult:
+        result = renewer.renew(target)
+        with lock:
+            done = next(finished)
+        progress(result, done, len(targets))
+        return result
+
     if targets:
         with ThreadPoolExecutor(max_workers=min(plan.max_concurrency, len(targets))) as pool:
-            results = tuple(pool.map(renewer.renew, targets))
+            results = tuple(pool.map(renew, targets))
     else:
         results = ()
     return RunSummary(

@@ -20,7 +20,7 @@ from lambda_fn.k8s import (
     kubeconfig_document_connection,
     kubeconfig_file_connection,
 )
-from lambda_fn.models import RunSummary
+from lambda_fn.models import NamespaceResult, RunSummary
 from lambda_fn.refresher import RefreshPlan, renew_pull_secrets
 
 # Module level on purpose: a warm Lambda container reuses DescribeCluster's answer.
@@ -75,22 +75,20 @@ def run_refresh(
     remaining_seconds: Callable[[], float | None] = lambda: None,
     session: boto3.Session | None = None,
     announce: Callable[[str], None] = lambda _: None,
+    progress: Callable[[NamespaceResult, int, int], None] = lambda *_: None,
 ) -> RunSummary:
     """Find the cluster, fetch and validate every registry token, then renew the secrets.
 
-    `announce` hears which cluster is about to be written to, before the first write.
+    `announce` hears which cluster is about to be written to, before the first write; `progress`
+    hears each namespace as it settles.
     """
     session = session or boto3.Session(region_name=settings.region)
     aws_config = boto_config(remaining_seconds())
-    connection = _connection(cluster, session, settings, aws_config=aws_config)
+    connection = connection_for(cluster, session, settings, aws_config=aws_config)
     credentials = fetch_registry_credentials(EcrTokenSource(session, config=aws_config), settings, now=utc_now())
 
-    def time_left() -> float | None:
-        remaining = remaining_seconds()
-        return None if remaining is None else remaining - SUMMARY_RESERVE_SECONDS
-
     announce(connection.description)
-    with connect(connection, time_left=time_left) as api:
+    with connect(connection, time_left=request_budget(remaining_seconds)) as api:
         try:
             summary = renew_pull_secrets(
                 api,
@@ -99,6 +97,7 @@ def run_refresh(
                 cluster_label=connection.name,
                 now=utc_now,
                 remaining_seconds=remaining_seconds,
+                progress=progress,
             )
         finally:
             if isinstance(cluster, EksCluster) and not api.answered:
@@ -108,7 +107,17 @@ def run_refresh(
     return summary
 
 
-def _connection(cluster: Cluster, session: boto3.Session, settings: Settings, *, aws_config: Config) -> Connection:
+def request_budget(remaining_seconds: Callable[[], float | None]) -> Callable[[], float | None]:
+    """The seconds requests may still take: the time left less what the summary needs."""
+
+    def time_left() -> float | None:
+        remaining = remaining_seconds()
+        return None if remaining is None else remaining - SUMMARY_RESERVE_SECONDS
+
+    return time_left
+
+
+def connection_for(cluster: Cluster, session: boto3.Session, settings: Settings, *, aws_config: Config) -> Connection:
     """How to reach `cluster` now: the one place that tells the kinds of cluster apart."""
     if isinstance(cluster, KubeconfigCluster):
         return kubeconfig_file_connection(cluster.path, cluster.context, pool_size=settings.max_concurrency)

@@ -54,9 +54,12 @@ class User:
     groups: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = field(default_factory=tuple)
 
+    def allows(self, verb: str, resource: str, namespace: str | None, name: str | None) -> bool:
+        return any(rule.allows(verb, resource, namespace, name) for rule in self.rules)
+
     def authorize(self, verb: str, resource: str, namespace: str | None, name: str | None) -> None:
         """StatusError 403 with kube-apiserver's message when no rule allows the call."""
-        if any(rule.allows(verb, resource, namespace, name) for rule in self.rules):
+        if self.allows(verb, resource, namespace, name):
             return
         subject = f'{resource} "{name}"' if name else resource
         scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"

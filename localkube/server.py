@@ -32,6 +32,7 @@ from localkube.patching import (
     apply_patch,
     parse_patch,
 )
+from localkube.reviews import ACCESS_REVIEWS, SUBJECT_REVIEWS, access_review, subject_review
 from localkube.status import StatusError, bad_request, conflict, method_not_allowed, not_found, reason_for
 from localkube.store import KINDS, Store
 
@@ -273,6 +274,12 @@ class _Handler(BaseHTTPRequestHandler):
             }
         if path.rstrip("/") in DISCOVERY:
             return 200, DISCOVERY[path.rstrip("/")]
+        if path in (ACCESS_REVIEWS, SUBJECT_REVIEWS):
+            if self.command != "POST":
+                return 405, method_not_allowed().body()
+            if path == SUBJECT_REVIEWS:
+                return 201, subject_review(user)
+            return 201, access_review(user, _json(body, content_type))
         accept = self.headers.get("Accept") or ""
         match = NAMESPACES.match(path)
         if match:

@@ -52,6 +52,8 @@ SECRET = SECRETS + "/{name}"
 ALL_SECRETS = "/api/v1/secrets"
 NAMESPACES = "/api/v1/namespaces"
 SERVICE_ACCOUNT = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 
 
 def retry_policy() -> urllib3.Retry:
@@ -171,6 +173,24 @@ class KubernetesCluster:
             body=patch,
             content_type=MERGE_PATCH,
         )
+
+    def may(self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None) -> bool:
+        """Whether this identity may do it, asked with a SelfSubjectAccessReview (changes nothing)."""
+        attributes = {"verb": verb, "resource": resource, "group": ""}
+        attributes |= {key: value for key, value in (("namespace", namespace), ("name", name)) if value}
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        answer = self._request("POST", ACCESS_REVIEWS, body=review)
+        return bool((answer.get("status") or {}).get("allowed"))
+
+    def whoami(self) -> tuple[str, tuple[str, ...]]:
+        """The username and groups the API server sees for this identity (SelfSubjectReview)."""
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        user = (self._request("POST", SUBJECT_REVIEWS, body=review).get("status") or {}).get("userInfo") or {}
+        return str(user.get("username", "")), tuple(user.get("groups") or ())
 
     def _pages(self, path: str, query: Mapping[str, str | int], *, accept: str = JSON) -> Iterator[list[Any]]:
         """The items of a paged list, a page at a time; an expired `continue` (410) starts it again once."""

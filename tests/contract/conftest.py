@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 
-from localkube import ADMIN, LocalKube, User
+from localkube import ADMIN, LocalKube, Rule, User
 from sandbox.real_apiserver import ADMIN_TOKEN, NOBODY_TOKEN, RealKube
 from tests.clients import api_client
 
@@ -28,6 +29,7 @@ class Server:
     url: str
     ca_pem: bytes
     admin_token: str
+    local: LocalKube | None = None
 
     def core(self, token: str | None = None) -> k8s.CoreV1Api:
         return k8s.CoreV1Api(api_client(self.url, self.ca_pem, token or self.admin_token))
@@ -43,6 +45,35 @@ class Server:
             )
         return name
 
+    @contextmanager
+    def nobody_may_list_secrets_named(self, secret: str) -> Iterator[None]:
+        """While inside: the `nobody` user holds a cluster-wide `list secrets` rule with resourceNames
+        [secret], as the refresher's ClusterRole does."""
+        if self.local is not None:
+            before = self.local.users[NOBODY_TOKEN]
+            self.local.users[NOBODY_TOKEN] = replace(before, rules=(Rule.of("list", "secrets", resource_names=secret),))
+            try:
+                yield
+            finally:
+                self.local.users[NOBODY_TOKEN] = before
+            return
+        rbac = k8s.RbacAuthorizationV1Api(self.core().api_client)
+        name = f"ct-list-{secret}"
+        rule = k8s.V1PolicyRule(api_groups=[""], resources=["secrets"], verbs=["list"], resource_names=[secret])
+        rbac.create_cluster_role(k8s.V1ClusterRole(metadata=k8s.V1ObjectMeta(name=name), rules=[rule]))
+        rbac.create_cluster_role_binding(
+            k8s.V1ClusterRoleBinding(
+                metadata=k8s.V1ObjectMeta(name=name),
+                role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=name),
+                subjects=[k8s.RbacV1Subject(kind="User", name="nobody", api_group="rbac.authorization.k8s.io")],
+            )
+        )
+        try:
+            yield
+        finally:
+            rbac.delete_cluster_role_binding(name)
+            rbac.delete_cluster_role(name)
+
 
 @pytest.fixture(scope="session")
 def local_kube() -> Iterator[LocalKube]:
@@ -54,7 +85,7 @@ def local_kube() -> Iterator[LocalKube]:
 def server(request: pytest.FixtureRequest) -> Server:
     if request.param == "localkube":
         local: LocalKube = request.getfixturevalue("local_kube")
-        return Server("localkube", local.url, local.ca_pem, "admin-token")
+        return Server("localkube", local.url, local.ca_pem, "admin-token", local)
     real: RealKube = request.getfixturevalue("real_kube")
     return Server("kube-apiserver", real.url, real.ca_pem, ADMIN_TOKEN)
 

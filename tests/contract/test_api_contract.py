@@ -11,6 +11,7 @@ import http.client
 import json
 import ssl
 import uuid
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -265,3 +266,68 @@ def test_discovery_lists_the_resources_used(server: Server) -> None:
     assert resources["secrets"].namespaced
     assert {"get", "patch"} <= set(resources["serviceaccounts"].verbs)
     assert "list" in resources["namespaces"].verbs
+
+
+def list_secrets(
+    server: Server, token: str, query: str, accept: str = "application/json"
+) -> tuple[int, dict[str, Any]]:
+    """GET /api/v1/secrets?<query> as `token`: (status, JSON answer)."""
+    api = server.core(token).api_client
+    response = api.call_api(
+        "GET", f"{server.url}/api/v1/secrets?{query}", {"Authorization": f"Bearer {token}", "Accept": accept}
+    )
+    response.read()
+    return response.status, json.loads(response.data)
+
+
+def test_a_list_by_name_is_allowed_by_resource_names_only_with_its_field_selector(server: Server) -> None:
+    """What lets the refresher read every target secret's state in one paged list, and nothing else."""
+    name = f"ct-{uuid.uuid4().hex[:8]}"
+    namespaces = sorted(server.namespace() for _ in range(3))
+    for namespace in namespaces:
+        server.core().create_namespaced_secret(namespace, secret(name, labels={"ct": "yes"}))
+    with server.nobody_may_list_secrets_named(name):
+        code, page = list_secrets(server, NOBODY_TOKEN, f"fieldSelector=metadata.name%3D{name}&limit=2")
+        assert (code, [i["metadata"]["namespace"] for i in page["items"]]) == (200, namespaces[:2])
+        code, rest = list_secrets(
+            server,
+            NOBODY_TOKEN,
+            f"fieldSelector=metadata.name%3D{name}&limit=2&continue={page['metadata']['continue']}",
+        )
+        assert (code, [i["metadata"]["namespace"] for i in rest["items"]]) == (200, namespaces[2:])
+        metadata_only = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+        code, partial = list_secrets(
+            server, NOBODY_TOKEN, f"fieldSelector=metadata.name%3D{name}", accept=metadata_only
+        )
+        assert (code, partial["kind"]) == (200, "PartialObjectMetadataList")
+        assert {item["kind"] for item in partial["items"]} == {"PartialObjectMetadata"}
+        assert all("data" not in item and item["metadata"]["labels"] == {"ct": "yes"} for item in partial["items"])
+        assert list_secrets(server, NOBODY_TOKEN, "limit=2")[0] == 403
+        assert list_secrets(server, NOBODY_TOKEN, "fieldSelector=metadata.name%3Dother")[0] == 403
+
+
+def access_review(server: Server, token: str, **attributes: str) -> bool:
+    review = k8s.V1SelfSubjectAccessReview(
+        spec=k8s.V1SelfSubjectAccessReviewSpec(resource_attributes=k8s.V1ResourceAttributes(**attributes))
+    )
+    answer = k8s.AuthorizationV1Api(server.core(token).api_client).create_self_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def test_self_subject_reviews_answer_for_the_caller_and_change_nothing(server: Server) -> None:
+    namespace = server.namespace()
+    assert access_review(server, server.admin_token, verb="create", resource="secrets", namespace=namespace)
+    assert not access_review(server, NOBODY_TOKEN, verb="get", resource="secrets", namespace=namespace, name="x")
+    with server.nobody_may_list_secrets_named("ct-review"):
+        assert access_review(server, NOBODY_TOKEN, verb="list", resource="secrets", name="ct-review")
+        assert access_review(
+            server, NOBODY_TOKEN, verb="list", resource="secrets", namespace=namespace, name="ct-review"
+        )
+        assert not access_review(server, NOBODY_TOKEN, verb="list", resource="secrets", name="other")
+        assert not access_review(server, NOBODY_TOKEN, verb="list", resource="secrets")
+    who = k8s.AuthenticationV1Api(server.core(NOBODY_TOKEN).api_client).create_self_subject_review(
+        k8s.V1SelfSubjectReview()
+    )
+    assert who.status.user_info.username == "nobody"
+    assert "system:authenticated" in who.status.user_info.groups
+    assert server.core().list_namespaced_secret(namespace).items == []

@@ -271,3 +271,15 @@ def test_cdk_nag_finds_nothing_unacknowledged(synthesized: str, request: pytest.
     assert annotations.find_error("*", Match.string_like_regexp("AwsSolutions")) == []
     warnings = [str(w.entry.data) for w in annotations.find_warning("*", Match.any_value())]
     assert [w for w in warnings if "No alarm destination" not in w] == []
+
+
+@pytest.mark.parametrize("synthesized", ["default_stack", "multi"])
+def test_every_arn_the_stack_builds_names_the_partition(synthesized: str, request: pytest.FixtureRequest) -> None:
+    """aws-cn and aws-us-gov: no ARN is spelled with a literal partition, except those the context gives."""
+    _, template = request.getfixturevalue(synthesized)
+    text = json.dumps(template.to_json())
+    given = ["arn:aws:iam::333333333333:role/puller"]
+    for literal in given:
+        text = text.replace(literal, "")
+    assert "arn:aws:" not in text
+    assert '"Ref": "AWS::Partition"' in text

@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 
-from lambda_fn.aws import generate_eks_token
+from lambda_fn.aws import generate_eks_token, registry_host
+from lambda_fn.config import RegistrySpec
 from localkube.eks_auth import AccessEntry, EksTokenAuthenticator, TokenRejected
 
 ARN = "arn:aws:sts::123456789012:assumed-role/ecr-token-refresher/lambda"
@@ -98,3 +99,26 @@ def test_a_principal_without_access_entry_is_rejected(session: boto3.Session) ->
     token = generate_eks_token(session, cluster_name="prod", region="eu-west-1")
     with pytest.raises(TokenRejected, match="no access entry"):
         authenticator(access_entries={}).authenticate(token)
+
+
+@pytest.mark.parametrize(
+    ("region", "host"),
+    [("cn-north-1", "sts.cn-north-1.amazonaws.com.cn"), ("us-gov-west-1", "sts.us-gov-west-1.amazonaws.com")],
+)
+def test_the_sts_host_comes_from_the_regions_partition(session: boto3.Session, region: str, host: str) -> None:
+    url = urlsplit(decode(generate_eks_token(session, cluster_name="prod", region=region)))
+    assert url.hostname == host
+    assert f"/{region}/sts/aws4_request" in parse_qs(url.query)["X-Amz-Credential"][0]
+    assert authenticator(now=lambda: datetime.now(UTC))._url  # the verifier accepts both suffixes
+
+
+@pytest.mark.parametrize(
+    ("account", "region", "host"),
+    [
+        ("123456789012", "cn-north-1", "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+        ("123456789012", "us-gov-west-1", "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com"),
+    ],
+)
+def test_registry_hosts_follow_the_partition(account: str, region: str, host: str) -> None:
+    assert registry_host(account, region) == host
+    assert RegistrySpec.parse(f"{host}=arn:{'aws-cn' if 'cn' in region else 'aws-us-gov'}:iam::{account}:role/puller")

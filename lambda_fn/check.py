@@ -1,0 +1,375 @@
+"""`check`: the read-only preflight, a sibling of `refresh` on the same settings, clusters and adapters.
+
+Every prerequisite gets one finding, ok or failed (unknown when it cannot be told), and every failed
+one the exact fix. Nothing is written: tokens are fetched and validated, not stored; permissions are
+asked with SelfSubjectAccessReview, which any authenticated user may create and which changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import boto3
+
+from lambda_fn.aws import (
+    AccessEntryMissing,
+    EcrTokenSource,
+    access_entry_groups,
+    boto_config,
+    caller_arn,
+    describe_eks_cluster,
+)
+from lambda_fn.config import Settings
+from lambda_fn.credentials import scope_credentials, token_scopes
+from lambda_fn.errors import ClusterLookupError, ConfigError, CredentialError, KubernetesError, Unauthorized
+from lambda_fn.k8s import KubernetesCluster, connect
+from lambda_fn.models import RegistryCredential, SecretState
+from lambda_fn.refresher import Action, RefreshPlan, Registries, decide, explain, recorded_expiry
+from lambda_fn.runner import Cluster, EksCluster, KubeconfigSecretCluster, connection_for, request_budget, utc_now
+from lambda_fn.targets import Target, narrow_targets, resolve_targets
+
+RBAC_FIX = (
+    'apply the manifest this configuration renders: `make rbac CONTEXT="..." | kubectl apply -f -` '
+    "(cdk.out/rbac.yaml after a synth)"
+)
+SHOWN = 10  # namespaces named in a finding; the rest are counted
+
+
+class Status(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.name, "status": self.status.value, "detail": self.detail} | (
+            {"fix": self.fix} if self.fix else {}
+        )
+
+
+@dataclass(frozen=True)
+class NamespaceState:
+    """A target namespace and its secret as it stands: missing, managed, adoptable, foreign, ..."""
+
+    namespace: str
+    state: str
+    detail: str = ""
+
+
+@dataclass
+class CheckReport:
+    cluster: str
+    findings: list[Finding] = field(default_factory=list)
+    namespaces: list[NamespaceState] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(finding.status is not Status.FAILED for finding in self.findings)
+
+    def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
+        self.findings.append(Finding(name, status, detail, fix))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "cluster": self.cluster,
+            "checks": [finding.to_dict() for finding in self.findings],
+            "namespaces": [{"namespace": n.namespace, "state": n.state, "detail": n.detail} for n in self.namespaces],
+        }
+
+
+def run_check(
+    settings: Settings,
+    cluster: Cluster,
+    *,
+    session: boto3.Session | None = None,
+    remaining_seconds: Callable[[], float | None] = lambda: None,
+) -> CheckReport:
+    """Every prerequisite of `refresh` for this configuration, in the order a run meets them."""
+    session = session or boto3.Session(region_name=settings.region)
+    name = cluster.secret_id if isinstance(cluster, KubeconfigSecretCluster) else getattr(cluster, "name", None)
+    preflight = _Preflight(CheckReport(name or "kubeconfig"), session, settings, boto_config(remaining_seconds()))
+    arn = preflight.aws_identity()
+    credentials = preflight.registry_tokens()
+    if isinstance(cluster, EksCluster):
+        preflight.eks_cluster(cluster.name, arn)
+    report = preflight.report
+    try:
+        connection = connection_for(cluster, session, settings, aws_config=preflight.aws_config)
+    except (ClusterLookupError, ConfigError, CredentialError) as exc:
+        report.add("cluster", Status.FAILED, str(exc))
+        return report
+    report.cluster = connection.name
+    report.add("cluster", Status.OK, connection.description)
+    with connect(connection, time_left=request_budget(remaining_seconds)) as api:
+        if preflight.kubernetes_identity(api):
+            targets = preflight.targets(api)
+            preflight.permissions(api, targets)
+            preflight.secrets(api, targets, credentials)
+    return report
+
+
+@dataclass
+class _Preflight:
+    report: CheckReport
+    session: boto3.Session
+    settings: Settings
+    aws_config: Any  # botocore Config, with timeouts that fit the run
+
+    def aws_identity(self) -> str | None:
+        try:
+            arn = caller_arn(self.session, config=self.aws_config)
+        except CredentialError as exc:
+            self.report.add(
+                "AWS identity",
+                Status.FAILED,
+                str(exc),
+                "give the function its role (the CLI: an instance role, AWS_PROFILE or IAM Roles Anywhere)",
+            )
+            return None
+        self.report.add("AWS identity", Status.OK, arn)
+        return arn
+
+    def registry_tokens(self) -> list[RegistryCredential]:
+        """Each (region, role) token fetched and validated, not written."""
+        source, found = EcrTokenSource(self.session, config=self.aws_config), []
+        for scope, hosts in token_scopes(self.settings).items():
+            name = f"ECR token, {scope.region}" + (f", as {scope.role_arn}" if scope.role_arn else "")
+            try:
+                credentials = scope_credentials(source, scope, hosts, now=utc_now())
+            except CredentialError as exc:
+                fix = (
+                    "let this role assume it: the registry role's trust policy must name this role"
+                    if scope.role_arn
+                    else "the role needs ecr:GetAuthorizationToken (the stack grants it)"
+                )
+                self.report.add(name, Status.FAILED, str(exc), fix)
+                continue
+            expiry = min(c.expires_at for c in credentials).isoformat(timespec="minutes")
+            self.report.add(name, Status.OK, f"valid until {expiry}; serves {', '.join(c.host for c in credentials)}")
+            found += credentials
+        return found
+
+    def eks_cluster(self, name: str, arn: str | None) -> None:
+        report = self.report
+        try:
+            facts = describe_eks_cluster(
+                self.session, cluster_name=name, region=self.settings.region, config=self.aws_config
+            )
+        except ClusterLookupError as exc:
+            report.add("EKS cluster", Status.FAILED, str(exc))
+            return
+        active = facts.status == "ACTIVE"
+        report.add(
+            "EKS cluster",
+            Status.OK if active else Status.FAILED,
+            f"{name} is {facts.status} at {facts.endpoint or 'no endpoint yet'}",
+            "" if active else "wait until the cluster is ACTIVE",
+        )
+        access_entries = facts.authentication_mode in ("API", "API_AND_CONFIG_MAP")
+        report.add(
+            "EKS authentication mode",
+            Status.OK if access_entries else Status.FAILED,
+            f"{facts.authentication_mode}: access entries {'work' if access_entries else 'are ignored'}",
+            ""
+            if access_entries
+            else f"aws eks update-cluster-config --name {name} --access-config authenticationMode=API_AND_CONFIG_MAP "
+            "(one way: it cannot be switched back)",
+        )
+        if not facts.public_endpoint:
+            report.add(
+                "EKS endpoint",
+                Status.UNKNOWN,
+                "private only: the function must run in the cluster's VPC and reach the endpoint on 443",
+                "deploy with vpcSubnetIds and vpcSecurityGroupIds (README: VPC mode)",
+            )
+        elif facts.public_access_cidrs != ("0.0.0.0/0",):
+            report.add(
+                "EKS endpoint",
+                Status.UNKNOWN,
+                f"public, open to {', '.join(facts.public_access_cidrs)} only: a Lambda outside a VPC has no fixed "
+                "address",
+                "run the function in the VPC, behind a NAT gateway whose address publicAccessCidrs allows",
+            )
+        else:
+            report.add("EKS endpoint", Status.OK, "public")
+        if arn is not None:
+            self.access_entry(name, arn)
+
+    def access_entry(self, name: str, arn: str) -> None:
+        try:
+            groups = access_entry_groups(
+                self.session, cluster_name=name, principal_arn=arn, region=self.settings.region, config=self.aws_config
+            )
+        except AccessEntryMissing as exc:
+            self.report.add(
+                "EKS access entry",
+                Status.FAILED,
+                str(exc),
+                "deploy the stack (it creates the entry); where entries are managed elsewhere (existingAccessEntries): "
+                f"aws eks create-access-entry --cluster-name {name} --principal-arn {arn} --kubernetes-groups <group>",
+            )
+            return
+        except ClusterLookupError as exc:
+            self.report.add("EKS access entry", Status.UNKNOWN, f"{exc}; the Kubernetes authentication below tells")
+            return
+        self.report.add("EKS access entry", Status.OK, f"{arn} -> groups {', '.join(groups) or 'none'}")
+
+    def kubernetes_identity(self, api: KubernetesCluster) -> bool:
+        try:
+            user, groups = api.whoami()
+        except Unauthorized as exc:
+            self.report.add("Kubernetes authentication", Status.FAILED, str(exc), explain(exc).removeprefix(f"{exc}: "))
+            return False
+        except KubernetesError as exc:
+            self.report.add(
+                "Kubernetes API",
+                Status.FAILED,
+                str(exc),
+                "is the endpoint reachable from where this runs (a private endpoint needs the function in its VPC)?",
+            )
+            return False
+        self.report.add("Kubernetes authentication", Status.OK, f"as {user} (groups {', '.join(groups) or 'none'})")
+        return True
+
+    def targets(self, api: KubernetesCluster) -> list[Target]:
+        try:
+            targets = resolve_targets(api, self.settings.targets)
+            if self.settings.narrowing is not None:
+                targets = narrow_targets(api, targets, self.settings.narrowing)
+        except KubernetesError as exc:
+            self.report.add("target namespaces", Status.FAILED, f"could not list namespaces: {exc}", RBAC_FIX)
+            return [Target(name, named=True) for name in sorted(set(self.settings.targets.names))]
+        names = [target.name for target in targets]
+        self.report.add("target namespaces", Status.OK, f"{len(names)}: {_shown(names)}" if names else "none match")
+        return targets
+
+    def permissions(self, api: KubernetesCluster, targets: Sequence[Target]) -> None:
+        """Each permission the configuration needs: cluster-wide if so granted, else in each target namespace."""
+        namespaces = [target.name for target in targets if not target.terminating]
+        secret = self.settings.secret_name
+        needed: list[tuple[str, str, str | None, bool]] = []  # verb, resource, name, asked per namespace
+        if self.settings.targets.discovers:
+            needed += [("list", "namespaces", None, False), ("list", "secrets", secret, False)]
+        needed += [("get", "secrets", secret, True), ("create", "secrets", None, True)]
+        needed += [("update", "secrets", secret, True)]
+        for account in self.settings.service_accounts:
+            needed += [("get", "serviceaccounts", account, True), ("patch", "serviceaccounts", account, True)]
+        with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
+            for verb, resource, name, per_namespace in needed:
+                self._permission(
+                    api, pool, namespaces, verb=verb, resource=resource, name=name, per_namespace=per_namespace
+                )
+
+    def _permission(
+        self,
+        api: KubernetesCluster,
+        pool: ThreadPoolExecutor,
+        namespaces: Sequence[str],
+        *,
+        verb: str,
+        resource: str,
+        name: str | None,
+        per_namespace: bool,
+    ) -> None:
+        label = f"may {verb} {resource}" + (f" {name!r}" if name else "")
+        try:
+            if api.may(verb, resource, name=name):
+                self.report.add(label, Status.OK, "cluster-wide")
+                return
+            if not per_namespace:
+                self.report.add(label, Status.FAILED, "not granted cluster-wide", RBAC_FIX)
+                return
+            allowed = list(pool.map(lambda ns: api.may(verb, resource, namespace=ns, name=name), namespaces))
+        except KubernetesError as exc:
+            self.report.add(label, Status.FAILED, f"could not ask: {exc}")
+            return
+        missing = [ns for ns, ok in zip(namespaces, allowed, strict=True) if not ok]
+        if missing:
+            self.report.add(label, Status.FAILED, f"not granted in {_shown(missing)}", RBAC_FIX)
+        else:
+            self.report.add(label, Status.OK, f"in all {len(namespaces)} target namespaces")
+
+    def secrets(self, api: KubernetesCluster, targets: Sequence[Target], credentials: list[RegistryCredential]) -> None:
+        """Each target namespace's secret as it stands, judged by the same decision `refresh` makes."""
+        plan, registries = RefreshPlan.from_settings(self.settings), Registries(tuple(credentials))
+        listed: dict[str, SecretState] | None = None
+        if plan.targets.discovers:
+            try:
+                listed = {s.namespace: s for s in api.list_secret_metadata(plan.secret_name)}
+            except KubernetesError:
+                listed = None  # reported above as a missing permission: read them one by one instead
+
+        def state_of(target: Target) -> NamespaceState:
+            if target.terminating:
+                return NamespaceState(target.name, "terminating", "skipped: the namespace is being deleted")
+            try:
+                state = (
+                    listed.get(target.name) if listed is not None else api.read_secret(target.name, plan.secret_name)
+                )
+                return _judged(target.name, state, api, plan, registries, now=utc_now())
+            except KubernetesError as exc:
+                return NamespaceState(target.name, "unreadable", str(exc))
+
+        with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
+            self.report.namespaces = list(pool.map(state_of, targets))
+        foreign = [n.namespace for n in self.report.namespaces if n.state == "foreign"]
+        if foreign:
+            self.report.add(
+                "foreign secrets",
+                Status.FAILED,
+                f"{len(foreign)} namespace(s) hold a {plan.secret_name!r} secret this tool does not manage "
+                f"({_shown(foreign)}): refresh skips them, and pods there get no fresh token from it",
+                "rename or delete those secrets, or deploy with another secretName",
+            )
+
+
+def _judged(
+    namespace: str,
+    state: SecretState | None,
+    api: KubernetesCluster,
+    plan: RefreshPlan,
+    registries: Registries,
+    *,
+    now: datetime,
+) -> NamespaceState:
+    if state is None:
+        return NamespaceState(namespace, "missing", "created on the next run")
+    if not registries.credentials:  # no token to judge freshness with: what the annotations say
+        expiry = recorded_expiry(state)
+        return NamespaceState(namespace, "managed" if expiry else "unknown", f"expires {expiry}" if expiry else "")
+    verdict = decide(state, registries, plan, now=now)
+    if verdict.action is Action.READ:
+        state = api.read_secret(namespace, plan.secret_name)
+        verdict = decide(state, registries, plan, now=now)
+    expiry = recorded_expiry(state)
+    until = f"expires {expiry.isoformat(timespec='minutes')}" if expiry else ""
+    described = {
+        Action.CREATE: ("missing", "created on the next run"),
+        Action.UPDATE: ("managed", f"{until}; renewed on the next run"),
+        Action.ADOPT: ("adoptable", "the kubectl recipe's secret: adopted on the next run"),
+    }
+    if verdict.action in described:
+        return NamespaceState(namespace, *described[verdict.action])
+    if verdict.foreign:
+        return NamespaceState(namespace, "foreign", "skipped: " + verdict.reason)
+    if verdict.outcome is not None and verdict.outcome.value == "failed":
+        return NamespaceState(namespace, "broken", verdict.reason)
+    return NamespaceState(namespace, "managed", f"{until}; fresh")
+
+
+def _shown(names: Iterable[str]) -> str:
+    listed = list(names)
+    return ", ".join(listed[:SHOWN]) + (f" (+{len(listed) - SHOWN} more)" if len(listed) > SHOWN else "")

@@ -1,0 +1,56 @@
+"""The expiry watchdog's figure, read from the EMF line the handler prints: seconds until the first
+target secret expires, as they stand after the run (0 where a namespace is left without one)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from lambda_fn.errors import RefreshFailed
+from localkube import FaultRule, LocalKube
+
+Invoke = Callable[..., dict[str, Any]]
+TWELVE_HOURS = 12 * 3600
+
+
+def published(printed: str) -> list[float]:
+    """Every SecondsUntilFirstExpiry value in the EMF documents printed so far."""
+    values = []
+    for line in printed.splitlines():
+        if line.startswith('{"_aws"'):
+            document = json.loads(line)
+            values += document.get("SecondsUntilFirstExpiry", [])
+    return values
+
+
+def test_fresh_secrets_publish_twelve_hours(kube: LocalKube, invoke: Invoke, logs: Callable[[], str]) -> None:
+    invoke()
+    assert TWELVE_HOURS - 120 < published(logs())[-1] <= TWELVE_HOURS
+
+
+def test_a_namespace_left_without_a_secret_publishes_zero(
+    kube: LocalKube, invoke: Invoke, logs: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-*")
+    kube.faults.append(FaultRule(method="POST", path="/namespaces/team-b/", status=500))
+    with pytest.raises(RefreshFailed):
+        invoke()
+    assert published(logs())[-1] == 0
+
+
+def test_a_secret_that_could_not_be_renewed_publishes_its_own_expiry(
+    kube: LocalKube, invoke: Invoke, logs: Callable[[], str]
+) -> None:
+    invoke()
+    secret = kube.store.get("secrets", "default", "regcred")
+    three_hours = datetime.now(UTC) + timedelta(hours=3)
+    secret["metadata"]["annotations"]["ecr-token-refresher/expires-at"] = three_hours.isoformat(timespec="seconds")
+    kube.store.replace("secrets", "default", "regcred", secret)
+    kube.faults.append(FaultRule(method="PUT", status=500))
+    with pytest.raises(RefreshFailed):
+        invoke()
+    assert 3 * 3600 - 120 < published(logs())[-1] <= 3 * 3600

@@ -1,0 +1,72 @@
+"""What `check` reads of an EKS cluster, answered by botocore's Stubber where moto has no answer
+(access entries, authentication modes, restricted endpoints): each problem is one line with its fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lambda_fn.aws import BOTO_CONFIG
+from lambda_fn.check import CheckReport, Status, _Preflight
+from lambda_fn.config import Settings
+from tests.unit.test_aws_errors import StubbedSession
+
+ROLE = "arn:aws:iam::111122223333:role/refresher"
+
+
+def preflight(cluster: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, tuple[Status, str]]:
+    session = StubbedSession()
+    eks = session.stub("eks")
+    eks.add_response("describe_cluster", {"cluster": {"name": "prod", **cluster}}, {"name": "prod"})
+    request = {"clusterName": "prod", "principalArn": ROLE}
+    if entry is None:
+        eks.add_client_error(
+            "describe_access_entry", "ResourceNotFoundException", "no entry", 404, expected_params=request
+        )
+    else:
+        eks.add_response("describe_access_entry", {"accessEntry": entry}, request)
+    check = _Preflight(CheckReport("prod"), session, Settings(region="eu-west-1"), BOTO_CONFIG)  # type: ignore[arg-type]
+    check.eks_cluster("prod", ROLE)
+    return {f.name: (f.status, f"{f.detail} | {f.fix}") for f in check.report.findings}
+
+
+ACTIVE = {"status": "ACTIVE", "endpoint": "https://prod.example", "accessConfig": {"authenticationMode": "API"}}
+
+
+def test_an_active_cluster_with_access_entries_and_an_entry_passes() -> None:
+    found = preflight(ACTIVE, {"kubernetesGroups": ["ecr-token-refresher"]})
+    assert {name: status for name, (status, _) in found.items()} == {
+        "EKS cluster": Status.OK,
+        "EKS authentication mode": Status.OK,
+        "EKS endpoint": Status.OK,
+        "EKS access entry": Status.OK,
+    }
+    assert "groups ecr-token-refresher" in found["EKS access entry"][1]
+
+
+def test_config_map_authentication_fails_with_the_one_way_command() -> None:
+    status, text = preflight({**ACTIVE, "accessConfig": {"authenticationMode": "CONFIG_MAP"}}, {})[
+        "EKS authentication mode"
+    ]
+    assert status is Status.FAILED
+    assert "aws eks update-cluster-config --name prod --access-config authenticationMode=API_AND_CONFIG_MAP" in text
+
+
+@pytest.mark.parametrize(
+    ("vpc", "expected"),
+    [
+        ({"endpointPublicAccess": False, "endpointPrivateAccess": True}, "private only"),
+        ({"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]}, "open to 203.0.113.0/24 only"),
+    ],
+)
+def test_an_endpoint_the_function_may_not_reach_is_named(vpc: dict[str, Any], expected: str) -> None:
+    status, text = preflight({**ACTIVE, "resourcesVpcConfig": vpc}, {})["EKS endpoint"]
+    assert status is Status.UNKNOWN
+    assert expected in text
+
+
+def test_a_missing_access_entry_fails_with_the_command_that_makes_it() -> None:
+    status, text = preflight(ACTIVE, None)["EKS access entry"]
+    assert status is Status.FAILED
+    assert f"aws eks create-access-entry --cluster-name prod --principal-arn {ROLE}" in text
