@@ -111,7 +111,7 @@ class MotoAws:
         cluster.endpoint = endpoint
         cluster.certificate_authority = {"data": base64.b64encode(ca_pem).decode()}
         # moto keeps no access configuration; EKS creates clusters with access entries on by default.
-        cluster.access_config = {"authenticationMode": "API_AND_CONFIG_MAP"}
+        cluster.access_config = {"authenticationMode": "API_AND_CONFIG_MAP"}  # type: ignore[attr-defined]
 
     def environment(self, credentials: AwsCredentials) -> dict[str, str]:
         """What the Lambda runtime would set, with every AWS endpoint pointing at moto."""
