@@ -5,6 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Hashed, universal locks: every file of each pinned version, so the dev venv (CPython 3.11, x86_64)
+# and the Lambda bundle (cp313, arm64 or x86_64) both install from them with --require-hashes.
+LOCK := $(abspath $(BIN))/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 --no-header
+# $(1): a tree holding the inputs; the runtime lock first, then the dev lock constrained by it.
+compile_locks = cd $(1) \
+	&& $(LOCK) -c constraints.txt -o lambda_fn/requirements.lock lambda_fn/requirements.txt \
+	&& $(LOCK) -c lambda_fn/requirements.lock -o requirements.lock requirements.txt
+
 NODE_STAMP := node_modules/.installed
 # CDK offline: no telemetry, no notices; jsii's end-of-life notice for Node 20 silenced.
 export CDK_DISABLE_CLI_TELEMETRY := true
@@ -17,14 +25,15 @@ CONTEXT ?=
 # e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
 CLUSTER ?=
 
-.PHONY: demo test test-apiserver lint format unit integration synth deploy rbac asset bench soak clean
+.PHONY: demo test test-apiserver lint lock lock-check format unit integration synth deploy rbac asset bench soak clean
 
 # Set-up talks on stderr only, so that `make rbac ... | kubectl apply -f -` gets nothing but the manifest.
-$(STAMP): requirements.txt constraints.txt lambda_fn/requirements.txt
+# Only the committed locks drive the install: make never regenerates them behind your back.
+$(STAMP): requirements.lock lambda_fn/requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3" >&2; exit 2; }
 	@echo "setting up $(VENV) (first run: a few minutes)" >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
-	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt >&2
+	@$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock >&2
 	@touch $@
 
 demo: $(STAMP) ## run the real handler against moto + the local Kubernetes API, twice
@@ -36,11 +45,23 @@ test: lint ## lint, types, import contracts, then the whole suite
 test-apiserver: $(STAMP) ## only the real kube-apiserver tier (builds it with Go on first use)
 	$(BIN)/pytest -m apiserver
 
-lint: $(STAMP)
+lint: $(STAMP) lock-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+lock: $(STAMP) ## after editing requirements.txt, lambda_fn/requirements.txt or constraints.txt
+	$(call compile_locks,.)
+
+lock-check: $(STAMP) ## fail when a committed lock no longer matches its inputs
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir -p "$$tmp/lambda_fn" \
+	  && cp requirements.txt constraints.txt requirements.lock "$$tmp/" \
+	  && cp lambda_fn/requirements.txt lambda_fn/requirements.lock "$$tmp/lambda_fn/" \
+	  && ( $(call compile_locks,"$$tmp") ) \
+	  && diff -u lambda_fn/requirements.lock "$$tmp/lambda_fn/requirements.lock" \
+	  && diff -u requirements.lock "$$tmp/requirements.lock" \
+	  || { echo "stale lock: run make lock and commit both .lock files" >&2; exit 1; }
 
 format: $(STAMP)
 	$(BIN)/ruff format .

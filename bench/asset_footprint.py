@@ -36,13 +36,14 @@ def size_mb(folder: Path) -> tuple[float, float]:
     return round(unzipped / 1e6, 1), round(archive.stat().st_size / 1e6, 1)
 
 
-def cold_import_seconds(interpreter: str, *paths: Path) -> float:
-    """Median of RUNS fresh interpreters importing the handler (no bytecode written: /var/task is read-only)."""
-    env = {"PYTHONPATH": ":".join(map(str, paths)), "PYTHONDONTWRITEBYTECODE": "1", "POWERTOOLS_TRACE_DISABLED": "1"}
+def cold_import_seconds(interpreter: str, bundle: Path) -> float:
+    """Median of RUNS fresh interpreters importing the handler from the bundle alone (-S: no
+    site-packages; no bytecode written, as /var/task is read-only)."""
+    env = {"PYTHONPATH": str(bundle), "PYTHONDONTWRITEBYTECODE": "1", "POWERTOOLS_TRACE_DISABLED": "1"}
     times = [
         float(
             subprocess.run(  # noqa: S603 - the runtime's interpreter, our bundle
-                [interpreter, "-c", COLD_IMPORT], capture_output=True, text=True, env=env, check=True
+                [interpreter, "-S", "-c", COLD_IMPORT], capture_output=True, text=True, env=env, check=True
             ).stdout
         )
         for _ in range(RUNS)
@@ -50,7 +51,7 @@ def cold_import_seconds(interpreter: str, *paths: Path) -> float:
     return round(statistics.median(times), 3)
 
 
-def run_shipped_bundle(interpreter: str, bundle: Path, runtime_sdk: Path) -> str:
+def run_shipped_bundle(interpreter: str, bundle: Path) -> str:
     """The trimmed bundle, under the runtime's Python, refreshes a local EKS cluster end to end:
     proof that nothing it needs was trimmed away."""
     with moto_aws() as aws:
@@ -59,12 +60,12 @@ def run_shipped_bundle(interpreter: str, bundle: Path, runtime_sdk: Path) -> str
         try:
             kube.store.add_namespace("default")
             env = aws.environment(credentials) | {
-                "PYTHONPATH": f"{bundle}:{runtime_sdk}",
+                "PYTHONPATH": str(bundle),
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "POWERTOOLS_TRACE_DISABLED": "1",
             }
             completed = subprocess.run(  # noqa: S603 - the runtime's interpreter, our bundle
-                [interpreter, "-m", "lambda_fn", "refresh", "--cluster", CLUSTER_NAME, "--output", "json"],
+                [interpreter, "-S", "-m", "lambda_fn", "refresh", "--cluster", CLUSTER_NAME, "--output", "json"],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -88,27 +89,6 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        runtime_sdk = root / "runtime-boto3"  # what the Lambda runtime provides beside the bundle
-        subprocess.run(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--target",
-                str(runtime_sdk),
-                "--platform",
-                PLATFORM,
-                "--only-binary=:all:",
-                "--python-version",
-                version,
-                "boto3",
-                "-c",
-                str(bundling.ROOT / "constraints.txt"),
-            ],
-            check=True,
-        )
         variants = {
             "untrimmed, no .pyc": {"trim": False, "precompile": False},
             "trimmed, no .pyc": {"trim": True, "precompile": False},
@@ -121,9 +101,9 @@ def main() -> int:
             results[name] = {
                 "unzipped_mb": unzipped,
                 "zipped_mb": zipped,
-                "cold_import_s": cold_import_seconds(interpreter, folder, runtime_sdk),
+                "cold_import_s": cold_import_seconds(interpreter, folder),
             }
-        smoke = run_shipped_bundle(interpreter, root / f"variant-{len(variants) - 1}", runtime_sdk)
+        smoke = run_shipped_bundle(interpreter, root / f"variant-{len(variants) - 1}")
     print(f"runtime python{version} ({interpreter}), platform {PLATFORM}, median of {RUNS} cold imports")
     print(f"{'variant':<28} {'unzipped MB':>11} {'zipped MB':>9} {'cold import s':>13}")
     for name, row in results.items():

@@ -22,13 +22,13 @@ from aws_cdk import aws_lambda as lambda_
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGE = ROOT / "lambda_fn"
-# Left out of the bundle (globs, with their dist-info): the Lambda Python runtime ships boto3 and
-# botocore; lambda_fn.k8s never imports the async client (kubernetes.aio) nor, therefore, aiohttp
-# and its helpers; console scripts are never run.
+LOCK = SOURCE_PACKAGE / "requirements.lock"
+# Left out of the bundle (globs, with their dist-info): lambda_fn.k8s never imports the async client
+# (kubernetes.aio) nor, therefore, aiohttp and its helpers; console scripts are never run. boto3 and
+# botocore are shipped, at the versions tested, rather than run from the runtime's copy against the
+# bundle's urllib3; botocore keeps the models of the services the function calls, and X-Ray's, which
+# the X-Ray SDK loads at import.
 LEFT_OUT = (
-    "boto3",
-    "botocore",
-    "s3transfer",
     "bin",
     "kubernetes/aio",
     "aiohttp",
@@ -42,6 +42,17 @@ LEFT_OUT = (
 )
 # kubernetes.client.api loads each API module lazily; lambda_fn.k8s uses only CoreV1Api.
 KEPT_API_MODULES = {"__init__.py", "core_v1_api.py"}
+KEPT_BOTOCORE_DATA = {
+    "ecr",
+    "eks",
+    "sts",
+    "secretsmanager",
+    "xray",
+    "endpoints.json",
+    "partitions.json",
+    "sdk-default-configuration.json",
+    "_retry.json",
+}
 
 
 @jsii.implements(ILocalBundling)
@@ -63,7 +74,7 @@ def bundle_into(
     trim: bool = True,
     precompile: bool = True,
 ) -> None:
-    """Wheels of lambda_fn/requirements.txt for the runtime, trimmed, plus lambda_fn itself.
+    """The locked wheels (every one checked against its hash) for the runtime, trimmed, plus lambda_fn.
 
     `trim` and `precompile` exist so bench/asset_footprint.py can measure what each one buys.
     """
@@ -85,16 +96,17 @@ def bundle_into(
             "--implementation",
             "cp",
             "--no-compile",
+            "--require-hashes",
             "-r",
-            str(SOURCE_PACKAGE / "requirements.txt"),
-            "-c",
-            str(ROOT / "constraints.txt"),
+            str(LOCK),
         ],
         check=True,
     )
     if trim:
         _trim(output)
-    shutil.copytree(SOURCE_PACKAGE, output / "lambda_fn", ignore=shutil.ignore_patterns("__pycache__", "*.txt"))
+    shutil.copytree(
+        SOURCE_PACKAGE, output / "lambda_fn", ignore=shutil.ignore_patterns("__pycache__", "*.txt", "*.lock")
+    )
     if precompile:
         compile_bytecode(output, python_version=python_version)
 
@@ -106,6 +118,13 @@ def _trim(output: Path) -> None:
     for module in (output / "kubernetes" / "client" / "api").glob("*.py"):
         if module.name not in KEPT_API_MODULES:
             module.unlink()
+    for model in (output / "botocore" / "data").iterdir():
+        if model.name in KEPT_BOTOCORE_DATA:
+            continue
+        if model.is_dir():
+            shutil.rmtree(model)
+        else:
+            model.unlink()
 
 
 def compile_bytecode(output: Path, *, python_version: str) -> bool:
@@ -135,7 +154,7 @@ def runtime_interpreter(python_version: str) -> str | None:
 
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 # What the bundle is made of, besides lambda_fn/ itself: any change here is a new asset.
-RECIPE = (ROOT / "constraints.txt", SOURCE_PACKAGE / "requirements.txt", Path(__file__).resolve())
+RECIPE = (LOCK, Path(__file__).resolve())
 
 
 @dataclass(frozen=True)

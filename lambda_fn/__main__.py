@@ -1,5 +1,5 @@
-"""`python -m lambda_fn refresh ...`: the CLI front door."""
+"""`python -m lambda_fn refresh ...`: the CLI front door, the same as the `ecr-token-refresher` command."""
 
-from lambda_fn.cli import main
+from lambda_fn.cli import run
 
-raise SystemExit(main())
+run()

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> None:
+    """The `ecr-token-refresher` command."""
+    raise SystemExit(main())
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
     target: list[str] = []

@@ -41,8 +41,8 @@ def recipe_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_changed_pin_is_a_new_asset(recipe_copy: Path) -> None:
     before = s3_key()
-    constraints = recipe_copy / "constraints.txt"
-    constraints.write_text(constraints.read_text().replace("urllib3==", "urllib3==0.0.0+changed-"))
+    lock = recipe_copy / "requirements.lock"
+    lock.write_text(lock.read_text().replace("urllib3==2.8.0", "urllib3==2.8.1"))
     assert s3_key() != before
 
 

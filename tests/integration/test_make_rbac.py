@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[2]
 
 
 def clone_with_stale_venv(target: Path) -> Path:
-    """The tracked and untracked files of this tree, with the venv linked in: its requirements are
+    """The tracked and untracked files of this tree, with the venv linked in: its lock is
     newer than the venv's stamp, so make runs the set-up recipe (python -m venv, pip install) first."""
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],  # noqa: S607
@@ -32,7 +32,7 @@ def clone_with_stale_venv(target: Path) -> Path:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target / name)
     (target / ".venv").symlink_to(ROOT / ".venv")
-    (target / "requirements.txt").touch()
+    (target / "requirements.lock").touch()
     return target
 
 

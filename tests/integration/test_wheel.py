@@ -1,0 +1,133 @@
+"""The CLI as people install it: the wheel, built here, holds lambda_fn only; installed into a fresh
+venv, its `ecr-token-refresher` command refreshes a cluster; and the host-timer recipe's systemd units
+and cron line run that command as written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from localkube import LocalKube
+
+ROOT = Path(__file__).parents[2]
+LOCK = ROOT / "lambda_fn" / "requirements.lock"
+# The runtime's wheels, downloaded once per lock (checked against its hashes), so that later runs
+# install offline.
+WHEELHOUSE = ROOT / ".cache" / "wheelhouse" / hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16]
+
+
+def run(*argv: str | Path, **options: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=True, timeout=600, **options)  # type: ignore[call-overload,no-any-return]  # noqa: S603
+
+
+def cron(command: str) -> subprocess.CompletedProcess[str]:
+    """As cron runs a line: /bin/sh, a bare PATH, nothing else in the environment."""
+    environment = {"PATH": "/usr/bin:/bin"}
+    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=False, env=environment)  # noqa: S603
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built from the tracked files only (setuptools builds in the tree, and a stale build/ would leak)."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("dist")
+    for name in run("git", "ls-files", "-co", "--exclude-standard", cwd=ROOT).stdout.split():
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    run(sys.executable, "-m", "pip", "wheel", source, "--no-deps", "--no-build-isolation", "-q", "-w", out)
+    (built,) = out.glob("ecr_token_refresher-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The command in a fresh venv: the wheel and its dependencies, nothing else."""
+    if not WHEELHOUSE.exists():
+        partial = WHEELHOUSE.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        run(sys.executable, "-m", "pip", "download", "-q", "--require-hashes", "-r", LOCK, "-d", partial)
+        partial.rename(WHEELHOUSE)
+    venv = tmp_path_factory.mktemp("venv")
+    run(sys.executable, "-m", "venv", venv)
+    run(venv / "bin" / "pip", "install", "-q", "--no-index", "--find-links", WHEELHOUSE, wheel)
+    return venv / "bin" / "ecr-token-refresher"
+
+
+def test_the_wheel_holds_lambda_fn_its_version_and_licence_only(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names}
+    assert top == {"lambda_fn", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert not [name for name in names if name.startswith(("tests", "infra", "sandbox", "localkube", "bench", "demo"))]
+    assert not [name for name in names if name.endswith((".txt", ".lock")) and name.startswith("lambda_fn/")]
+    metadata = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-py3')[0]}.dist-info/METADATA").decode()
+    assert "License-Expression: MIT" in metadata
+    assert "Requires-Dist: kubernetes==37.0.1" in metadata
+    assert "Requires-Dist: aws-cdk-lib" not in metadata and "Requires-Dist: pytest" not in metadata  # noqa: PT018
+
+
+def test_the_installed_command_prints_its_version(installed: Path) -> None:
+    from lambda_fn import __version__  # noqa: PLC0415
+
+    assert run(installed, "--version").stdout.strip() == f"ecr-token-refresher {__version__}"
+
+
+def test_the_installed_command_refreshes_a_cluster(installed: Path, kube: LocalKube, tmp_path: Path) -> None:
+    kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", token="admin-token")
+    argv = [installed, "refresh", "--kubeconfig", kubeconfig, "--namespace", "team-*", "--output", "json"]
+    first = json.loads(run(*argv, env=dict(os.environ)).stdout)
+    assert first["counts"]["created"] == 2
+    again = json.loads(run(*argv, env=dict(os.environ)).stdout)
+    assert again["counts"]["unchanged"] == 2
+
+
+def test_the_systemd_units_verify_against_the_installed_command(installed: Path, tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    units = ROOT / "deploy" / "host"
+    service = (units / "ecr-token-refresher.service").read_text()
+    assert "ExecStart=/usr/local/bin/ecr-token-refresher refresh" in service
+    (tmp_path / "ecr-token-refresher.service").write_text(
+        service.replace("/usr/local/bin/ecr-token-refresher", str(installed))
+    )
+    shutil.copy(units / "ecr-token-refresher.timer", tmp_path)
+    verified = subprocess.run(  # noqa: S603
+        ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.glob("ecr-token-refresher.*"))],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_the_cron_line_runs_quietly_when_all_is_well_and_speaks_when_not(
+    installed: Path, kube: LocalKube, tmp_path: Path
+) -> None:
+    """As cron runs it: /bin/sh, the env file read, the JSON printed only when the run fails."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    kube.write_kubeconfig(etc / "kubeconfig", token="admin-token")
+    (etc / "env").write_text(
+        "NAMESPACES=team-*\n" + "".join(f"{k}={v}\n" for k, v in os.environ.items() if k.startswith("AWS_"))
+    )
+    crontab = (ROOT / "deploy" / "host" / "crontab").read_text().splitlines()
+    line = next(entry for entry in crontab if entry.startswith("*/5"))
+    command = " ".join(line.split()[5:])
+    command = command.replace("/etc/ecr-token-refresher", str(etc)).replace(
+        "/usr/local/bin/ecr-token-refresher", str(installed)
+    )
+    command = command.replace("/tmp/ecr-token-refresher.json", str(tmp_path / "last.json"))  # noqa: S108
+    quiet = cron(command)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    assert kube.store.find("secrets", "team-a", "regcred") is not None
+    (etc / "env").write_text((etc / "env").read_text().replace("NAMESPACES=team-*", "NAMESPACES=Bad_Name"))
+    loud = cron(command)
+    assert "NAMESPACES: 'Bad_Name' is not a namespace name" in loud.stdout
