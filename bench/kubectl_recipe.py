@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.measure import run_measured
 from lambda_fn.dockerconfig import build_auths
 from lambda_fn.models import RegistryCredential
 
@@ -27,12 +26,12 @@ def fetch_credential(ecr: Any) -> RegistryCredential:
     return RegistryCredential(host=host, password=password, expires_at=data["expiresAt"])
 
 
-def run_recipe(namespaces: Sequence[str], *, kubeconfig: Path, cache_dir: Path, ecr: Any) -> list[int]:
-    """Delete then create the secret in each namespace; returns each kubectl process's peak RSS (KB)."""
+def run_recipe(namespaces: Sequence[str], *, kubeconfig: Path, cache_dir: Path, ecr: Any) -> list[float]:
+    """Delete then create the secret in each namespace; returns each kubectl process's peak memory (MB)."""
     credential = fetch_credential(ecr)
     payload = base64.b64encode(json.dumps({"auths": build_auths([credential])}).encode()).decode()
     base = ["kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache_dir)]
-    peaks: list[int] = []
+    peaks: list[float] = []
     for namespace in namespaces:
         secret = {
             "apiVersion": "v1",
@@ -46,18 +45,9 @@ def run_recipe(namespaces: Sequence[str], *, kubeconfig: Path, cache_dir: Path, 
     return peaks
 
 
-def _kubectl(argv: list[str], stdin: str | None) -> int:
-    """Run kubectl to completion; its peak RSS in KB (os.wait4 reaps it with its own usage)."""
-    process = subprocess.Popen(  # noqa: S603 - kubectl with our arguments
-        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdin is not None  # noqa: S101 - PIPE asked for
-    assert process.stderr is not None  # noqa: S101
-    process.stdin.write(stdin or "")
-    process.stdin.close()
-    errors = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"kubectl {' '.join(argv[5:])} failed: {errors.strip()}")
-    return usage.ru_maxrss
+def _kubectl(argv: list[str], stdin: str | None) -> float:
+    """Run kubectl to completion; its own peak memory in MB."""
+    done = run_measured(argv, stdin=stdin or "")
+    if done.returncode:
+        raise RuntimeError(f"kubectl {' '.join(argv[5:])} failed: {done.stderr.strip()}")
+    return done.peak_mb

@@ -4,7 +4,7 @@ Depends only on the ports (ClusterApi) and plain data, so the same code serves t
 and the in-memory fakes of the unit tests.
 
 How a secret's state is read depends on how targets are found: with globs or a selector, one
-cluster-wide list by name (metadata only, 500 a page) tells every namespace's state, and only a
+cluster-wide list by name (metadata only, 1,000 a page) tells every namespace's state, and only a
 secret that must change is read in full; with names only, one GET per namespace (the RBAC for names
 is a Role per namespace, which cannot list cluster-wide). Whatever read fed it, one function decides
 what to do with a namespace: `decide`.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -269,37 +269,53 @@ def renew_pull_secrets(
     """
     started = time.monotonic()
     errors: list[str] = []
-    try:
-        targets = resolve_targets(cluster, plan.targets)
-    except KubernetesError as exc:
-        errors.append(f"could not list namespaces: {explain(exc)}")
-        targets = [Target(name, named=True) for name in sorted(set(plan.targets.names))]
-    if plan.narrowing is not None:
-        targets = narrow_targets(cluster, targets, plan.narrowing)
-    states: dict[str, SecretState] | None = None
-    if plan.targets.discovers and targets:
+    with ThreadPoolExecutor(max_workers=1) as lister:
+        # The secrets are listed while the namespaces are: one list's round trips hide the other's.
+        listing = lister.submit(_listed_states, cluster, plan.secret_name) if plan.targets.discovers else None
         try:
-            states = _listed_states(cluster, plan, targets)
+            targets = resolve_targets(cluster, plan.targets)
         except KubernetesError as exc:
-            # Every namespace is still served, one GET each; the error makes the run fail, so the
-            # outdated RBAC behind it is seen and re-applied.
-            errors.append(f"could not list the {plan.secret_name!r} secrets (read one by one instead): {explain(exc)}")
+            errors.append(f"could not list namespaces: {explain(exc)}")
+            targets = [Target(name, named=True) for name in sorted(set(plan.targets.names))]
+        if plan.narrowing is not None:
+            targets = narrow_targets(cluster, targets, plan.narrowing)
+        states: dict[str, SecretState] | None = None
+        if listing is not None:
+            try:
+                listed = listing.result()
+            except KubernetesError as exc:
+                # Every namespace is still served, one GET each; the error makes the run fail, so the
+                # outdated RBAC behind it is seen and re-applied.
+                errors.append(
+                    f"could not list the {plan.secret_name!r} secrets (read one by one instead): {explain(exc)}"
+                )
+            else:
+                states = {target.name: listed[target.name] for target in targets if target.name in listed}
     registries = Registries(tuple(credentials))
     renewer = _NamespaceRenewer(cluster, registries, plan, states, now=now, remaining_seconds=remaining_seconds)
     finished, lock = itertools.count(1), threading.Lock()
 
-    def renew(target: Target) -> NamespaceResult:
-        result = renewer.renew(target)
+    def renew_done(result: NamespaceResult) -> NamespaceResult:
         with lock:
             done = next(finished)
         progress(result, done, len(targets))
         return result
 
-    if targets:
-        with ThreadPoolExecutor(max_workers=min(plan.max_concurrency, len(targets))) as pool:
-            results = tuple(pool.map(renew, targets))
-    else:
-        results = ()
+    def renew(target: Target) -> NamespaceResult:
+        return renew_done(renewer.renew(target))
+
+    # Namespaces the list already settles (fresh, foreign, nothing else to do) need no request: decided
+    # here, so the pool only carries those that do; in steady state that is none.
+    settled = {target.name: renewer.settled(target) for target in targets}
+    waiting = [target for target in targets if settled[target.name] is None]
+    for result in settled.values():
+        if result is not None:
+            renew_done(result)
+    if waiting:
+        with ThreadPoolExecutor(max_workers=min(plan.max_concurrency, len(waiting))) as pool:
+            for target, result in zip(waiting, pool.map(renew, waiting), strict=True):
+                settled[target.name] = result
+    results = tuple(result for result in settled.values() if result is not None)
     return RunSummary(
         cluster=cluster_label,
         secret_name=plan.secret_name,
@@ -312,12 +328,10 @@ def renew_pull_secrets(
     )
 
 
-def _listed_states(cluster: ClusterApi, plan: RefreshPlan, targets: Iterable[Target]) -> dict[str, SecretState]:
-    """The target namespaces' secrets from one paged list by name; pages are dropped as they are read."""
-    wanted = {target.name for target in targets}
-    return {
-        state.namespace: state for state in cluster.list_secret_metadata(plan.secret_name) if state.namespace in wanted
-    }
+def _listed_states(cluster: ClusterApi, secret_name: str) -> dict[str, SecretState]:
+    """Every namespace's `secret_name` secret, from one paged list by name (metadata only; each page
+    is dropped once read)."""
+    return {state.namespace: state for state in cluster.list_secret_metadata(secret_name)}
 
 
 def explain(exc: KubernetesError) -> str:
@@ -365,6 +379,21 @@ class _NamespaceRenewer:
     def renew(self, target: Target) -> NamespaceResult:
         result = self._renew(target)
         return replace(result, expires_at=self._expiry.get(target.name))
+
+    def settled(self, target: Target) -> NamespaceResult | None:
+        """The result, when the listed state alone settles the namespace and nothing else is to be done
+        there (no service account to patch); None when it takes a request."""
+        if self._states is None or self._plan.service_accounts or target.terminating:
+            return None
+        state = self._states.get(target.name)
+        if state is None or self._rejected.is_set():
+            return None
+        verdict = decide(state, self._registries, self._plan, now=self._now())
+        if verdict.action is not Action.DONE or verdict.outcome is None:
+            return None
+        return NamespaceResult(
+            target.name, verdict.outcome, verdict.reason, foreign=verdict.foreign, expires_at=recorded_expiry(state)
+        )
 
     def _renew(self, target: Target) -> NamespaceResult:
         if self._states is not None:

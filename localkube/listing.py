@@ -4,6 +4,8 @@ metadata-only form (`Accept: ...;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1
 from __future__ import annotations
 
 import base64
+import bisect
+import copy
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,13 +40,14 @@ def list_answer(
     accept: str,
     key: Callable[[dict[str, Any]], str],
 ) -> dict[str, Any]:
-    """The list of `objects` (sorted by `key`) that `query` selects, one page of it."""
+    """The list of `objects` (sorted by `key`, the store's own: never changed here) that `query`
+    selects, one page of it; only the page's items are copied."""
     labels = parse_selector(query["labelSelector"]) if query.get("labelSelector") else ()
     fields = _field_selector(resource, query.get("fieldSelector") or "")
     items = [item for item in objects if matches(labels, item["metadata"].get("labels", {})) and fields(item)]
     start = _continue_from(query.get("continue"))
     if start is not None:
-        items = [item for item in items if key(item) > start]
+        items = items[bisect.bisect_right([key(item) for item in items], start) :]
     limit = int(query.get("limit") or 0)
     metadata: dict[str, Any] = {"resourceVersion": max((i["metadata"]["resourceVersion"] for i in items), default="1")}
     if 0 < limit < len(items):
@@ -57,11 +60,15 @@ def list_answer(
             "apiVersion": "meta.k8s.io/v1",
             "metadata": metadata,
             "items": [
-                {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"]}
+                {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": copy.deepcopy(item["metadata"]),
+                }
                 for item in items
             ],
         }
-    return {"kind": f"{kind}List", "apiVersion": "v1", "metadata": metadata, "items": items}
+    return {"kind": f"{kind}List", "apiVersion": "v1", "metadata": metadata, "items": copy.deepcopy(items)}
 
 
 def _field_selector(resource: str, text: str) -> Callable[[dict[str, Any]], bool]:

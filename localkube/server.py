@@ -83,6 +83,7 @@ class RequestRecord:
     status: int
     user: str | None
     content_type: str | None
+    response_bytes: int = 0
     at: float = field(default_factory=time.monotonic)  # when the answer was ready
 
 
@@ -233,12 +234,15 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer = self._route(user, parts.path, query, body, content_type)
         except StatusError as error:
             status, answer = error.code, error.body()
-        kube.record(RequestRecord(self.command, parts.path, query, status, user.name if user else None, content_type))
-        retry_after = fault.retry_after if fault is not None else None
-        self._send(status, answer, retry_after=retry_after)
-
-    def _send(self, status: int, answer: Any, *, retry_after: int | None = None) -> None:
         payload = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
+        who = user.name if user else None
+        kube.record(RequestRecord(self.command, parts.path, query, status, who, content_type, len(payload)))
+        retry_after = fault.retry_after if fault is not None else None
+        self._send(status, answer, retry_after=retry_after, payload=payload)
+
+    def _send(self, status: int, answer: Any, *, retry_after: int | None = None, payload: bytes | None = None) -> None:
+        if payload is None:
+            payload = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain" if isinstance(answer, str) else "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -284,7 +288,14 @@ class _Handler(BaseHTTPRequestHandler):
         match = NAMESPACES.match(path)
         if match:
             return _namespaces(
-                store, user, self.command, match["name"], query=query, body=body, content_type=content_type
+                store,
+                user,
+                self.command,
+                match["name"],
+                query=query,
+                body=body,
+                content_type=content_type,
+                accept=accept,
             )
         match = CLUSTER_WIDE.match(path)
         if match:
@@ -314,6 +325,7 @@ def _namespaces(
     query: dict[str, str],
     body: bytes,
     content_type: str | None,
+    accept: str,
 ) -> tuple[int, Any]:
     """Namespaces: list, get, create, and delete (which, with no namespace controller running, leaves
     the namespace Terminating, as kube-apiserver alone does)."""
@@ -322,7 +334,7 @@ def _namespaces(
     if method == "GET":
         if name:
             return 200, store.namespace(name)
-        return 200, list_answer("Namespace", "namespaces", store.namespaces(), query, accept="", key=_name)
+        return 200, list_answer("Namespace", "namespaces", store.namespaces(), query, accept=accept, key=_name)
     if method == "POST" and name is None:
         return 201, store.create_namespace(_json(body, content_type))
     if method == "DELETE" and name is not None:

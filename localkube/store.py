@@ -104,8 +104,10 @@ class Store:
                 del self._objects[key]
 
     def namespaces(self) -> list[dict[str, Any]]:
+        """Every namespace, sorted by name; the stored objects themselves: read them, never change them
+        (the store replaces an object on every write, so a list taken once stays consistent)."""
         with self._lock:
-            return [copy.deepcopy(self._namespaces[name]) for name in sorted(self._namespaces)]
+            return [self._namespaces[name] for name in sorted(self._namespaces)]
 
     def namespace(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -123,13 +125,15 @@ class Store:
             return copy.deepcopy(stored)
 
     def objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Every `resource` object (of `namespace`, or of all), sorted by namespace and name."""
+        """Every `resource` object (of `namespace`, or of all), sorted by namespace and name; the stored
+        objects themselves, as namespaces() gives them: read them, never change them."""
         with self._lock:
-            return [
-                copy.deepcopy(stored)
-                for (kind, in_namespace, _), stored in sorted(self._objects.items())
-                if kind == resource and namespace in (None, in_namespace)
+            found = [
+                (key, stored)
+                for key, stored in self._objects.items()
+                if key[0] == resource and namespace in (None, key[1])
             ]
+        return [stored for _, stored in sorted(found, key=lambda item: item[0])]
 
     def find(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:

@@ -41,6 +41,8 @@ class MotoAws:
     def __init__(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
         self.token_lifetime = timedelta(hours=12)
+        # moto's passwords are 23 characters; ECR's are ~2.4 KB (a token ~3.2 KB). The bench pads them.
+        self.password_padding = 0
         self.token_calls = 0  # GetAuthorizationToken calls answered since start
         # Error codes (e.g. ThrottlingException) the next GetAuthorizationToken calls fail with, one each.
         self.ecr_errors: list[str] = []
@@ -68,6 +70,10 @@ class MotoAws:
             answer: Any = result.result
             for item in answer["authorizationData"]:
                 item["expiresAt"] = datetime.now(UTC) + sandbox.token_lifetime
+                if sandbox.password_padding:
+                    password = base64.b64decode(item["authorizationToken"]).decode().partition(":")[2]
+                    padded = password + "-" + "x" * sandbox.password_padding
+                    item["authorizationToken"] = base64.b64encode(f"AWS:{padded}".encode()).decode()
             return result
 
         ECRResponse.get_authorization_token = get_authorization_token  # type: ignore[method-assign,assignment]
@@ -80,6 +86,7 @@ class MotoAws:
     def reset(self) -> None:
         """Forget every resource (moto's reset API) and restore the realistic token lifetime."""
         self.token_lifetime = timedelta(hours=12)
+        self.password_padding = 0
         self.ecr_errors.clear()
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
         urllib.request.urlopen(request, timeout=5).close()  # noqa: S310

@@ -36,7 +36,9 @@ from lambda_fn.errors import (
 )
 from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
 
-PAGE_SIZE = 500
+# Measured with `make bench` (N=5,000, 20 ms, fresh run): 500 a page took 1.2-1.6 s, 1,000 took 0.74-0.78 s;
+# 2,000 saved no more for a larger peak on both sides.
+PAGE_SIZE = 1000
 # (connect, read) seconds for one attempt at most; less when the deadline is nearer.
 REQUEST_TIMEOUT = (5.0, 15.0)
 # A Retry-After longer than this is not waited for in full (a throttled server may ask for hours).
@@ -45,7 +47,7 @@ RETRY_AFTER_MAX = 10
 MIN_ATTEMPT_SECONDS = 0.5
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
-# Metadata only: a list of 5,000 secrets is ~3 MB instead of ~60 MB with their tokens.
+# Metadata only: a list of 5,000 secrets is ~3 MB instead of ~75 MB with their tokens.
 METADATA_LIST = f"{JSON};as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,{JSON}"
 SECRETS = "/api/v1/namespaces/{namespace}/secrets"
 SECRET = SECRETS + "/{name}"
@@ -96,14 +98,11 @@ class KubernetesCluster:
             return self._answered
 
     def list_namespaces(self, *, label_selector: str | None) -> Sequence[NamespaceInfo]:
+        """Names, metadata only: a namespace being deleted carries a deletionTimestamp."""
         query: dict[str, str | int] = {"labelSelector": label_selector} if label_selector else {}
         return [
-            NamespaceInfo(
-                name=item["metadata"]["name"],
-                terminating=item.get("status", {}).get("phase") == "Terminating"
-                or bool(item["metadata"].get("deletionTimestamp")),
-            )
-            for page in self._pages(NAMESPACES, query)
+            NamespaceInfo(name=item["metadata"]["name"], terminating=bool(item["metadata"].get("deletionTimestamp")))
+            for page in self._pages(NAMESPACES, query, accept=METADATA_LIST)
             for item in page
         ]
 

@@ -232,3 +232,59 @@ def test_two_overlapping_runs_leave_valid_secrets(
     assert all(all(o in ("created", "updated") for o in outcomes(r).values()) for r in results)
     assert all(valid_secret(kube, f"both-{index:02d}") for index in range(30))
     assert not any(r.method == "DELETE" for r in kube.requests)
+
+
+@pytest.fixture
+def paged(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> LocalKube:
+    """Globs over 30 namespaces, 10 to a page, every secret already in place."""
+    monkeypatch.setattr("lambda_fn.k8s.api.PAGE_SIZE", 10)
+    monkeypatch.setenv("NAMESPACES", "page-*")
+    for index in range(30):
+        kube.store.add_namespace(f"page-{index:02d}")
+    invoke()
+    kube.clear_log()
+    return kube
+
+
+def test_a_list_page_that_keeps_failing_falls_back_to_one_read_each_and_fails_the_run(
+    paged: LocalKube, invoke: Invoke, logs: Callable[[], str]
+) -> None:
+    paged.faults.append(FaultRule(method="GET", path="^/api/v1/secrets$", status=500))
+    with pytest.raises(RefreshFailed, match="could not list the 'regcred' secrets"):
+        invoke()
+    assert "unchanged" in logs()
+    reads = [r for r in paged.requests if r.method == "GET" and "/namespaces/page-" in r.path]
+    assert len(reads) == 30  # every namespace still served, one GET each
+    assert all(r.method == "GET" for r in paged.requests)
+
+
+def test_an_expired_continue_token_restarts_the_list_once(paged: LocalKube, invoke: Invoke) -> None:
+    paged.faults.append(FaultRule(method="GET", path="^/api/v1/secrets$", status=410, times=1))
+    original_claim = paged.faults[0].claim
+
+    def on_continue_pages_only(method: str, path: str) -> bool:
+        pending = [r for r in paged.requests if r.path == "/api/v1/secrets"]
+        return bool(pending) and original_claim(method, path)  # the first page passes, the next one is 410
+
+    paged.faults[0].claim = on_continue_pages_only  # type: ignore[method-assign]
+    result = invoke()
+    assert result["counts"]["unchanged"] == 30
+    pages = [(r.status, bool(r.query.get("continue"))) for r in paged.requests if r.path == "/api/v1/secrets"]
+    assert pages == [(200, False), (410, True), (200, False), (200, True), (200, True)]
+
+
+def test_a_secret_someone_else_creates_between_the_list_and_our_create_is_decided_again(
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAMESPACES", "team-*")
+
+    def someone_else_creates_it() -> None:
+        kube.store.create("secrets", "team-a", {"metadata": {"name": "regcred"}, "type": "Opaque", "data": {}})
+
+    kube.faults.append(
+        FaultRule(method="POST", path="/namespaces/team-a/secrets", before=someone_else_creates_it, times=1)
+    )
+    result = invoke()
+    assert outcomes(result) == {"team-a": "skipped", "team-b": "created"}
+    assert kube.store.get("secrets", "team-a", "regcred")["type"] == "Opaque"  # theirs, untouched
+    assert log_of(kube, "team-a") == [("POST", 409), ("GET", 200)]

@@ -83,14 +83,17 @@ def test_globs_selector_and_exclusions(kube: LocalKube, invoke: Invoke, monkeypa
 
 
 def test_more_namespaces_than_one_page(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
-    for index in range(520):
+    monkeypatch.setattr("lambda_fn.k8s.api.PAGE_SIZE", 200)
+    for index in range(450):
         kube.store.add_namespace(f"bulk-{index:03d}")
     monkeypatch.setenv("NAMESPACES", "bulk-*")
-    result = invoke()
-    assert result["counts"]["created"] == 520
-    list_calls = [r for r in kube.requests if r.path == "/api/v1/namespaces"]
-    assert len(list_calls) == 2
-    assert list_calls[1].query.get("continue")
+    assert invoke()["counts"]["created"] == 450
+    kube.clear_log()
+    assert invoke()["counts"]["unchanged"] == 450
+    for path in ("/api/v1/namespaces", "/api/v1/secrets"):
+        pages = [r for r in kube.requests if r.path == path]
+        assert [bool(r.query.get("continue")) for r in pages] == [False, True, True], path
+    assert len(kube.requests) == 6  # a fresh run: the two paged lists, nothing else
 
 
 def test_service_accounts_get_the_secret(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:

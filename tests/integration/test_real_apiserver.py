@@ -91,9 +91,11 @@ def test_more_namespaces_than_one_page(
     run = uuid.uuid4().hex[:6]
     config = configure(monkeypatch, namespaces=[f"pg{run}-*"])
     cluster.apply(render(config))
-    for index in range(505):
+    monkeypatch.setattr("lambda_fn.k8s.api.PAGE_SIZE", 100)
+    for index in range(250):
         cluster.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=f"pg{run}-{index:03d}")))
-    assert invoke()["counts"]["created"] == 505
+    assert invoke()["counts"]["created"] == 250
+    assert invoke()["counts"]["unchanged"] == 250  # read from the paged list by name
 
 
 def test_without_an_access_entry_401_names_the_fix(
