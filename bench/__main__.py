@@ -80,7 +80,7 @@ def main() -> int:
         sweep = bench.concurrency_sweep(args.repeats) if 1000 in args.sizes else {}
         coverage = bench.coverage()
     elapsed = time.monotonic() - started
-    report = {
+    report: dict[str, Any] = {
         "machine": machine(),
         "elapsed_s": round(elapsed),
         "rows": [asdict(r) for r in rows],

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-STYLES = {
+STYLES: dict[str, dict[str, Any]] = {
     "kubectl delete+create": {"color": "#c0392b", "marker": "s"},
     "refresher, first run": {"color": "#2471a3", "marker": "o"},
     "refresher, refresh (--force)": {"color": "#7d3c98", "marker": "^"},
@@ -28,12 +28,14 @@ def plot(rows: Sequence[dict[str, Any]], path: Path, *, machine: str) -> Path:
     figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
     for (contestant, latency), points in sorted(lines.items(), key=lambda item: (item[0][1], item[0][0])):
         sizes, seconds = zip(*sorted(points), strict=True)
+        style = STYLES.get(contestant, {})
         axes.plot(
             sizes,
             seconds,
             linestyle="-" if latency else ":",
             label=f"{contestant}, {latency} ms",
-            **STYLES.get(contestant, {}),
+            color=style.get("color"),
+            marker=style.get("marker"),
         )
     axes.set_xscale("log")
     axes.set_yscale("log")
