@@ -25,7 +25,7 @@ CONTEXT ?=
 # e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
 CLUSTER ?=
 
-.PHONY: demo test test-apiserver lint lock lock-check format unit integration synth deploy rbac asset bench soak clean
+.PHONY: demo test test-apiserver e2e lint lock lock-check format unit integration synth deploy rbac asset bench soak clean
 
 # Set-up talks on stderr only, so that `make rbac ... | kubectl apply -f -` gets nothing but the manifest.
 # Only the committed locks drive the install: make never regenerates them behind your back.
@@ -44,6 +44,9 @@ test: lint ## lint, types, import contracts, then the whole suite
 
 test-apiserver: $(STAMP) ## only the real kube-apiserver tier (builds it with Go on first use)
 	$(BIN)/pytest -m apiserver
+
+e2e: $(STAMP) $(NODE_STAMP) ## cdk deploy into moto, then the deployed zip under the Lambda emulator
+	$(BIN)/pytest -m e2e -s tests/e2e
 
 lint: $(STAMP) lock-check
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import trustme
 from cryptography.hazmat.primitives import serialization
@@ -46,6 +47,7 @@ class RealKube:
         self._folder = Path(tempfile.mkdtemp(prefix="realkube-"))
         self._webhook = TokenWebhook(authenticator) if authenticator is not None else None
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
         self._ca = trustme.CA()
         self._client_ca = trustme.CA()  # signs client certificates (`client_certificate`)
         self.port = free_port()
@@ -136,6 +138,7 @@ class RealKube:
 
     def _spawn(self, argv: list[str], log_name: str) -> None:
         log = (self._folder / log_name).open("wb")
+        self._logs.append(log)
         self._processes.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))  # noqa: S603
 
     def _wait_ready(self, timeout: float = 90.0) -> None:
@@ -170,4 +173,6 @@ class RealKube:
                 process.kill()
         if self._webhook is not None:
             self._webhook.__exit__()
+        for log in self._logs:
+            log.close()
         shutil.rmtree(self._folder, ignore_errors=True)

@@ -1,0 +1,116 @@
+"""`cdk bootstrap` and `cdk deploy` of this project's app by the real CDK CLI, into moto's server, and
+what was deployed read back through AWS's APIs (moto's): the template, the function, its schedule,
+and the code zip the CLI uploaded.
+
+The CLI must talk to `localhost` (with 127.0.0.1 moto takes the first label of an S3 host for a
+bucket). moto cannot run Lambda-backed custom resources (it needs Docker), so the deployment turns the
+run-on-deploy invocation off; moto also skips some resources (see SKIPPED_BY_MOTO).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.moto_aws import ACCOUNT, REGION, MotoAws
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+# Resource types moto's CloudFormation leaves out (listed with an empty type in the stack).
+SKIPPED_BY_MOTO = (
+    "AWS::CloudWatch::Alarm",
+    "AWS::EKS::AccessEntry",
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::SNS::Subscription",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::CDK::Metadata",
+)
+
+
+@dataclass
+class Deployment:
+    aws: MotoAws
+    output: Path  # the cloud assembly (kept between runs: an unchanged asset is not bundled again)
+    log: Path
+
+    @property
+    def endpoint(self) -> str:
+        return self.aws.url.replace("127.0.0.1", "localhost")
+
+    def cli(self, *argv: str, cwd: Path = ROOT) -> None:
+        """The CDK CLI with moto's credentials and endpoint, its output appended to the log."""
+        if not CDK.exists():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=ROOT, check=True)  # noqa: S607
+        environment = os.environ | {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "NODE_NO_WARNINGS": "1",
+        }
+        with self.log.open("a") as log:
+            log.write(f"\n$ cdk {' '.join(argv)}\n")
+            log.flush()
+            subprocess.run([str(CDK), *argv], cwd=cwd, env=environment, stdout=log, stderr=log, check=True)  # noqa: S603
+
+    def deploy(self, context: dict[str, str]) -> str:
+        """Bootstrap the account, then deploy the app with `context`; the stack's name."""
+        # Bootstrapping needs no app: run where no cdk.json is, so that the app is not synthesized.
+        self.cli("bootstrap", f"aws://{ACCOUNT}/{REGION}", "--no-notices", cwd=self.log.parent)
+        flags = [item for key, value in context.items() for item in ("-c", f"{key}={value}")]
+        self.cli("deploy", "--all", "--require-approval", "never", "--no-notices", "--output", str(self.output), *flags)
+        stacks = self.aws.client("cloudformation").list_stacks()["StackSummaries"]
+        deployed = [
+            s["StackName"] for s in stacks if s["StackName"] != "CDKToolkit" and s["StackStatus"] == "CREATE_COMPLETE"
+        ]
+        if len(deployed) != 1:
+            raise RuntimeError(f"expected one deployed stack, found {stacks}")
+        return str(deployed[0])
+
+    def template(self, stack: str) -> dict[str, Any]:
+        body = self.aws.client("cloudformation").get_template(StackName=stack)["TemplateBody"]
+        return body if isinstance(body, dict) else dict(__import__("json").loads(body))
+
+    def physical_ids(self, stack: str) -> dict[str, str]:
+        """Logical ID -> physical ID of what moto created (skipped resources have neither)."""
+        resources = self.aws.client("cloudformation").describe_stack_resources(StackName=stack)["StackResources"]
+        return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r.get("PhysicalResourceId")}
+
+    def skipped(self, stack: str) -> set[str]:
+        """The logical IDs moto left out: it lists them with an empty resource type."""
+        resources = self.aws.client("cloudformation").describe_stack_resources(StackName=stack)["StackResources"]
+        created = {r["LogicalResourceId"] for r in resources if r.get("ResourceType")}
+        return set(self.template(stack)["Resources"]) - created
+
+    def function(self, name: str) -> dict[str, Any]:
+        configuration: dict[str, Any] = self.aws.client("lambda").get_function_configuration(FunctionName=name)
+        return configuration
+
+    def code(self, code_property: dict[str, Any], into: Path) -> Path:
+        """The zip the CLI uploaded, from the assets bucket and key the template names, unpacked."""
+        bucket = resolve(code_property["S3Bucket"])
+        key = resolve(code_property["S3Key"])
+        archive = self.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        zipfile.ZipFile(io.BytesIO(archive)).extractall(into)
+        return into
+
+
+def resolve(value: Any) -> str:
+    """A template value with the CDK's pseudo-parameters (`${AWS::AccountId}`, Fn::Sub) made concrete."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        value = value["Fn::Sub"]
+    return (
+        str(value)
+        .replace("${AWS::AccountId}", ACCOUNT)
+        .replace("${AWS::Region}", REGION)
+        .replace("${AWS::Partition}", "aws")
+    )
