@@ -25,7 +25,7 @@ CONTEXT ?=
 # e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
 CLUSTER ?=
 
-.PHONY: demo test test-apiserver e2e lint lock lock-check format unit integration synth deploy rbac asset bench soak clean
+.PHONY: demo test test-apiserver e2e bootstrap lint lock lock-check format unit integration synth deploy rbac asset bench soak clean
 
 # Set-up talks on stderr only, so that `make rbac ... | kubectl apply -f -` gets nothing but the manifest.
 # Only the committed locks drive the install: make never regenerates them behind your back.
@@ -79,7 +79,10 @@ synth: $(STAMP) $(NODE_STAMP) ## cdk synth offline (bundles the function), cdk-n
 	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
 	@echo "template: cdk.out/$$(ls cdk.out | grep -m1 'template.json$$'); Kubernetes manifests: $$(cd cdk.out && ls rbac*.yaml | tr '\n' ' ')(or: make rbac)"
 
-deploy: $(STAMP) $(NODE_STAMP) ## cdk deploy with the locally installed CLI
+bootstrap: $(STAMP) $(NODE_STAMP) ## cdk bootstrap (once per account and region) with the pinned CLI
+	$(CDK) bootstrap --no-notices $(CDK_ARGS)
+
+deploy: $(STAMP) $(NODE_STAMP) ## cdk deploy with the pinned CLI
 	$(CDK) deploy --no-notices $(CDK_ARGS)
 
 rbac: $(STAMP) ## print a cluster's RBAC + admission policy for kubectl apply -f - (CLUSTER=name for one of several)

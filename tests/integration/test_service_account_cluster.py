@@ -6,8 +6,11 @@ secrets, picking up a rotated token on the next run."""
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +18,9 @@ import yaml
 from kubernetes import client as k8s
 
 from infra.rbac import render
+from localkube.kubeconfig import write_kubeconfig
 from sandbox.moto_aws import MotoAws
-from sandbox.real_apiserver import RealKube
+from sandbox.real_apiserver import ADMIN_TOKEN, ROOT, RealKube
 from tests.integration.real_cluster import Cluster, Invoke, configure, outcomes
 
 pytestmark = pytest.mark.apiserver
@@ -104,3 +108,24 @@ def test_a_client_certificate_works_from_memory(
     aws.client("secretsmanager").put_secret_value(SecretId="onprem-kubeconfig", SecretString=document)
     assert set(outcomes(invoke()).values()) == {"created"}
     assert admin.auths(f"{prefix}-a")
+
+
+def test_the_shipped_script_builds_a_kubeconfig_that_works(
+    onprem: tuple[RealKube, Cluster, str, str], aws: MotoAws, invoke: Invoke, tmp_path: Path
+) -> None:
+    """deploy/kubeconfig-for-service-account.sh, run with the admin's kubectl: its output, stored as
+    the secret, is all the Lambda needs (a TokenRequest token for one hour)."""
+    kube, _, _, account = onprem
+    admin = write_kubeconfig(tmp_path / "admin", server=kube.url, ca_pem=kube.ca_pem, token=ADMIN_TOKEN, name="onprem")
+    script = ROOT / "deploy" / "kubeconfig-for-service-account.sh"
+    made = subprocess.run(  # noqa: S603 - our own script
+        [str(script), f"kube-system/{account}", "1h"],
+        env=os.environ | {"KUBECONFIG": str(admin)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    document = yaml.safe_load(made.stdout)
+    assert document["users"][0]["user"]["token"].count(".") == 2  # a JWT from the TokenRequest API
+    aws.client("secretsmanager").put_secret_value(SecretId="onprem-kubeconfig", SecretString=made.stdout)
+    assert set(outcomes(invoke()).values()) == {"created"}

@@ -133,3 +133,16 @@ def test_adoption_keeps_everything_else_and_labels_the_secret() -> None:
     assert adopted.labels == {"team": "a", MANAGED_BY_LABEL: "ecr-token-refresher"}
     auths = json.loads(base64.b64decode(adopted.data[DOCKERCONFIGJSON_KEY]))["auths"]  # type: ignore[index]
     assert auths[HOST]["password"] == "pw-1"
+
+
+def test_a_dry_run_names_the_registries_an_update_would_retire() -> None:
+    fake = FakeCluster()
+    fake.add_namespace("team-a")
+    fake.secrets["team-a", "regcred"] = managed(TWO)
+    summary = renew_pull_secrets(fake, OWN.credentials, replace(PLAN, dry_run=True), cluster_label="t", now=lambda: NOW)
+    result = summary.results[0]
+    assert (result.outcome, result.reason) == (
+        Outcome.UPDATED,
+        f"dry run: would update (registries changed: retires {OTHER})",
+    )
+    assert fake.writes() == []
