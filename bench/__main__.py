@@ -79,6 +79,7 @@ def main() -> int:
         ratios = bench.kubectl_ratios(args.repeats) if 1000 in args.sizes and args.baseline_max >= 1000 else []
         sweep = bench.concurrency_sweep(args.repeats) if 1000 in args.sizes else {}
         coverage = bench.coverage()
+        log_bytes = {size: bench.lambda_log_bytes(size) for size in args.sizes}
     elapsed = time.monotonic() - started
     report: dict[str, Any] = {
         "machine": machine(),
@@ -87,8 +88,13 @@ def main() -> int:
         "kubectl_ratios_n1000_20ms": ratios,
         "sweep": sweep,
         "coverage": asdict(coverage),
+        "lambda_log_bytes_per_run": log_bytes,
     }
     print_report(rows, ratios, sweep, coverage, elapsed=elapsed, concurrency=args.concurrency)
+    print(
+        "log written per scheduled fresh run (bench/lambda_run.py): "
+        + ", ".join(f"N={size}: {count:,} bytes" for size, count in log_bytes.items())
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
     plot(report["rows"], FIGURE, machine=machine())
@@ -221,6 +227,27 @@ class Bench:
                     kube.stop()
                 results[concurrency].append(row.core_s or 0.0)
         return results
+
+    def lambda_log_bytes(self, size: int) -> int:
+        """What one scheduled fresh run at `size` namespaces writes to its log (bench/lambda_run.py)."""
+        kube, _, name = self.cluster(size, 0)
+        try:
+            self.refresher(kube, name, size, 0, FIRST)
+            environment = os.environ | self.aws.environment(self.credentials)
+            environment |= {
+                "CLUSTER_NAME": name,
+                "NAMESPACES": "bench-*",
+                "REGISTRIES": SECOND_REGISTRY,
+                "POWERTOOLS_SERVICE_NAME": "ecr-token-refresher",
+                "POWERTOOLS_METRICS_NAMESPACE": "EcrTokenRefresher",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+            done = run_measured([sys.executable, "-m", "bench.lambda_run"], env=environment)
+            if done.returncode != 0:
+                raise SystemExit(f"the Lambda run failed at N={size}: {done.stderr[-2000:]}")
+        finally:
+            kube.stop()
+        return len(done.stdout.encode()) + len(done.stderr.encode())
 
     def coverage(self) -> Coverage:
         """Steady state at N=1,000, 20 ms, with NEW_NAMESPACES created since the last run: the delay

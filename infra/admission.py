@@ -1,12 +1,21 @@
-"""The ValidatingAdmissionPolicy that confines the function's Kubernetes identity to its own pull secret.
+"""The ValidatingAdmissionPolicies that confine the function's Kubernetes identity to its own pull secret
+in its own namespaces.
 
-RBAC cannot narrow `create` by name, so on its own a ClusterRole lets a stolen token create any secret
-anywhere (a service-account token in kube-system, a bootstrap token) or overwrite another team's
-same-named secret. For requests by the function's group or service account, this policy allows a
-secret to be created or updated only if it has the configured name, type dockerconfigjson and the
-managed-by label, outside kube-* namespaces (unless one is configured by name), and, on update, only
-if it carried the label already or is the kubectl recipe's pull secret for one of the registries
-served here. Deletes are denied. Denials are 422 answers naming the policy.
+RBAC cannot narrow `create` by name, nor any verb by namespace once namespaces are discovered (globs, a
+selector), so on its own a ClusterRole lets a stolen token create any secret anywhere (a service-account
+token in kube-system, a bootstrap token), overwrite another team's same-named secret, or rewrite the
+named service accounts in every namespace. For requests by the function's group or service account:
+
+- secrets: created or updated only in a target namespace (the configured names, globs, selector and
+  exclusions, evaluated on the namespace's labels at admission), with the configured name, type
+  dockerconfigjson, the managed-by label and never immutable (which would block every later renewal);
+  on update only if it carried the label already or is the kubectl recipe's pull secret for one of the
+  registries served here. Deletes are denied.
+- service accounts: updated only in a target namespace, and only by adding the secret to
+  `imagePullSecrets`; token automount, `secrets`, labels, annotations, owners and finalizers unchanged.
+
+Denials are 422 answers naming the policy. What no policy can confine: reads. With globs or a selector,
+the identity may read every secret of the configured name, cluster-wide (README: Security).
 
 admissionregistration.k8s.io/v1: Kubernetes 1.30 and later. Verified on kube-apiserver v1.34, where
 admission CEL has no base64 or JSON decoding: the recipe's secret is recognised by a regex over its
@@ -16,12 +25,21 @@ base64 text (infra/base64_pattern.py).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from infra.base64_pattern import recipe_secret_pattern
 from infra.config import DeploymentConfig
-from lambda_fn.models import DOCKERCONFIGJSON_KEY, DOCKERCONFIGJSON_TYPE, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from lambda_fn.config import Requirement, parse_selector
+from lambda_fn.models import (
+    DOCKERCONFIGJSON_KEY,
+    DOCKERCONFIGJSON_TYPE,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    TargetSpec,
+)
+from lambda_fn.targets import DEFAULT_EXCLUSIONS
 
 ADMISSION = "admissionregistration.k8s.io/v1"
 
@@ -39,14 +57,82 @@ def identity(who: dict[str, str]) -> str:
     return f"request.userInfo.username == {_cel(username)}"
 
 
+def glob_regex(glob: str) -> str:
+    """A namespace glob (fnmatch's `*`, `?`, `[...]`, `[!...]`) as an anchored RE2 regex. By hand:
+    fnmatch.translate writes `\\Z` and atomic groups, which RE2 (CEL's `matches`) does not know."""
+    parts, index = ["^"], 0
+    while index < len(glob):
+        char = glob[index]
+        end = glob.find("]", index + 2) if char == "[" else -1
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        elif end != -1:
+            inside = glob[index + 1 : end]
+            parts.append("[" + ("^" + inside[1:] if inside.startswith("!") else inside) + "]")
+            index = end
+        else:
+            parts.append(re.escape(char))
+        index += 1
+    return "".join(parts) + "$"
+
+
+def _matches_any(patterns: Sequence[str]) -> str:
+    regex = "|".join(f"(?:{glob_regex(pattern)})" for pattern in patterns)
+    return f"request.namespace.matches({_cel(regex)})" if patterns else "false"
+
+
+def _requirement(requirement: Requirement) -> str:
+    """One selector requirement over the namespace's labels, as kube-apiserver matches it."""
+    has = f"{_cel(requirement.key)} in variables.namespaceLabels"
+    value = f"variables.namespaceLabels[{_cel(requirement.key)}]"
+    operator, values = requirement.operator, requirement.values
+    if operator in ("", "!"):
+        return has if operator == "" else f"!({has})"
+    if operator in ("=", "!="):
+        return (
+            f"({has} && {value} == {_cel(values[0])})"
+            if operator == "="
+            else f"(!({has}) || {value} != {_cel(values[0])})"
+        )
+    if operator in ("in", "notin"):
+        listed = json.dumps(list(values))
+        return f"({has} && {value} in {listed})" if operator == "in" else f"(!({has}) || !({value} in {listed}))"
+    # `<` and `>` compare integers; a value that is no integer never matches.
+    return f"({has} && {value}.matches('^-?[0-9]{{1,18}}$') && int({value}) {operator} {int(values[0])})"
+
+
+def in_scope(targets: TargetSpec) -> str:
+    """CEL true when the request's namespace is a target: named, or found by a glob or the selector and
+    not excluded (kube-* always), as lambda_fn/targets.py resolves them."""
+    named = f"request.namespace in {json.dumps(sorted(set(targets.names)))}"
+    found = [_matches_any(targets.globs)] if targets.globs else []
+    if targets.selector:
+        requirements = parse_selector(targets.selector)
+        if requirements is None:
+            raise ValueError(f"not a label selector: {targets.selector!r}")
+        found.append("(" + " && ".join(_requirement(requirement) for requirement in requirements) + ")")
+    if not found:
+        return named
+    excluded = _matches_any([*DEFAULT_EXCLUSIONS, *targets.exclusions])
+    return f"{named} || (({' || '.join(found)}) && !{excluded})"
+
+
+def scope_variables(config: DeploymentConfig) -> list[dict[str, str]]:
+    return [
+        # Optional chaining keeps each expression total: an object without labels or data is no error.
+        {"name": "namespaceLabels", "expression": "namespaceObject.metadata.?labels.orValue({})"},
+        {"name": "inScope", "expression": in_scope(config.settings.targets)},
+    ]
+
+
 def variables(config: DeploymentConfig, adoptable_hosts: Sequence[str]) -> list[dict[str, str]]:
-    # Optional chaining keeps each expression total: a secret without labels or data is no error.
     label = f"metadata.?labels[?{_cel(MANAGED_BY_LABEL)}].orValue('') == {_cel(MANAGED_BY_VALUE)}"
-    system = sorted(name for name in config.settings.targets.names if name.startswith("kube-"))
     found = [
+        *scope_variables(config),
         {"name": "newManaged", "expression": f"object.{label}"},
         {"name": "oldManaged", "expression": f"oldObject != null && oldObject.{label}"},
-        {"name": "systemNamespaces", "expression": json.dumps(system)},
     ]
     adoptable = "false"
     if config.settings.adopt_existing and adoptable_hosts:
@@ -83,16 +169,55 @@ def validations(config: DeploymentConfig) -> list[dict[str, str]]:
             "or adopt the kubectl recipe's pull secret for one registry served here",
         },
         {
-            "expression": "!request.namespace.startsWith('kube-') || request.namespace in variables.systemNamespaces",
-            "message": "this identity may not write secrets in kube-* namespaces that are not configured by name",
+            "expression": f"{writing}!object.?immutable.orValue(false)",
+            "message": "this identity may not make a secret immutable (no later renewal could change it)",
         },
+        SCOPE_VALIDATION,
     ]
 
 
-def admission_policy(
-    config: DeploymentConfig, who: dict[str, str], *, metadata: dict[str, Any], adoptable_hosts: Sequence[str]
+SCOPE_VALIDATION = {
+    "expression": "variables.inScope",
+    "message": "this identity may only write in its target namespaces (the configured names, globs and selector, "
+    "less the exclusions and kube-*)",
+}
+UNCHANGED = ["automountServiceAccountToken", "secrets"]
+METADATA_UNCHANGED = ["labels", "annotations", "ownerReferences", "finalizers"]
+
+
+def account_validations(config: DeploymentConfig) -> list[dict[str, str]]:
+    """A service account may only gain the secret in `imagePullSecrets`; nothing else of it changes."""
+    secret = config.settings.secret_name
+    old, new = "oldObject.?imagePullSecrets.orValue([])", "object.?imagePullSecrets.orValue([])"
+    found = [
+        {"expression": "request.operation == 'UPDATE'", "message": "this identity never creates or deletes them"},
+        SCOPE_VALIDATION,
+        {
+            "expression": f"{old}.all(ref, ref in {new}) && "
+            f"{new}.all(ref, ref in {old} || ref.?name.orValue('') == {_cel(secret)})",
+            "message": f"this identity may only add {secret} to imagePullSecrets",
+        },
+    ]
+    fields = [("", field) for field in UNCHANGED] + [("metadata.", field) for field in METADATA_UNCHANGED]
+    for parent, field in fields:
+        new, old = f"object.{parent}{field}", f"oldObject.{parent}{field}"
+        found.append(
+            {
+                # has() on both sides: an absent field and a present one differ, two absent ones do not.
+                "expression": f"has({new}) == has({old}) && (!has({new}) || {new} == {old})",
+                "message": f"this identity may not change {parent}{field}",
+            }
+        )
+    return found
+
+
+def _policy(
+    who: dict[str, str],
+    metadata: dict[str, Any],
+    resource: str,
+    variables: list[dict[str, str]],
+    validations: list[dict[str, str]],
 ) -> list[dict[str, Any]]:
-    """The policy and its binding (both named like the deployment's other cluster-wide objects)."""
     return [
         {
             "apiVersion": ADMISSION,
@@ -106,13 +231,13 @@ def admission_policy(
                             "apiGroups": [""],
                             "apiVersions": ["v1"],
                             "operations": ["CREATE", "UPDATE", "DELETE"],
-                            "resources": ["secrets"],
+                            "resources": [resource],
                         }
                     ]
                 },
                 "matchConditions": [{"name": "the-refresher", "expression": identity(who)}],
-                "variables": variables(config, adoptable_hosts),
-                "validations": validations(config),
+                "variables": variables,
+                "validations": validations,
             },
         },
         {
@@ -122,3 +247,15 @@ def admission_policy(
             "spec": {"policyName": metadata["name"], "validationActions": ["Deny"]},
         },
     ]
+
+
+def admission_policy(
+    config: DeploymentConfig, who: dict[str, str], *, metadata: dict[str, Any], adoptable_hosts: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The policies and their bindings: the secrets' named like the deployment's other cluster-wide
+    objects, the service accounts' (when any are configured) with `-serviceaccounts` after it."""
+    found = _policy(who, metadata, "secrets", variables(config, adoptable_hosts), validations(config))
+    if config.settings.service_accounts:
+        accounts = {**metadata, "name": f"{metadata['name']}-serviceaccounts"}
+        found += _policy(who, accounts, "serviceaccounts", scope_variables(config), account_validations(config))
+    return found

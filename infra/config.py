@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambda_fn.config import CLUSTER_NAME, RegistrySpec, Settings
-from lambda_fn.errors import ConfigError, Problem
+from lambda_fn.errors import ConfigError, Problem, shown
 
 # Context key -> the function's environment variable it becomes.
 SETTING_KEYS = {
@@ -298,10 +298,10 @@ class _ContextReader:
             self.problem("clusters", f"{name!r} is not a valid cluster name (letters, digits, '-' and '_')")
             valid = False
         if secret is not None and not (isinstance(secret, str) and SECRET_ARN.match(secret)):
-            self.problem("clusters", f"kubeconfigSecretArn {secret!r} is not a Secrets Manager secret ARN")
+            self.problem("clusters", f"kubeconfigSecretArn {shown(str(secret))} is not a Secrets Manager secret ARN")
             valid = False
         if key is not None and (secret is None or not (isinstance(key, str) and KMS_KEY_ARN.match(key))):
-            self.problem("clusters", f"kmsKeyArn {key!r} must be a KMS key ARN, beside a kubeconfigSecretArn")
+            self.problem("clusters", f"kmsKeyArn {shown(str(key))} must be a KMS key ARN, beside a kubeconfigSecretArn")
             valid = False
         if not valid:
             return None

@@ -69,6 +69,22 @@ class Monitoring(Construct):
         topic = sns.Topic(
             self, "AlarmTopic", display_name="ecr-token-refresher alarms", master_key=key, enforce_ssl=True
         )
+        # enforce_ssl gives the topic a policy of its own, which replaces SNS's default one: without this
+        # statement it holds only the TLS deny, and CloudWatch, a service principal, may not publish.
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+                    },
+                },
+            )
+        )
         if config.alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -140,7 +140,7 @@ class ClusterRefresher(Construct):
             )
         )
 
-    def run_on_deploy(self, *, after: list[IConstruct]) -> None:
+    def run_on_deploy(self, provider: RunOnDeployProvider, *, after: list[IConstruct]) -> None:
         """Invoke $LATEST asynchronously (the same async settings as the schedule), once cluster access
         exists, and again whenever the code changes: a first run that fails raises the alarm, not the deploy."""
         invoke = cr.AwsSdkCall(
@@ -162,16 +162,26 @@ class ClusterRefresher(Construct):
                 [iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])]
             ),
             install_latest_aws_sdk=False,
+            role=provider.role,
+            log_group=provider.log_group,
         )
         for dependency in [self.function, *after]:
             run.node.add_dependency(dependency)
-        provider = Stack.of(self).node.try_find_child(
-            "AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", "")
+
+
+class RunOnDeployProvider(Construct):
+    """The role and log group of the CDK's one provider function behind every RunOnDeploy: it writes to
+    its own log group only (the CDK's default role may write to any), and invokes the refreshers."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=RETENTION[config.log_retention_days], removal_policy=RemovalPolicy.DESTROY
         )
-        if provider is not None:
-            acknowledge(
-                provider,
-                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                "The CDK's own provider for the run-on-deploy call: it only writes its logs; its one other right is "
-                "lambda:InvokeFunction on the refresher functions.",
-            )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="ecr-token-refresher: invokes each refresher once on deploy",
+        )
+        self.log_group.grant_write(self.role)

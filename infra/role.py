@@ -6,6 +6,8 @@ policy against every call the function and the Lambda platform make for it.
 
 from __future__ import annotations
 
+import re
+
 from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -14,6 +16,7 @@ from constructs import Construct
 from infra.config import Cluster, DeploymentConfig
 from infra.nag import acknowledge
 
+COMPLETE_SECRET_ARN = re.compile(r"-[A-Za-z0-9]{6}$")
 ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
 # What Lambda calls, as the function's role, to attach the function to the VPC's subnets: the
 # network-interface actions of AWSLambdaVPCAccessExecutionRole, without its logs:* on every group.
@@ -59,9 +62,7 @@ class RefresherRole(Construct):
         if cluster.is_eks:
             self._grant_eks(cluster)
         else:
-            self._statement("KubeconfigSecret", ["secretsmanager:GetSecretValue"], [str(cluster.kubeconfig_secret_arn)])
-            if cluster.kms_key_arn:
-                self._statement("KubeconfigSecretKey", ["kms:Decrypt"], [cluster.kms_key_arn])
+            self._grant_kubeconfig_secret(cluster)
         roles = sorted({spec.role_arn for spec in config.registries if spec.role_arn})
         if roles:
             self._statement("AssumeRegistryRoles", ["sts:AssumeRole"], roles)
@@ -92,6 +93,26 @@ class RefresherRole(Construct):
                 )
         if resources:
             self._statement("EcrPull", ECR_PULL_ACTIONS, resources)
+
+    def _grant_kubeconfig_secret(self, cluster: Cluster) -> None:
+        """GetSecretValue on the secret, and Decrypt on its own key only through Secrets Manager, for it."""
+        arn = str(cluster.kubeconfig_secret_arn)
+        # Secrets Manager appends six random characters to a secret's name in its ARN: a partial ARN
+        # (without them) is granted with them as wildcards, as the CDK does for Secret.fromSecretPartialArn.
+        secret = arn if COMPLETE_SECRET_ARN.search(arn) else f"{arn}-??????"
+        self._statement("KubeconfigSecret", ["secretsmanager:GetSecretValue"], [secret])
+        if cluster.kms_key_arn:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="KubeconfigSecretKey",
+                    actions=["kms:Decrypt"],
+                    resources=[cluster.kms_key_arn],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"secretsmanager.{arn.split(':')[3]}.{Aws.URL_SUFFIX}"},
+                        "StringLike": {"kms:EncryptionContext:SecretARN": secret},
+                    },
+                )
+            )
 
     def _grant_eks(self, cluster: Cluster) -> None:
         stack = Stack.of(self)

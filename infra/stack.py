@@ -11,7 +11,7 @@ from infra.cluster_access import access_entry
 from infra.config import DeploymentConfig
 from infra.monitoring import Monitoring
 from infra.nag import acknowledge
-from infra.refresher import RUNTIME, ClusterRefresher
+from infra.refresher import RUNTIME, ClusterRefresher, RunOnDeployProvider
 
 
 class EcrTokenRefresherStack(Stack):
@@ -33,6 +33,7 @@ class EcrTokenRefresherStack(Stack):
             "This queue is itself the dead-letter queue of the schedules' deliveries.",
         )
         self.refreshers: list[ClusterRefresher] = []
+        provider = RunOnDeployProvider(self, "RunOnDeploy", config=config) if config.run_on_deploy else None
         for cluster in config.clusters:
             # Named by the cluster, never by its place in the list: removing one touches no other.
             unit = Construct(self, f"Cluster-{cluster.name}")
@@ -46,8 +47,8 @@ class EcrTokenRefresherStack(Stack):
                 dead_letter_queue=self.dead_letter_queue,
             )
             entry = access_entry(unit, config=config, cluster=cluster, role=refresher.role)
-            if config.run_on_deploy:
-                refresher.run_on_deploy(after=[entry] if entry is not None else [])
+            if provider is not None:
+                refresher.run_on_deploy(provider, after=[entry] if entry is not None else [])
             CfnOutput(unit, "FunctionName", value=refresher.function.function_name, description=cluster.name)
             CfnOutput(unit, "RoleArn", value=refresher.role.role_arn, description=f"the role {cluster.name} maps")
             self.refreshers.append(refresher)

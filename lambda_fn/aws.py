@@ -12,6 +12,7 @@ import binascii
 import functools
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ BOTO_ATTEMPTS = 5
 # botocore's standard retry mode retries throttling (ECR allows ~20 GetAuthorizationToken calls/s)
 # and transient errors with backoff; the timeouts keep a hung endpoint well inside the Lambda's.
 BOTO_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": BOTO_ATTEMPTS},
+    retries={"mode": "standard", "total_max_attempts": BOTO_ATTEMPTS},
     connect_timeout=5,
     read_timeout=10,
     user_agent_extra="ecr-token-refresher",
@@ -42,20 +43,39 @@ SESSION_NAME = "ecr-token-refresher"
 ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>[^:]+):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
 
 
+# Standard mode sleeps up to 1, 2, 4, 8 s before the 2nd to 5th attempts (attempts count the first).
+BACKOFF_BOUND = {BOTO_ATTEMPTS: 15.0, 3: 3.0, 1: 0.0}
+MIN_TIMEOUT = 0.5
+
+
 def boto_config(seconds_left: float | None) -> Config:
-    """BOTO_CONFIG, with timeouts and attempts that let one AWS call (all its attempts) take at most a
-    quarter of a Lambda run's time left, so the run still ends with its summary."""
+    """BOTO_CONFIG, with attempts and timeouts that let one AWS call (all its attempts and backoff)
+    take at most half the time left: asked afresh before every call, a run's calls together never
+    outlast it. Read timeouts bound each socket read, as botocore has no whole-response timeout."""
     if seconds_left is None:
         return BOTO_CONFIG
-    attempts = BOTO_ATTEMPTS if seconds_left >= 120 else 2
-    per_attempt = max(1.0, seconds_left / 4 / attempts)
+    share = max(seconds_left, 0) / 2
+    attempts = BOTO_ATTEMPTS if share >= 60 else 3 if share >= 10 else 1
+    per_attempt = (share - BACKOFF_BOUND[attempts]) / attempts
     return BOTO_CONFIG.merge(
         Config(
-            retries={"mode": "standard", "max_attempts": attempts},
-            connect_timeout=min(5.0, per_attempt / 3),
-            read_timeout=min(10.0, per_attempt * 2 / 3),
+            retries={"mode": "standard", "total_max_attempts": attempts},
+            connect_timeout=max(MIN_TIMEOUT, min(5.0, per_attempt / 3)),
+            read_timeout=max(MIN_TIMEOUT, min(10.0, per_attempt * 2 / 3)),
         )
     )
+
+
+ConfigSource = Callable[[], Config]  # the Config for the next AWS call
+
+
+def deadline_configs(seconds_left: Callable[[], float | None]) -> ConfigSource:
+    """Configs for the calls of one run, each sized by boto_config from the time left when it is made."""
+    return lambda: boto_config(seconds_left())
+
+
+def unbounded() -> Config:
+    return BOTO_CONFIG
 
 
 @functools.cache
@@ -115,13 +135,13 @@ def describe_error(exc: BaseException) -> str:
 class EcrTokenSource:
     """RegistryTokenSource over ECR GetAuthorizationToken, optionally as an assumed role."""
 
-    def __init__(self, session: boto3.Session, *, config: Config = BOTO_CONFIG) -> None:
+    def __init__(self, session: boto3.Session, *, configs: ConfigSource = unbounded) -> None:
         self._session = session
-        self._config = config
+        self._configs = configs
 
     def fetch(self, *, region: str, role_arn: str | None) -> AuthorizationToken:
         session = self._session if role_arn is None else self._assume(role_arn, region)
-        ecr = session.client("ecr", region_name=region, config=self._config)
+        ecr = session.client("ecr", region_name=region, config=self._configs())
         try:
             data = ecr.get_authorization_token()["authorizationData"][0]
         except (ClientError, BotoCoreError) as exc:
@@ -135,7 +155,7 @@ class EcrTokenSource:
         )
 
     def _assume(self, role_arn: str, region: str) -> boto3.Session:
-        sts = self._session.client("sts", region_name=region, config=self._config)
+        sts = self._session.client("sts", region_name=region, config=self._configs())
         try:
             credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
         except (ClientError, BotoCoreError) as exc:
@@ -154,13 +174,13 @@ class EcrTokenSource:
 class KubeconfigSecrets:
     """Kubeconfigs held in Secrets Manager, read on every run (a rotation takes effect on the next)."""
 
-    def __init__(self, session: boto3.Session, *, config: Config = BOTO_CONFIG) -> None:
+    def __init__(self, session: boto3.Session, *, configs: ConfigSource = unbounded) -> None:
         self._session = session
-        self._config = config
+        self._configs = configs
 
     def read(self, secret_id: str) -> str:
         """The secret's string; ClusterLookupError naming the secret and the fix (never its value)."""
-        client = self._session.client("secretsmanager", config=self._config)
+        client = self._session.client("secretsmanager", config=self._configs())
         try:
             answer = client.get_secret_value(SecretId=secret_id)
         except ClientError as exc:
@@ -201,12 +221,12 @@ class ClusterDirectory:
         self._lock = threading.Lock()
 
     def endpoint(
-        self, session: boto3.Session, *, cluster_name: str, region: str, config: Config = BOTO_CONFIG
+        self, session: boto3.Session, *, cluster_name: str, region: str, configs: ConfigSource = unbounded
     ) -> ClusterEndpoint:
         key = (cluster_name, region)
         with self._lock:
             if key not in self._cache:
-                self._cache[key] = _describe_cluster(session, cluster_name=cluster_name, region=region, config=config)
+                self._cache[key] = _describe_cluster(session, cluster_name=cluster_name, region=region, configs=configs)
             return self._cache[key]
 
     def forget(self, *, cluster_name: str, region: str) -> None:
@@ -227,8 +247,10 @@ class EksClusterFacts:
     public_access_cidrs: tuple[str, ...]
 
 
-def describe_eks_cluster(session: boto3.Session, *, cluster_name: str, region: str, config: Config) -> EksClusterFacts:
-    cluster = _described(session, cluster_name=cluster_name, region=region, config=config)
+def describe_eks_cluster(
+    session: boto3.Session, *, cluster_name: str, region: str, configs: ConfigSource
+) -> EksClusterFacts:
+    cluster = _described(session, cluster_name=cluster_name, region=region, configs=configs)
     vpc = cluster.get("resourcesVpcConfig") or {}
     return EksClusterFacts(
         status=str(cluster.get("status", "UNKNOWN")),
@@ -245,11 +267,11 @@ class AccessEntryMissing(ClusterLookupError):
 
 
 def access_entry_groups(
-    session: boto3.Session, *, cluster_name: str, principal_arn: str, region: str, config: Config
+    session: boto3.Session, *, cluster_name: str, principal_arn: str, region: str, configs: ConfigSource
 ) -> tuple[str, ...]:
     """The Kubernetes groups the principal's access entry maps it to; AccessEntryMissing if it has
     none, ClusterLookupError if the entry cannot be read."""
-    eks = session.client("eks", region_name=region, config=config)
+    eks = session.client("eks", region_name=region, config=configs())
     try:
         entry = eks.describe_access_entry(clusterName=cluster_name, principalArn=principal_arn)["accessEntry"]
     except ClientError as exc:
@@ -261,18 +283,18 @@ def access_entry_groups(
     return tuple(entry.get("kubernetesGroups") or ())
 
 
-def caller_arn(session: boto3.Session, *, config: Config = BOTO_CONFIG) -> str:
+def caller_arn(session: boto3.Session, *, configs: ConfigSource = unbounded) -> str:
     """Who the AWS calls are made as; an assumed role's session stands for its role, as EKS sees it."""
     try:
-        arn = str(session.client("sts", config=config).get_caller_identity()["Arn"])
+        arn = str(session.client("sts", config=configs()).get_caller_identity()["Arn"])
     except (ClientError, BotoCoreError) as exc:
         raise CredentialError(f"AWS refused the credentials ({describe_error(exc)})") from exc
     match = ASSUMED_ROLE.match(arn)
     return f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}" if match else arn
 
 
-def _described(session: boto3.Session, *, cluster_name: str, region: str, config: Config) -> dict[str, Any]:
-    eks = session.client("eks", region_name=region, config=config)
+def _described(session: boto3.Session, *, cluster_name: str, region: str, configs: ConfigSource) -> dict[str, Any]:
+    eks = session.client("eks", region_name=region, config=configs())
     try:
         cluster: dict[str, Any] = dict(eks.describe_cluster(name=cluster_name)["cluster"])
     except (ClientError, BotoCoreError) as exc:
@@ -283,8 +305,10 @@ def _described(session: boto3.Session, *, cluster_name: str, region: str, config
     return cluster
 
 
-def _describe_cluster(session: boto3.Session, *, cluster_name: str, region: str, config: Config) -> ClusterEndpoint:
-    cluster = _described(session, cluster_name=cluster_name, region=region, config=config)
+def _describe_cluster(
+    session: boto3.Session, *, cluster_name: str, region: str, configs: ConfigSource
+) -> ClusterEndpoint:
+    cluster = _described(session, cluster_name=cluster_name, region=region, configs=configs)
     endpoint = cluster.get("endpoint")
     if not endpoint:
         raise ClusterLookupError(f"EKS cluster {cluster_name!r} has no endpoint yet (status {cluster.get('status')})")

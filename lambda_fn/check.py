@@ -7,6 +7,8 @@ asked with SelfSubjectAccessReview, which any authenticated user may create and 
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,21 +20,40 @@ import boto3
 
 from lambda_fn.aws import (
     AccessEntryMissing,
+    ConfigSource,
     EcrTokenSource,
     access_entry_groups,
-    boto_config,
     caller_arn,
+    deadline_configs,
     describe_eks_cluster,
 )
 from lambda_fn.config import Settings
 from lambda_fn.credentials import scope_credentials, token_scopes
-from lambda_fn.errors import ClusterLookupError, ConfigError, CredentialError, KubernetesError, Unauthorized
+from lambda_fn.errors import (
+    ClusterLookupError,
+    ConfigError,
+    CredentialError,
+    Forbidden,
+    Invalid,
+    KubernetesError,
+    Unauthorized,
+)
 from lambda_fn.k8s import KubernetesCluster, connect
-from lambda_fn.models import RegistryCredential, SecretState
+from lambda_fn.models import (
+    DOCKERCONFIGJSON_KEY,
+    DOCKERCONFIGJSON_TYPE,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    RegistryCredential,
+    SecretState,
+)
 from lambda_fn.refresher import Action, RefreshPlan, Registries, decide, explain, recorded_expiry
 from lambda_fn.runner import Cluster, EksCluster, KubeconfigSecretCluster, connection_for, request_budget, utc_now
 from lambda_fn.targets import Target, narrow_targets, resolve_targets
 
+ADMISSION_POLICY = re.compile(r"ValidatingAdmissionPolicy '([^']+)'")
+PROBE_SECRET = "ecr-token-refresher-probe"  # noqa: S105 - a Kubernetes object name
+EMPTY_DOCKERCONFIG = base64.b64encode(b'{"auths":{}}').decode()
 RBAC_FIX = (
     'apply the manifest this configuration renders: `make rbac CONTEXT="..." | kubectl apply -f -` '
     "(cdk.out/rbac.yaml after a synth)"
@@ -100,14 +121,16 @@ def run_check(
     """Every prerequisite of `refresh` for this configuration, in the order a run meets them."""
     session = session or boto3.Session(region_name=settings.region)
     name = cluster.secret_id if isinstance(cluster, KubeconfigSecretCluster) else getattr(cluster, "name", None)
-    preflight = _Preflight(CheckReport(name or "kubeconfig"), session, settings, boto_config(remaining_seconds()))
+    preflight = _Preflight(
+        CheckReport(name or "kubeconfig"), session, settings, deadline_configs(request_budget(remaining_seconds))
+    )
     arn = preflight.aws_identity()
     credentials = preflight.registry_tokens()
     if isinstance(cluster, EksCluster):
         preflight.eks_cluster(cluster.name, arn)
     report = preflight.report
     try:
-        connection = connection_for(cluster, session, settings, aws_config=preflight.aws_config)
+        connection = connection_for(cluster, session, settings, aws_configs=preflight.aws_configs)
     except (ClusterLookupError, ConfigError, CredentialError) as exc:
         report.add("cluster", Status.FAILED, str(exc))
         return report
@@ -117,6 +140,7 @@ def run_check(
         if preflight.kubernetes_identity(api):
             targets = preflight.targets(api)
             preflight.permissions(api, targets)
+            preflight.admission(api, targets)
             preflight.secrets(api, targets, credentials)
     return report
 
@@ -126,11 +150,11 @@ class _Preflight:
     report: CheckReport
     session: boto3.Session
     settings: Settings
-    aws_config: Any  # botocore Config, with timeouts that fit the run
+    aws_configs: ConfigSource  # botocore Configs, with timeouts that fit the run
 
     def aws_identity(self) -> str | None:
         try:
-            arn = caller_arn(self.session, config=self.aws_config)
+            arn = caller_arn(self.session, configs=self.aws_configs)
         except CredentialError as exc:
             self.report.add(
                 "AWS identity",
@@ -144,7 +168,7 @@ class _Preflight:
 
     def registry_tokens(self) -> list[RegistryCredential]:
         """Each (region, role) token fetched and validated, not written."""
-        source, found = EcrTokenSource(self.session, config=self.aws_config), []
+        source, found = EcrTokenSource(self.session, configs=self.aws_configs), []
         for scope, hosts in token_scopes(self.settings).items():
             name = f"ECR token, {scope.region}" + (f", as {scope.role_arn}" if scope.role_arn else "")
             try:
@@ -166,7 +190,7 @@ class _Preflight:
         report = self.report
         try:
             facts = describe_eks_cluster(
-                self.session, cluster_name=name, region=self.settings.region, config=self.aws_config
+                self.session, cluster_name=name, region=self.settings.region, configs=self.aws_configs
             )
         except ClusterLookupError as exc:
             report.add("EKS cluster", Status.FAILED, str(exc))
@@ -211,7 +235,11 @@ class _Preflight:
     def access_entry(self, name: str, arn: str) -> None:
         try:
             groups = access_entry_groups(
-                self.session, cluster_name=name, principal_arn=arn, region=self.settings.region, config=self.aws_config
+                self.session,
+                cluster_name=name,
+                principal_arn=arn,
+                region=self.settings.region,
+                configs=self.aws_configs,
             )
         except AccessEntryMissing as exc:
             self.report.add(
@@ -301,6 +329,48 @@ class _Preflight:
             self.report.add(label, Status.FAILED, f"not granted in {_shown(missing)}", RBAC_FIX)
         else:
             self.report.add(label, Status.OK, f"in all {len(namespaces)} target namespaces")
+
+    def admission(self, api: KubernetesCluster, targets: Sequence[Target]) -> None:
+        """Whether an admission policy confines this identity: a dry-run create of a secret under another
+        name, which the shipped policy refuses (422) and the API server never stores."""
+        namespace = next((target.name for target in targets if not target.terminating), None)
+        if namespace is None:
+            return
+        probe = SecretState(
+            name=PROBE_SECRET,
+            namespace=namespace,
+            type=DOCKERCONFIGJSON_TYPE,
+            labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+            data={DOCKERCONFIGJSON_KEY: EMPTY_DOCKERCONFIG},
+        )
+        name = "admission policy"
+        try:
+            api.dry_run_create(probe)
+        except Invalid as exc:
+            policy = ADMISSION_POLICY.search(str(exc))
+            if policy:
+                self.report.add(
+                    name,
+                    Status.OK,
+                    f"{policy[1]!r} confines this identity (a dry-run create of {PROBE_SECRET!r} was refused)",
+                )
+            else:
+                self.report.add(name, Status.UNKNOWN, f"the probe was refused for another reason: {exc}")
+            return
+        except Forbidden:
+            return  # RBAC refused the create: reported above
+        except KubernetesError as exc:
+            self.report.add(name, Status.UNKNOWN, f"could not probe: {exc}")
+            return
+        self.report.add(
+            name,
+            Status.UNKNOWN,
+            f"none confines this identity: a dry-run create of a secret named {PROBE_SECRET!r} in {namespace} "
+            "was allowed, so its token could create any secret wherever it may create one",
+            "as the function: apply the rendered manifest on Kubernetes 1.30 or later (it holds the policy; "
+            "admissionPolicy=false leaves it out). From your own kubeconfig this is expected: the policy binds "
+            "only the function's identity",
+        )
 
     def secrets(self, api: KubernetesCluster, targets: Sequence[Target], credentials: list[RegistryCredential]) -> None:
         """Each target namespace's secret as it stands, judged by the same decision `refresh` makes."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from lambda_fn.errors import ConfigError, Problem
+from lambda_fn.errors import ConfigError, Problem, shown
 from lambda_fn.models import TargetSpec, is_glob
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -30,12 +30,15 @@ LABEL_KEY = rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/
 # One requirement of a label selector, as kube-apiserver's parser reads it (k8s.io/apimachinery labels):
 # `k`, `!k`, `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a)`, `k>5`, `k<5`. One difference on purpose:
 # kube-apiserver reads `k in ()` as "k has the empty value"; an empty set is refused here as a likely slip.
-SELECTOR_CLAUSE = re.compile(
-    rf"^(!?\s*{LABEL_KEY}"
-    rf"|{LABEL_KEY}\s*(=|==|!=)\s*({LABEL_NAME})?"
-    rf"|{LABEL_KEY}\s*[<>]\s*\d+"
-    rf"|{LABEL_KEY}\s+(in|notin)\s*\(\s*(,\s*)*{LABEL_NAME}(\s*,\s*({LABEL_NAME})?)*\s*\))$"
-)
+REQUIREMENTS = [
+    re.compile(rf"^(?P<operator>!?)\s*(?P<key>{LABEL_KEY})$"),
+    re.compile(rf"^(?P<key>{LABEL_KEY})\s*(?P<operator>==|=|!=)\s*(?P<values>({LABEL_NAME})?)$"),
+    re.compile(rf"^(?P<key>{LABEL_KEY})\s*(?P<operator>[<>])\s*(?P<values>\d+)$"),
+    re.compile(
+        rf"^(?P<key>{LABEL_KEY})\s+(?P<operator>in|notin)\s*"
+        rf"\((?P<values>\s*(,\s*)*{LABEL_NAME}(\s*,\s*({LABEL_NAME})?)*\s*)\)$"
+    ),
+]
 MAX_NAMESPACE_PATTERNS = 1000
 TOKEN_LIFETIME = timedelta(hours=12)
 CLUSTER_REQUIRED = "required: set it to the EKS cluster's name (or set KUBECONFIG_SECRET for any other cluster)"
@@ -79,10 +82,10 @@ class RegistrySpec:
         host, _, role = text.strip().partition("=")
         match = ECR_HOST.match(host.strip())
         if not match:
-            raise ValueError(f"{host!r} is not an ECR registry host; use <account>.dkr.ecr.<region>.amazonaws.com")
+            raise ValueError(f"{shown(host)} is not an ECR registry host; use <account>.dkr.ecr.<region>.amazonaws.com")
         role = role.strip()
         if role and not ROLE_ARN.match(role):
-            raise ValueError(f"{role!r} is not an IAM role ARN; use arn:aws:iam::<account>:role/<name>")
+            raise ValueError(f"{shown(role)} is not an IAM role ARN; use arn:aws:iam::<account>:role/<name>")
         return cls(host=host.strip(), account=match["account"], region=match["region"], role_arn=role or None)
 
 
@@ -216,20 +219,45 @@ class Settings:
         found = []
         if self.kubeconfig_secret is not None and not SECRET_ID.match(self.kubeconfig_secret):
             found.append(
-                ("kubeconfig_secret", f"{self.kubeconfig_secret!r} is not a Secrets Manager secret's ARN or name")
+                (
+                    "kubeconfig_secret",
+                    f"{shown(self.kubeconfig_secret)} is not a Secrets Manager secret's ARN or name: give the "
+                    "secret's ARN, not the kubeconfig itself",
+                )
             )
         if self.kubeconfig_context is not None and not CONTEXT_NAME.match(self.kubeconfig_context):
-            found.append(("kubeconfig_context", f"{self.kubeconfig_context!r} is not a kubeconfig context name"))
+            found.append(("kubeconfig_context", f"{shown(self.kubeconfig_context)} is not a kubeconfig context name"))
         if self.kubeconfig_context is not None and self.kubeconfig_secret is None:
             secret = names.get("kubeconfig_secret", "kubeconfig_secret")
             found.append(("kubeconfig_context", f"only goes with a kubeconfig secret: set {secret} too"))
         return found
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """One requirement of a label selector: `operator` is "" (exists), "!", "=", "!=", "in", "notin",
+    "<" or ">" ("==" reads as "=")."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+
+def parse_selector(selector: str) -> tuple[Requirement, ...] | None:
+    """A label selector's requirements, or None if it is not one (the API server does the matching)."""
+    requirements = []
+    for clause in _split_outside_parentheses(selector):
+        match = next(filter(None, (pattern.match(clause.strip()) for pattern in REQUIREMENTS)), None)
+        if match is None:
+            return None
+        found = match.groupdict()
+        values = tuple(value.strip() for value in found.get("values", "").split(",")) if "values" in found else ()
+        requirements.append(Requirement(found["key"], found["operator"].replace("==", "="), values))
+    return tuple(requirements)
+
+
 def is_valid_selector(selector: str) -> bool:
-    """Syntax check of a Kubernetes label selector (the API server does the matching)."""
-    clauses = _split_outside_parentheses(selector)
-    return bool(clauses) and all(SELECTOR_CLAUSE.match(clause.strip()) for clause in clauses)
+    return parse_selector(selector) is not None
 
 
 def _split_outside_parentheses(text: str) -> list[str]:

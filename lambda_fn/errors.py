@@ -7,8 +7,13 @@ a password or a `.dockerconfigjson`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+# What a misplaced value may look like and still be echoed: short, one line, no spaces or quotes. A
+# kubeconfig, a token or a password pasted into a name's place is described, never shown.
+ECHOABLE = re.compile(r"[\w.:/@*?=,+\[\]!-]{0,80}")
 
 
 class RefresherError(Exception):
@@ -24,6 +29,14 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
+
+
+def shown(value: str) -> str:
+    """`value` quoted for an error message, or only its length when it might be a secret."""
+    if ECHOABLE.fullmatch(value):
+        return repr(value)
+    lines = value.count("\n") + 1
+    return f"a value of {len(value)} characters" + (f" on {lines} lines" if lines > 1 else "") + " (not shown)"
 
 
 class ConfigError(RefresherError):

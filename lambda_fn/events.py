@@ -23,6 +23,13 @@ EVENT_NAMES = {
 }
 
 
+class ScheduledEvent(EventBridgeModel):
+    """An EventBridge event exactly as a rule sends it: a field added to one (say `dry_run`) is
+    refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class ManualRun(BaseModel):
     """A console "Test" event: it may narrow the configured run, never widen it."""
 
@@ -39,6 +46,13 @@ class ManualRun(BaseModel):
     check: bool | None = None  # run the read-only preflight instead, and return its report
 
 
+MANUAL_FIELDS = "unknown field; a manual event may set " + ", ".join(ManualRun.model_fields)
+SCHEDULED_FIELDS = (
+    "unknown field: an EventBridge event carries only EventBridge's own fields; to choose options, invoke "
+    'with a manual event (no "source" or "detail-type"), e.g. {"dry_run": true}'
+)
+
+
 def requested_check(event: Any) -> bool:
     """Whether a manual event (already accepted by settings_for_event) asks for the preflight."""
     return isinstance(event, dict) and event.get("check") is True
@@ -49,16 +63,16 @@ def settings_for_event(event: Any, settings: Settings) -> Settings:
     would widen what the function is configured to do."""
     if isinstance(event, dict) and event.get("source") == "aws.events" and "detail-type" in event:
         try:
-            parse(event=event, model=EventBridgeModel)
+            parse(event=event, model=ScheduledEvent)
         except ValidationError as exc:
-            raise ConfigError(_problems(exc), source="scheduled event") from None
+            raise ConfigError(_problems(exc, SCHEDULED_FIELDS), source="scheduled event") from None
         return settings
     if not isinstance(event, dict):
         raise ConfigError([Problem("event", 'must be a JSON object, e.g. {"dry_run": true}')], source="event")
     try:
         run = parse(event=event, model=ManualRun)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc), source="event") from None
+        raise ConfigError(_problems(exc, MANUAL_FIELDS), source="event") from None
     problems = _widenings(run, settings)
     if problems:
         raise ConfigError(problems, source="event")
@@ -87,6 +101,10 @@ def _widenings(run: ManualRun, settings: Settings) -> list[Problem]:
         problems.append(
             Problem("cluster_name", f"this function serves cluster {settings.cluster_name!r} only (CLUSTER_NAME)")
         )
+    if run.dry_run is False and settings.dry_run:
+        problems.append(
+            Problem("dry_run", "this function is configured not to write (DRY_RUN=true); no event turns it on")
+        )
     if run.secret_name is not None and run.secret_name != settings.secret_name:
         problems.append(Problem("secret_name", f"this function writes {settings.secret_name!r} only (SECRET_NAME)"))
     extra = sorted(set(run.service_accounts or ()) - set(settings.service_accounts))
@@ -106,13 +124,12 @@ def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(values)
 
 
-def _problems(exc: ValidationError) -> list[Problem]:
-    allowed = ", ".join(ManualRun.model_fields)
+def _problems(exc: ValidationError, unknown: str) -> list[Problem]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         field = ".".join(str(part) for part in error["loc"]) or "event"
         if error["type"] == "extra_forbidden":
-            problems.append(Problem(field, f"unknown field; a manual event may set {allowed}"))
+            problems.append(Problem(field, unknown))
         else:
             problems.append(Problem(field, error["msg"]))
     return problems

@@ -7,9 +7,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import boto3
-from botocore.config import Config
 
-from lambda_fn.aws import ClusterDirectory, EcrTokenSource, KubeconfigSecrets, boto_config, generate_eks_token
+from lambda_fn.aws import (
+    ClusterDirectory,
+    ConfigSource,
+    EcrTokenSource,
+    KubeconfigSecrets,
+    deadline_configs,
+    generate_eks_token,
+)
 from lambda_fn.config import CLUSTER_REQUIRED, Settings
 from lambda_fn.credentials import fetch_registry_credentials
 from lambda_fn.errors import ConfigError, Problem
@@ -83,9 +89,9 @@ def run_refresh(
     hears each namespace as it settles.
     """
     session = session or boto3.Session(region_name=settings.region)
-    aws_config = boto_config(remaining_seconds())
-    connection = connection_for(cluster, session, settings, aws_config=aws_config)
-    credentials = fetch_registry_credentials(EcrTokenSource(session, config=aws_config), settings, now=utc_now())
+    aws_configs = deadline_configs(request_budget(remaining_seconds))
+    connection = connection_for(cluster, session, settings, aws_configs=aws_configs)
+    credentials = fetch_registry_credentials(EcrTokenSource(session, configs=aws_configs), settings, now=utc_now())
 
     announce(connection.description)
     with connect(connection, time_left=request_budget(remaining_seconds)) as api:
@@ -117,18 +123,20 @@ def request_budget(remaining_seconds: Callable[[], float | None]) -> Callable[[]
     return time_left
 
 
-def connection_for(cluster: Cluster, session: boto3.Session, settings: Settings, *, aws_config: Config) -> Connection:
+def connection_for(
+    cluster: Cluster, session: boto3.Session, settings: Settings, *, aws_configs: ConfigSource
+) -> Connection:
     """How to reach `cluster` now: the one place that tells the kinds of cluster apart."""
     if isinstance(cluster, KubeconfigCluster):
         return kubeconfig_file_connection(cluster.path, cluster.context, pool_size=settings.max_concurrency)
     if isinstance(cluster, KubeconfigSecretCluster):
-        document = KubeconfigSecrets(session, config=aws_config).read(cluster.secret_id)
+        document = KubeconfigSecrets(session, configs=aws_configs).read(cluster.secret_id)
         connection = kubeconfig_document_connection(
             document, cluster.context, source=cluster.secret_id, pool_size=settings.max_concurrency
         )
         # CLUSTER_NAME, when set, only names the cluster in the summary and the metrics.
         return replace(connection, name=settings.cluster_name or connection.name)
-    endpoint = CLUSTERS.endpoint(session, cluster_name=cluster.name, region=settings.region, config=aws_config)
+    endpoint = CLUSTERS.endpoint(session, cluster_name=cluster.name, region=settings.region, configs=aws_configs)
     # A new token every run: valid 15 minutes, longer than any run, shorter than a warm container.
     token = generate_eks_token(session, cluster_name=cluster.name, region=settings.region)
     return eks_connection(

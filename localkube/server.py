@@ -363,16 +363,22 @@ class _Resource:
     name: str | None
 
     def serve(self, method: str, query: dict[str, str], body: bytes, content_type: str | None) -> tuple[int, Any]:
+        dry_run = _dry_run(method, query)
         if method == "POST" and self.name is None:
-            return 201, self.store.create(self.resource, self.namespace, _json(body, content_type))
+            return 201, self.store.create(self.resource, self.namespace, _json(body, content_type), dry_run=dry_run)
         if self.name is None:
             return 405, method_not_allowed().body()
         if method == "GET":
             return 200, self.store.get(self.resource, self.namespace, self.name)
         if method == "PUT":
-            return 200, self.store.replace(self.resource, self.namespace, self.name, _json(body, content_type))
+            return 200, self.store.replace(
+                self.resource, self.namespace, self.name, _json(body, content_type), dry_run=dry_run
+            )
         if method == "DELETE":
-            self.store.delete(self.resource, self.namespace, self.name)
+            if dry_run:
+                self.store.get(self.resource, self.namespace, self.name)  # 404 as a delete would answer
+            else:
+                self.store.delete(self.resource, self.namespace, self.name)
             return 200, {
                 "kind": "Status",
                 "apiVersion": "v1",
@@ -404,12 +410,30 @@ class _Resource:
         if current is None:
             if content_type != APPLY_PATCH:
                 raise not_found(self.resource, self.name)
-            return 201, self.store.create(self.resource, self.namespace, patch)
+            return 201, self.store.create(self.resource, self.namespace, patch, dry_run=_dry_run("PATCH", query))
         patched = apply_patch(content_type, current, patch)
         # A resourceVersion in the patch is a precondition, as in kube-apiserver.
         if patched.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
             raise conflict(self.resource, self.name)
-        return 200, self.store.replace(self.resource, self.namespace, self.name, patched)
+        return 200, self.store.replace(
+            self.resource, self.namespace, self.name, patched, dry_run=_dry_run("PATCH", query)
+        )
+
+
+OPTIONS = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions", "DELETE": "DeleteOptions"}
+
+
+def _dry_run(method: str, query: dict[str, str]) -> bool:
+    """`?dryRun=All`: admitted and answered, never stored; kube-apiserver knows no other value."""
+    value = query.get("dryRun")
+    if value not in (None, "All"):
+        raise StatusError(
+            422,
+            "Invalid",
+            f'{OPTIONS.get(method, "CreateOptions")}.meta.k8s.io "" is invalid: dryRun: Unsupported value: '
+            f'["{value}"]: supported values: "All"',
+        )
+    return value == "All"
 
 
 def _json(body: bytes, content_type: str | None) -> Any:

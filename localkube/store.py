@@ -140,7 +140,8 @@ class Store:
             stored = self._objects.get((resource, namespace, name))
             return copy.deepcopy(stored) if stored is not None else None
 
-    def create(self, resource: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, resource: str, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """POST; a dry run is validated and answered as a create would be, and stores nothing."""
         with self._lock:
             name = self._validated(resource, namespace, body, current=None)
             namespace_object = self._namespaces.get(namespace)
@@ -173,11 +174,17 @@ class Store:
                 if key not in ("resourceVersion", "uid", "creationTimestamp")
             }
             stored["metadata"]["namespace"] = namespace
+            if dry_run:
+                stored["metadata"] |= {"uid": str(uuid.uuid4()), "creationTimestamp": _timestamp()}
+                return stored
             self._objects[resource, namespace, name] = self._stamped(stored)
             return copy.deepcopy(self._objects[resource, namespace, name])
 
-    def replace(self, resource: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        """PUT: an unconditional update without resourceVersion, else 409 when it is stale."""
+    def replace(
+        self, resource: str, namespace: str, name: str, body: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """PUT: an unconditional update without resourceVersion, else 409 when it is stale; a dry run
+        stores nothing."""
         with self._lock:
             current = self._objects.get((resource, namespace, name))
             if current is None:
@@ -198,6 +205,8 @@ class Store:
             }
             if _without_nulls(stored) == _without_nulls(current):
                 return copy.deepcopy(current)  # a no-op update is not written (no new resourceVersion)
+            if dry_run:
+                return stored
             self._objects[resource, namespace, name] = self._stamped(stored, keep_identity=True)
             return copy.deepcopy(self._objects[resource, namespace, name])
 

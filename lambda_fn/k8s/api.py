@@ -142,6 +142,10 @@ class KubernetesCluster:
     def create_secret(self, secret: SecretState) -> None:
         self._request("POST", SECRETS, namespace=secret.namespace, body=secret_body(secret))
 
+    def dry_run_create(self, secret: SecretState) -> None:
+        """A create that RBAC and admission judge and the API server never stores (`?dryRun=All`)."""
+        self._request("POST", SECRETS, namespace=secret.namespace, query={"dryRun": "All"}, body=secret_body(secret))
+
     def replace_secret(self, secret: SecretState) -> None:
         self._request("PUT", SECRET, namespace=secret.namespace, name=secret.name, body=secret_body(secret))
 

@@ -331,3 +331,28 @@ def test_self_subject_reviews_answer_for_the_caller_and_change_nothing(server: S
     assert who.status.user_info.username == "nobody"
     assert "system:authenticated" in who.status.user_info.groups
     assert server.core().list_namespaced_secret(namespace).items == []
+
+
+def test_a_dry_run_write_is_answered_and_stores_nothing(server: Server) -> None:
+    core, namespace = server.core(), server.namespace()
+    answered = core.create_namespaced_secret(namespace, secret(), dry_run="All")
+    assert answered.metadata.name == "regcred"
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_secret("regcred", namespace)
+    assert status(missing)[0] == 404
+    core.create_namespaced_secret(namespace, secret())
+    current = core.read_namespaced_secret("regcred", namespace)
+    current.metadata.labels = {"changed": "yes"}
+    core.replace_namespaced_secret("regcred", namespace, current, dry_run="All")
+    core.patch_namespaced_secret("regcred", namespace, {"metadata": {"labels": {"patched": "yes"}}}, dry_run="All")
+    core.delete_namespaced_secret("regcred", namespace, dry_run="All")
+    after = core.read_namespaced_secret("regcred", namespace)
+    assert (after.metadata.labels, after.metadata.resource_version) == (None, current.metadata.resource_version)
+    with pytest.raises(ApiException) as unsupported:
+        core.create_namespaced_secret(namespace, secret("other"), dry_run="Some")
+    code, reason, message = status(unsupported)
+    assert (code, reason) == (422, "Invalid")
+    assert (
+        message
+        == 'CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: ["Some"]: supported values: "All"'
+    )

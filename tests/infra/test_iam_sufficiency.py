@@ -8,6 +8,7 @@ metrics never reach CloudWatch and its alarms never fire.
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -77,6 +78,17 @@ class Deployed:
             if {"Ref": role} in properties.get("Roles", []):
                 statements += properties["PolicyDocument"]["Statement"]
         return IAMPolicy(json.dumps({"Version": "2012-10-17", "Statement": self.resolve(statements)}))
+
+
+def policy_statements(deployed: Deployed, cluster: str) -> list[dict[str, Any]]:
+    """The statements of the function role's policy resources, resolved."""
+    role = deployed.function_role(cluster)
+    return [
+        statement
+        for name in deployed.of_type("AWS::IAM::Policy")
+        if {"Ref": role} in deployed.resources[name]["Properties"].get("Roles", [])
+        for statement in deployed.resolve(deployed.resources[name]["Properties"]["PolicyDocument"]["Statement"])
+    ]
 
 
 def allowed(policy: IAMPolicy, action: str, resource: str) -> bool:
@@ -172,3 +184,45 @@ def test_a_kubeconfig_cluster_reads_its_secret_and_nothing_of_eks(with_key: bool
     assert not allowed(policy, "secretsmanager:GetSecretValue", KUBECONFIG_SECRET.replace("onprem", "other"))
     assert not allowed(policy, "eks:DescribeCluster", f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/onprem")
     template.resource_count_is("AWS::EKS::AccessEntry", 0)
+    if with_key:  # the key decrypts only for Secrets Manager, and only this secret
+        key_statement = next(s for s in policy_statements(deployed, "onprem") if s.get("Sid") == "KubeconfigSecretKey")
+        assert key_statement["Condition"] == {
+            "StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:SecretARN": KUBECONFIG_SECRET},
+        }
+
+
+def test_a_partial_secret_arn_is_granted_with_the_suffix_secrets_manager_adds() -> None:
+    partial = KUBECONFIG_SECRET.removesuffix("-AbCdEf")
+    _, template = synth(clusters=[{"name": "onprem", "kubeconfigSecretArn": partial}])
+    deployed = Deployed(template.to_json())
+    # moto's evaluator turns `?` into a broken regex; IAM's `*` and `?` are fnmatch's, without classes.
+    (granted,) = [s["Resource"] for s in policy_statements(deployed, "onprem") if s.get("Sid") == "KubeconfigSecret"]
+    assert "[" not in granted
+    assert fnmatchcase(KUBECONFIG_SECRET, granted)
+    assert not fnmatchcase(f"{partial}-other-AbCdEf", granted)
+
+
+def test_the_run_on_deploy_provider_writes_its_own_logs_and_invokes_the_refreshers_only(
+    default_stack: Synthesized,
+) -> None:
+    deployed = Deployed(default_stack[1].to_json())
+    (role,) = [name for name in deployed.of_type("AWS::IAM::Role") if name.startswith("RunOnDeployRole")]
+    (log_group,) = [name for name in deployed.of_type("AWS::Logs::LogGroup") if name.startswith("RunOnDeployLogs")]
+    policy = deployed.policy(role)
+    function = deployed.arn(next(name for name in deployed.of_type("AWS::Lambda::Function") if "Refresher" in name))
+    stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}:log-stream:2026/11/30/[$LATEST]ab"
+    needed = [("logs:CreateLogStream", stream), ("logs:PutLogEvents", stream), ("lambda:InvokeFunction", function)]
+    assert [call for call in needed if not allowed(policy, *call)] == []
+    beyond = [
+        ("logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/other:log-stream:x"),
+        ("logs:CreateLogGroup", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:anything"),
+        ("lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other"),
+    ]
+    assert [call for call in beyond if allowed(policy, *call)] == []
+    (provider,) = [
+        props
+        for name in deployed.of_type("AWS::Lambda::Function")
+        if (props := deployed.resources[name]["Properties"]).get("Role") == {"Fn::GetAtt": [role, "Arn"]}
+    ]
+    assert provider["LoggingConfig"]["LogGroup"] == {"Ref": log_group}

@@ -183,6 +183,47 @@ def test_the_alarm_topic_key_lets_cloudwatch_publish_and_rotates(default_stack: 
     assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [next(iter(keys)), "Arn"]}
 
 
+def test_the_alarm_topic_policy_lets_cloudwatch_publish_over_tls_only(default_stack: Synthesized) -> None:
+    """enforce_ssl's topic policy replaces SNS's default one: it must allow CloudWatch itself."""
+    _, template = default_stack
+    topic_id = next(iter(template.find_resources("AWS::SNS::Topic")))
+    policies = list(resources(template, "AWS::SNS::TopicPolicy").values())
+    assert len(policies) == 1
+    assert policies[0]["Topics"] == [{"Ref": topic_id}]
+    statements = policies[0]["PolicyDocument"]["Statement"]
+    allow = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow == [
+        {
+            "Sid": "CloudWatchAlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": {"Ref": topic_id},
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                "ArnLike": {
+                    "aws:SourceArn": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                "arn:",
+                                {"Ref": "AWS::Partition"},
+                                ":cloudwatch:",
+                                {"Ref": "AWS::Region"},
+                                ":",
+                                {"Ref": "AWS::AccountId"},
+                                ":alarm:*",
+                            ],
+                        ]
+                    }
+                },
+            },
+        }
+    ]
+    deny = [s for s in statements if s["Effect"] == "Deny"]
+    assert [s["Condition"] for s in deny] == [{"Bool": {"aws:SecureTransport": "false"}}]
+
+
 def test_a_topic_of_your_own_is_used_as_it_is() -> None:
     arn = "arn:aws:sns:eu-west-1:111122223333:ops"
     _, template = synth(alarmTopicArn=arn)

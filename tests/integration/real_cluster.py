@@ -4,8 +4,11 @@ removes them afterwards, the function's own EKS identity, and waiting for an adm
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import ssl
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +33,7 @@ class Cluster:
     """The real API server, as its admin (or as the token given)."""
 
     def __init__(self, kube: RealKube, token: str = ADMIN_TOKEN) -> None:
+        self.kube = kube
         self.api = api_client(kube.url, kube.ca_pem, token)
         self.core = k8s.CoreV1Api(self.api)
         self.rbac = k8s.RbacAuthorizationV1Api(self.api)
@@ -64,9 +68,55 @@ class Cluster:
                 name(m)
             ),
         }
+        subjects = [
+            subject
+            for manifest in self.applied
+            if manifest["kind"].endswith("Binding")
+            for subject in manifest.get("subjects", [])
+        ]
+        policies = any(manifest["kind"] == "ValidatingAdmissionPolicy" for manifest in self.applied)
         for manifest in reversed(self.applied):
             deleters[manifest["kind"]](manifest)
         self.applied.clear()
+        if policies:
+            for subject in subjects:
+                self._wait_until_admitted(subject)
+
+    def _wait_until_admitted(self, subject: dict[str, str], timeout: float = 10.0) -> None:
+        """Until no policy refuses `subject` a dry-run create of any secret: kube-apiserver may enforce a
+        deleted policy for a moment, and the next test applies one of the same name with another scope.
+        Asked as the subject, impersonated with system:masters added so that RBAC (removed already)
+        allows the request and only admission decides."""
+        if subject["kind"] == "ServiceAccount":
+            user, groups = f"system:serviceaccount:{subject['namespace']}:{subject['name']}", ["system:masters"]
+        else:
+            user, groups = "policy-probe", ["system:masters", subject["name"]]
+        deadline = time.monotonic() + timeout
+        while self._dry_run_create_as(user, groups) == 422:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"an admission policy still refuses {user} {groups} after {timeout}s")
+            time.sleep(0.1)
+
+    def _dry_run_create_as(self, user: str, groups: list[str]) -> int:
+        """The status of a dry-run secret create as `user` in `groups`; raw HTTP, as the kubernetes client
+        cannot send the Impersonate-Group header more than once."""
+        url = urllib.parse.urlsplit(self.kube.url)
+        context = ssl.create_default_context(cadata=self.kube.ca_pem.decode())
+        connection = http.client.HTTPSConnection(url.hostname or "", url.port, context=context, timeout=10)
+        body = json.dumps({"metadata": {"name": f"probe-{uuid.uuid4().hex[:6]}"}, "type": "Opaque"})
+        connection.putrequest("POST", "/api/v1/namespaces/default/secrets?dryRun=All")
+        for header, value in [
+            ("Authorization", f"Bearer {ADMIN_TOKEN}"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Impersonate-User", user),
+            *[("Impersonate-Group", group) for group in groups],
+        ]:
+            connection.putheader(header, value)
+        connection.endheaders(body.encode())
+        status = connection.getresponse().status
+        connection.close()
+        return status
 
     def auths(self, namespace: str, secret: str = "regcred") -> dict[str, Any]:
         data = self.core.read_namespaced_secret(secret, namespace).data[".dockerconfigjson"]
@@ -97,16 +147,43 @@ def role_client(kube: RealKube, credentials: AwsCredentials) -> Cluster:
     return Cluster(kube, generate_eks_token(session, cluster_name=CLUSTER_NAME, region=REGION))
 
 
-def wait_for_policy(identity: Cluster, namespace: str, policy: str, timeout: float = 10.0) -> None:
-    """kube-apiserver loads admission policies within about a second: wait until a server-side dry
-    run of a create the policy must deny is denied by it (nothing is stored either way)."""
+def wait_for_policy(
+    identity: Cluster,
+    namespace: str,
+    policy: str,
+    timeout: float = 10.0,
+    *,
+    denied: Callable[[], object] | None = None,
+    admitted: Callable[[], object] | None = None,
+) -> None:
+    """kube-apiserver loads admission policies (and namespaces' labels) within about a second, and a policy
+    just replaced under the same name may still answer for a moment: wait until a server-side dry run the
+    policy must deny (by default, creating another secret) is denied by it, and one it must admit is
+    admitted. Nothing is stored."""
     probe = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=f"probe-{uuid.uuid4().hex[:6]}"), type="Opaque")
+    denied = denied or (lambda: identity.core.create_namespaced_secret(namespace, probe, dry_run="All"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            identity.core.create_namespaced_secret(namespace, probe, dry_run="All")
-        except ApiException as exc:
-            if exc.status == 422 and policy in (exc.body or ""):
-                return
+        if _refused_by(denied, policy) and (admitted is None or not _refused_by(admitted, policy)):
+            return
         time.sleep(0.1)
-    raise TimeoutError(f"admission policy {policy} not enforced after {timeout}s")
+    raise TimeoutError(f"admission policy {policy} not in effect after {timeout}s")
+
+
+def wait_for_policy_gone(identity: Cluster, namespace: str, policy: str, timeout: float = 10.0) -> None:
+    """The other way round: until the dry-run create another secret is no longer refused by `policy` (one
+    a previous test applied under the same name may answer for a moment after its deletion)."""
+    probe = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=f"probe-{uuid.uuid4().hex[:6]}"), type="Opaque")
+    deadline = time.monotonic() + timeout
+    while _refused_by(lambda: identity.core.create_namespaced_secret(namespace, probe, dry_run="All"), policy):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"admission policy {policy} still in effect after {timeout}s")
+        time.sleep(0.1)
+
+
+def _refused_by(call: Callable[[], object], policy: str) -> bool:
+    try:
+        call()
+    except ApiException as exc:
+        return exc.status == 422 and policy in (exc.body or "")
+    return False

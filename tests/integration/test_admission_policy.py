@@ -1,6 +1,8 @@
-"""The admission policy on a real kube-apiserver: with the rendered manifest as the only RBAC, a stolen
-token of the function's role cannot create other secrets or touch another team's, while the refresher's
-first, fresh and update runs, and its adoption of the kubectl recipe's secret, all pass."""
+"""The admission policies on a real kube-apiserver: with the rendered manifest as the only RBAC, a stolen
+token of the function's role cannot create other secrets, write outside its target namespaces (globs,
+selector, exclusions), freeze a secret, touch another team's, or rewrite a service account beyond adding
+the secret, while the refresher's first, fresh and update runs, its service-account patches and its
+adoption of the kubectl recipe's secret all pass."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from tests.integration.real_cluster import Cluster, Invoke, configure, outcomes,
 
 pytestmark = pytest.mark.apiserver
 POLICY = "ValidatingAdmissionPolicy 'ecr-token-refresher'"
+ACCOUNTS_POLICY = "ValidatingAdmissionPolicy 'ecr-token-refresher-serviceaccounts'"
 DOCKERCONFIG = "kubernetes.io/dockerconfigjson"
 
 
@@ -29,11 +32,11 @@ def secret(name: str, kind: str = "Opaque", **metadata: object) -> k8s.V1Secret:
     return k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name, **metadata), type=kind, data=data)
 
 
-def denied_by_the_policy(call: Callable[[], object]) -> str:
+def denied_by_the_policy(call: Callable[[], object], policy: str = POLICY) -> str:
     with pytest.raises(ApiException) as refused:
         call()
     assert refused.value.status == 422, refused.value.body
-    assert POLICY in (refused.value.body or "")
+    assert policy in (refused.value.body or "")
     return str(refused.value.body)
 
 
@@ -71,8 +74,14 @@ def confined(
     for team in ("a", "b"):
         admin.namespace(f"{prefix}-{team}")
     identity = role_client(kube, credentials)
-    wait_for_policy(identity, f"{prefix}-a", "'ecr-token-refresher'")
+    wait_for_policy(identity, f"{prefix}-a", "'ecr-token-refresher'", admitted=ours_in(identity, f"{prefix}-a"))
     return kube, admin, identity, prefix
+
+
+def ours_in(identity: Cluster, namespace: str) -> Callable[[], object]:
+    """A dry-run create of the secret the refresher writes: the policy must admit it."""
+    ours = secret("regcred", DOCKERCONFIG, labels={"app.kubernetes.io/managed-by": "ecr-token-refresher"})
+    return lambda: identity.core.create_namespaced_secret(namespace, ours, dry_run="All")
 
 
 def test_the_refreshers_runs_pass_under_the_policy(
@@ -121,7 +130,120 @@ def test_a_stolen_token_cannot_create_other_secrets(confined: tuple[RealKube, Cl
     messages = {what: denied_by_the_policy(attack) for what, attack in attacks.items()}
     assert "may only write the secret named regcred" in messages["a bootstrap token"]
     assert "must carry the label" in messages["our name, without our label"]
-    assert "kube-* namespaces" in messages["our name and label, in kube-system"]
+    assert "only write in its target namespaces" in messages["our name and label, in kube-system"]
+
+
+def test_a_stolen_token_cannot_write_outside_the_target_namespaces_or_freeze_a_secret(
+    confined: tuple[RealKube, Cluster, Cluster, str],
+) -> None:
+    _, admin, identity, prefix = confined
+    outside = admin.namespace(f"x{prefix}-a")  # not matched by the glob {prefix}-*
+    managed = {"app.kubernetes.io/managed-by": "ecr-token-refresher"}
+    ours = secret("regcred", DOCKERCONFIG, labels=managed)
+    message = denied_by_the_policy(lambda: identity.core.create_namespaced_secret(outside, ours))
+    assert "only write in its target namespaces" in message
+    frozen = secret("regcred", DOCKERCONFIG, labels=managed)
+    frozen.immutable = True
+    message = denied_by_the_policy(lambda: identity.core.create_namespaced_secret(f"{prefix}-a", frozen))
+    assert "may not make a secret immutable" in message
+    identity.core.create_namespaced_secret(f"{prefix}-a", ours)
+    current = admin.core.read_namespaced_secret("regcred", f"{prefix}-a")
+    current.immutable = True
+    message = denied_by_the_policy(lambda: identity.core.replace_namespaced_secret("regcred", f"{prefix}-a", current))
+    assert "may not make a secret immutable" in message
+
+
+def test_a_selector_scope_is_enforced_on_the_namespaces_labels(
+    real: tuple[RealKube, Cluster], credentials: AwsCredentials, monkeypatch: pytest.MonkeyPatch, invoke: Invoke
+) -> None:
+    kube, admin = real
+    prefix = f"sel{uuid.uuid4().hex[:6]}"
+    selector = f"scope={prefix},tier notin (legacy),!frozen"
+    config = configure(monkeypatch, namespaceSelector=selector, excludeNamespaces=[f"{prefix}-excluded"])
+    admin.apply(render(config, own_registry=OWN_REGISTRY))
+    served = admin.namespace(f"{prefix}-served", {"scope": prefix, "tier": "web"})
+    outside = {
+        "another scope": admin.namespace(f"{prefix}-other", {"scope": "other"}),
+        "a tier not in the set": admin.namespace(f"{prefix}-legacy", {"scope": prefix, "tier": "legacy"}),
+        "a label that must be absent": admin.namespace(f"{prefix}-frozen", {"scope": prefix, "frozen": "yes"}),
+        "an excluded name": admin.namespace(f"{prefix}-excluded", {"scope": prefix}),
+    }
+    identity = role_client(kube, credentials)
+    # The policy reads a namespace's labels from the API server's cache, a moment behind a new namespace.
+    wait_for_policy(identity, served, "'ecr-token-refresher'", admitted=ours_in(identity, served))
+    managed = {"app.kubernetes.io/managed-by": "ecr-token-refresher"}
+    for what, namespace in outside.items():
+        message = denied_by_the_policy(
+            lambda namespace=namespace: identity.core.create_namespaced_secret(
+                namespace, secret("regcred", DOCKERCONFIG, labels=managed), dry_run="All"
+            )
+        )
+        assert "only write in its target namespaces" in message, what
+    assert outcomes(invoke()) == {served: "created"}
+
+
+@pytest.fixture
+def confined_accounts(
+    real: tuple[RealKube, Cluster], credentials: AwsCredentials, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Cluster, Cluster, str]:
+    """As `confined`, with the default service accounts configured: RBAC may patch them everywhere."""
+    kube, admin = real
+    prefix = f"sa{uuid.uuid4().hex[:6]}"
+    config = configure(monkeypatch, namespaces=[f"{prefix}-*"], serviceAccounts=["default"])
+    admin.apply(render(config, own_registry=OWN_REGISTRY))
+    admin.namespace(f"{prefix}-a")
+    admin.namespace(f"x{prefix}")
+    system_accounts = admin.core.list_namespaced_service_account("kube-system").items
+    if not any(account.metadata.name == "default" for account in system_accounts):  # no controller-manager here
+        admin.core.create_namespaced_service_account("kube-system", k8s.V1ServiceAccount(metadata={"name": "default"}))
+    identity = role_client(kube, credentials)
+    dry, ours = {"automountServiceAccountToken": True}, {"imagePullSecrets": [{"name": "regcred"}]}
+    wait_for_policy(
+        identity,
+        f"{prefix}-a",
+        "'ecr-token-refresher-serviceaccounts'",
+        denied=lambda: identity.core.patch_namespaced_service_account("default", f"{prefix}-a", dry, dry_run="All"),
+        admitted=lambda: identity.core.patch_namespaced_service_account("default", f"{prefix}-a", ours, dry_run="All"),
+    )
+    return admin, identity, prefix
+
+
+def test_a_stolen_token_can_only_add_the_secret_to_service_accounts(
+    confined_accounts: tuple[Cluster, Cluster, str], invoke: Invoke
+) -> None:
+    admin, identity, prefix = confined_accounts
+    target = f"{prefix}-a"
+    admin.core.patch_namespaced_service_account(
+        "default", target, {"imagePullSecrets": [{"name": "theirs"}], "automountServiceAccountToken": False}
+    )
+    patch = identity.core.patch_namespaced_service_account
+    attacks = {
+        "token automount back on, in kube-system": (
+            "kube-system",
+            {"automountServiceAccountToken": True, "metadata": {"annotations": {"eks.amazonaws.com/role-arn": "x"}}},
+        ),
+        "our secret, outside the targets": (f"x{prefix}", {"imagePullSecrets": [{"name": "regcred"}]}),
+        "token automount back on": (target, {"automountServiceAccountToken": True}),
+        "an IRSA role": (target, {"metadata": {"annotations": {"eks.amazonaws.com/role-arn": "x"}}}),
+        "a label": (target, {"metadata": {"labels": {"team": "x"}}}),
+        "mountable secrets": (target, {"secrets": [{"name": "admin-token"}]}),
+        "another pull secret": (target, {"imagePullSecrets": [{"name": "theirs"}, {"name": "evil"}]}),
+        "their pull secret removed": (target, {"imagePullSecrets": [{"name": "regcred"}]}),
+    }
+    messages = {
+        what: denied_by_the_policy(lambda where=where, body=body: patch("default", where, body), ACCOUNTS_POLICY)
+        for what, (where, body) in attacks.items()
+    }
+    assert "only write in its target namespaces" in messages["our secret, outside the targets"]
+    assert "may not change automountServiceAccountToken" in messages["token automount back on"]
+    assert "may not change metadata.annotations" in messages["an IRSA role"]
+    assert "may only add regcred to imagePullSecrets" in messages["another pull secret"]
+    assert "may only add regcred to imagePullSecrets" in messages["their pull secret removed"]
+    result = invoke()
+    assert outcomes(result) == {target: "created"}
+    account = admin.core.read_namespaced_service_account("default", target)
+    assert [ref.name for ref in account.image_pull_secrets] == ["theirs", "regcred"]
+    assert account.automount_service_account_token is False
 
 
 def test_a_stolen_token_cannot_overwrite_another_teams_secret(

@@ -14,8 +14,9 @@ import pytest
 from infra.rbac import render
 from lambda_fn.cli import main
 from sandbox.eks_cluster import CLUSTER_NAME
+from sandbox.moto_aws import AwsCredentials
 from sandbox.real_apiserver import RealKube
-from tests.integration.real_cluster import Cluster, configure
+from tests.integration.real_cluster import Cluster, configure, role_client, wait_for_policy, wait_for_policy_gone
 
 pytestmark = pytest.mark.apiserver
 
@@ -25,6 +26,10 @@ def check(namespaces: str) -> tuple[int, dict[str, Any]]:
     argv = ["check", "--cluster", CLUSTER_NAME, "--region", "us-east-1", "--namespace", namespaces, "--output", "json"]
     code = main(argv, stdout=stdout, stderr=io.StringIO())
     return code, json.loads(stdout.getvalue())
+
+
+def statuses(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {f["check"]: (f["status"], f["detail"]) for f in report["checks"]}
 
 
 def failed(report: dict[str, Any]) -> dict[str, str]:
@@ -50,15 +55,34 @@ def teams(real: tuple[RealKube, Cluster], monkeypatch: pytest.MonkeyPatch) -> tu
 
 
 def test_a_complete_setup_passes(
-    teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch
+    teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
 ) -> None:
-    _, admin, prefix, names = teams
+    kube, admin, prefix, names = teams
     admin.apply(render(configure(monkeypatch, namespaces=[f"{prefix}-*"])))
+    wait_for_policy(role_client(kube, credentials), names[0], "'ecr-token-refresher'")
     before = secrets_version(admin, names)
     code, report = check(f"{prefix}-*")
     assert (code, failed(report)) == (0, {})
+    assert statuses(report)["admission policy"] == (
+        "ok",
+        "'ecr-token-refresher' confines this identity (a dry-run create of 'ecr-token-refresher-probe' was refused)",
+    )
     assert [n["state"] for n in report["namespaces"]] == ["missing", "missing"]
     assert secrets_version(admin, names) == before
+
+
+def test_without_the_admission_policy_the_check_says_so(
+    teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
+) -> None:
+    kube, admin, prefix, names = teams
+    admin.apply(render(configure(monkeypatch, namespaces=[f"{prefix}-*"], admissionPolicy=False)))
+    wait_for_policy_gone(role_client(kube, credentials), names[0], "'ecr-token-refresher'")
+    code, report = check(f"{prefix}-*")
+    assert (code, failed(report)) == (0, {})
+    status, detail = statuses(report)["admission policy"]
+    assert status == "unknown"
+    assert f"a dry-run create of a secret named 'ecr-token-refresher-probe' in {names[0]} was allowed" in detail
+    assert secrets_version(admin, names) == []
 
 
 def test_a_missing_rbac_rule_fails_naming_it(

@@ -65,4 +65,7 @@ def test_make_rbac_pipes_into_kubectl_apply_while_the_venv_is_set_up(real_kube: 
         "clusterrolebinding.rbac.authorization.k8s.io/ecr-token-refresher created (dry run)",
         "validatingadmissionpolicy.admissionregistration.k8s.io/ecr-token-refresher created (dry run)",
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/ecr-token-refresher created (dry run)",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/ecr-token-refresher-serviceaccounts created (dry run)",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/ecr-token-refresher-serviceaccounts created "
+        "(dry run)",
     ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lambda_fn.aws import BOTO_CONFIG
+from lambda_fn.aws import unbounded
 from lambda_fn.check import CheckReport, Status, _Preflight
 from lambda_fn.config import Settings
 from tests.unit.test_aws_errors import StubbedSession
@@ -26,7 +26,7 @@ def preflight(cluster: dict[str, Any], entry: dict[str, Any] | None) -> dict[str
         )
     else:
         eks.add_response("describe_access_entry", {"accessEntry": entry}, request)
-    check = _Preflight(CheckReport("prod"), session, Settings(region="eu-west-1"), BOTO_CONFIG)  # type: ignore[arg-type]
+    check = _Preflight(CheckReport("prod"), session, Settings(region="eu-west-1"), unbounded)  # type: ignore[arg-type]
     check.eks_cluster("prod", ROLE)
     return {f.name: (f.status, f"{f.detail} | {f.fix}") for f in check.report.findings}
 

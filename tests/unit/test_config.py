@@ -185,7 +185,10 @@ def test_a_kubeconfig_secret_reaches_any_cluster_and_makes_the_name_optional() -
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
-        ({"KUBECONFIG_SECRET": "not a secret"}, "KUBECONFIG_SECRET: 'not a secret' is not a Secrets Manager"),
+        (
+            {"KUBECONFIG_SECRET": "arn:aws:s3:::bucket"},
+            "KUBECONFIG_SECRET: 'arn:aws:s3:::bucket' is not a Secrets Manager",
+        ),
         (
             {"KUBECONFIG_CONTEXT": "ops"},
             "KUBECONFIG_CONTEXT: only goes with a kubeconfig secret: set KUBECONFIG_SECRET",
@@ -195,6 +198,30 @@ def test_a_kubeconfig_secret_reaches_any_cluster_and_makes_the_name_optional() -
 def test_kubeconfig_secret_settings_are_checked(environment: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         Settings.from_env(BASE | environment, require_cluster=True)
+
+
+PASTED_KUBECONFIG = "apiVersion: v1\nusers:\n- name: ops\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.c2VjcmV0\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KUBECONFIG_SECRET", PASTED_KUBECONFIG),
+        ("REGISTRIES", "123456789012.dkr.ecr.eu-west-1.amazonaws.com=hunter2 hunter2"),
+        ("KUBECONFIG_CONTEXT", PASTED_KUBECONFIG),
+    ],
+)
+def test_a_secret_pasted_into_a_setting_is_described_not_echoed(variable: str, value: str) -> None:
+    environment = BASE | {variable: value}
+    if variable == "KUBECONFIG_CONTEXT":
+        environment["KUBECONFIG_SECRET"] = "ops-kubeconfig"
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(environment, require_cluster=True)
+    message = str(raised.value)
+    assert f"{variable}: a value of" in message
+    assert "(not shown)" in message
+    assert "eyJhbGci" not in message
+    assert "hunter2" not in message
 
 
 def test_nothing_to_serve_is_rejected() -> None:

@@ -45,6 +45,24 @@ def test_exclusions_in_an_event_add_to_the_configured_ones() -> None:
     assert settings.narrowing == TargetSpec((), None, ("team-x",))
 
 
+def test_a_configured_dry_run_cannot_be_turned_off_by_an_event() -> None:
+    dry = SETTINGS.replace({}, source="test", dry_run=True)
+    assert settings_for_event({"dry_run": True, "force": True}, dry).dry_run is True
+    with pytest.raises(ConfigError, match="dry_run: this function is configured not to write"):
+        settings_for_event({"dry_run": False}, dry)
+    assert settings_for_event({"dry_run": False}, SETTINGS).dry_run is False
+
+
+def test_options_added_to_a_scheduled_event_are_refused_not_dropped() -> None:
+    event = load("scheduled.json")
+    assert isinstance(event, dict)
+    with pytest.raises(ConfigError, match="invalid scheduled event") as caught:
+        settings_for_event({**event, "dry_run": True, "namespaces": ["team-a"]}, SETTINGS)
+    message = str(caught.value)
+    assert "dry_run: unknown field: an EventBridge event carries only EventBridge's own fields" in message
+    assert "namespaces: unknown field" in message
+
+
 def test_the_event_may_name_the_configured_cluster_secret_and_service_accounts() -> None:
     configured = SETTINGS.replace({}, source="test", service_accounts=("default", "builder"))
     settings = settings_for_event(
