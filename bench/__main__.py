@@ -341,11 +341,11 @@ def print_targets(rows: list[Row], ratios: list[float]) -> None:
         ("fresh run: 0 writes", all(r.writes == 0 for r in of(FRESH))),
         ("refresh (--force): writes = N", all(r.writes == r.namespaces for r in of(REFRESH))),
         (
-            "fresh run: requests <= 2*ceil(N/500) + 3",
+            f"fresh run: requests <= 2*ceil(N/{PAGE_SIZE}) + 3",
             all(r.requests <= 2 * pages(r.namespaces) + 3 for r in of(FRESH)),
         ),
         (
-            "first run: requests <= N + 2*ceil(N/500) + 3",
+            f"first run: requests <= N + 2*ceil(N/{PAGE_SIZE}) + 3",
             all(r.requests <= r.namespaces + 2 * pages(r.namespaces) + 3 for r in of(FIRST)),
         ),
         ("exactly 1 ECR call per run", all(r.ecr_calls == 1 for r in of(FIRST) + of(FRESH) + of(REFRESH))),
