@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,6 +34,24 @@ def read_auths(encoded: str | None) -> dict[str, Any] | None:
         return None
     auths = document.get("auths") if isinstance(document, dict) else None
     return auths if isinstance(auths, dict) else None
+
+
+# The kubectl recipe's payload as `kubectl create secret docker-registry` writes it: one compact entry,
+# {"auths":{"<host>":{...}}}, whose value holds no nested object. Only this shape is adopted: it is the
+# byte language the admission policy recognises in base64 (infra/base64_pattern.py), so the function
+# never decides on an adoption the policy would refuse.
+RECIPE_PAYLOAD = re.compile(rb'\{"auths":\{"([^"]*)":\{[^{}]*\}\}\}')
+
+
+def recipe_host(encoded: str | None) -> str | None:
+    """The registry host of the kubectl recipe's payload (valid JSON of exactly that shape), else None."""
+    try:
+        payload = base64.b64decode(encoded or "", validate=True)
+        json.loads(payload)
+    except (binascii.Error, ValueError):
+        return None
+    match = RECIPE_PAYLOAD.fullmatch(payload)
+    return match[1].decode(errors="replace") if match else None
 
 
 def merge_dockerconfigjson(

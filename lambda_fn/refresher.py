@@ -23,7 +23,7 @@ from enum import Enum
 from typing import TypeVar
 
 from lambda_fn.config import TOKEN_LIFETIME, Settings
-from lambda_fn.dockerconfig import merge_dockerconfigjson, read_auths
+from lambda_fn.dockerconfig import merge_dockerconfigjson, read_auths, recipe_host
 from lambda_fn.errors import (
     AlreadyExists,
     Conflict,
@@ -163,13 +163,14 @@ def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> V
         return Verdict(Action.DONE, Outcome.SKIPPED, f"{unlabelled}; left untouched (adoption is off)", foreign=True)
     if state.data is None:
         return Verdict(Action.READ)
-    auths = read_auths(state.data.get(DOCKERCONFIGJSON_KEY))
-    if state.type == DOCKERCONFIGJSON_TYPE and not state.immutable and auths and set(auths) <= registries.hosts:
-        return Verdict(Action.ADOPT, Outcome.ADOPTED, "the kubectl recipe's secret (only ECR hosts served here)")
+    host = recipe_host(state.data.get(DOCKERCONFIGJSON_KEY))
+    if state.type == DOCKERCONFIGJSON_TYPE and not state.immutable and host in registries.hosts:
+        return Verdict(Action.ADOPT, Outcome.ADOPTED, f"the kubectl recipe's secret for {host}")
     return Verdict(
         Action.DONE,
         Outcome.SKIPPED,
-        f"{unlabelled} and is not a pull secret for only this configuration's ECR registries; left untouched",
+        f"{unlabelled} and is not the kubectl recipe's pull secret for an ECR registry served here (one compact "
+        "`auths` entry, as `kubectl create secret docker-registry` writes it); left untouched",
         foreign=True,
     )
 

@@ -44,7 +44,8 @@ def writes(kube: LocalKube) -> list[tuple[str, str]]:
 
 def recipe_secret(kube: LocalKube, namespace: str, host: str) -> None:
     auths = {host: {"username": "AWS", "password": "x", "auth": "QVdTOng="}}
-    data = {".dockerconfigjson": base64.b64encode(json.dumps({"auths": auths}).encode()).decode()}
+    compact = json.dumps({"auths": auths}, separators=(",", ":"))  # as kubectl writes it
+    data = {".dockerconfigjson": base64.b64encode(compact.encode()).decode()}
     kube.store.create(
         "secrets", namespace, {"metadata": {"name": "regcred"}, "type": "kubernetes.io/dockerconfigjson", "data": data}
     )

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from infra.base64_pattern import recipe_secret_pattern
+from lambda_fn.dockerconfig import recipe_host
 
 HOSTS = ["123456789012.dkr.ecr.us-east-1.amazonaws.com", "210987654321.dkr.ecr.eu-west-1.amazonaws.com"]
 # What `kubectl create secret docker-registry regcred --docker-server=<host> ...` writes.
@@ -24,24 +25,54 @@ def language(hosts: list[str]) -> re.Pattern[bytes]:
     return re.compile(rb'^\{"auths":\{"(?:' + alternatives + rb')":\{[^{}]*\}\}\}$', re.DOTALL)
 
 
-@pytest.mark.parametrize("hosts", [HOSTS[:1], HOSTS])
-def test_the_pattern_matches_exactly_the_encodings_of_the_language(hosts: list[str]) -> None:
-    pattern, expected = re.compile(recipe_secret_pattern(hosts)), language(hosts)
+def samples(hosts: list[str]) -> list[bytes]:
     rng = random.Random(7)
-    samples: list[bytes] = []
+    found: list[bytes] = []
     for host in [*hosts, "ghcr.io", "123456789012.dkr.ecr.us-east-1.amazonaws.co"]:
         for _ in range(1500):
             body = bytes(rng.choice(b'abc"{}:,\\ \x00\xff}') for _ in range(rng.randrange(40)))
-            samples += [b'{"auths":{"' + host.encode() + b'":{' + body + b"}}}", b'{"auths":{"' + host.encode() + body]
+            found += [b'{"auths":{"' + host.encode() + b'":{' + body + b"}}}", b'{"auths":{"' + host.encode() + body]
         document = {"auths": {host: {"username": "AWS", "password": "p}w", "auth": "QVdTOnB9dw=="}}}
-        samples += [json.dumps(document, separators=(",", ":")).encode(), json.dumps(document).encode()]
-        samples.append(json.dumps({"auths": {host: {"auth": "x"}, "ghcr.io": {"auth": "y"}}}).encode())
-    samples += [bytes(rng.randrange(256) for _ in range(rng.randrange(12))) for _ in range(5000)]
+        found += [json.dumps(document, separators=(",", ":")).encode(), json.dumps(document).encode()]
+        found.append(json.dumps(document, indent="\t").encode())  # docker login's config.json, as a secret
+        found.append(json.dumps({"auths": {host: {"auth": "x"}, "ghcr.io": {"auth": "y"}}}).encode())
+    found.append(json.dumps({"auths": {host: {"auth": "x"} for host in hosts}}, separators=(",", ":")).encode())
+    return found + [bytes(rng.randrange(256) for _ in range(rng.randrange(12))) for _ in range(5000)]
+
+
+@pytest.mark.parametrize("hosts", [HOSTS[:1], HOSTS])
+def test_the_pattern_matches_exactly_the_encodings_of_the_language(hosts: list[str]) -> None:
+    pattern, expected = re.compile(recipe_secret_pattern(hosts)), language(hosts)
+    samples_ = samples(hosts)
     disagreements = [
-        raw for raw in samples if bool(pattern.match(base64.b64encode(raw).decode())) != bool(expected.match(raw))
+        raw for raw in samples_ if bool(pattern.match(base64.b64encode(raw).decode())) != bool(expected.match(raw))
     ]
     assert disagreements == []
-    assert sum(bool(expected.match(raw)) for raw in samples) > 100  # both verdicts were exercised
+    assert sum(bool(expected.match(raw)) for raw in samples_) > 100  # both verdicts were exercised
+
+
+@pytest.mark.parametrize("hosts", [HOSTS[:1], HOSTS])
+def test_the_function_adopts_exactly_the_valid_json_the_policy_admits(hosts: list[str]) -> None:
+    """lambda_fn's adoption decision (recipe_host) and the admission policy's regex agree: the function
+    never decides on an adoption the policy would refuse, nor skips one it would admit."""
+    pattern = re.compile(recipe_secret_pattern(hosts))
+    verdicts = []
+    for raw in samples(hosts):
+        encoded = base64.b64encode(raw).decode()
+        adopted, admitted = recipe_host(encoded) in hosts, bool(pattern.match(encoded))
+        assert not adopted or admitted, raw
+        if _is_json(raw):
+            assert adopted == admitted, raw
+        verdicts.append(adopted)
+    assert 0 < sum(verdicts) < len(verdicts)
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
 
 
 def test_kubectls_own_secret_matches_and_another_registry_does_not() -> None:

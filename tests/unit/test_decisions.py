@@ -35,7 +35,8 @@ PLAN = RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=("team-
 
 def dockerconfig(*hosts: str) -> dict[str, str]:
     auths = {host: {"username": "AWS", "password": "old", "auth": "QVdTOm9sZA=="} for host in hosts}
-    return {DOCKERCONFIGJSON_KEY: base64.b64encode(json.dumps({"auths": auths}).encode()).decode()}
+    compact = json.dumps({"auths": auths}, separators=(",", ":"))  # as kubectl writes it
+    return {DOCKERCONFIGJSON_KEY: base64.b64encode(compact.encode()).decode()}
 
 
 def managed(registries: Registries = OWN, *, left: timedelta = timedelta(hours=11), **changes: object) -> SecretState:
@@ -43,6 +44,9 @@ def managed(registries: Registries = OWN, *, left: timedelta = timedelta(hours=1
     secret = desired_secret(None, registries, namespace="team-a", secret_name="regcred", now=NOW - timedelta(hours=1))
     annotations = {**secret.annotations, EXPIRES_AT_ANNOTATION: (NOW + left).isoformat()}
     return replace(secret, annotations=annotations, **changes)  # type: ignore[arg-type]
+
+
+PRETTY = base64.b64encode(json.dumps({"auths": {HOST: {"auth": "QVdTOm9sZA=="}}}, indent="\t").encode()).decode()
 
 
 def recipe_secret(*hosts: str) -> SecretState:
@@ -105,6 +109,8 @@ def test_the_kubectl_recipes_secret_is_adopted() -> None:
     "secret",
     [
         recipe_secret(HOST, "ghcr.io"),  # another registry's login inside: someone else's
+        recipe_secret(HOST, HOST.replace("123456789012", "123456789013")),  # two entries: not kubectl's
+        replace(recipe_secret(HOST), data={DOCKERCONFIGJSON_KEY: PRETTY}),  # docker login's file, pretty-printed
         recipe_secret(OTHER),  # an ECR host this configuration does not serve
         recipe_secret(),  # no auths at all
         replace(recipe_secret(HOST), type="Opaque"),
