@@ -37,6 +37,7 @@ from lambda_fn.models import (
     DOCKERCONFIGJSON_TYPE,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    NAME_RULE,
     TargetSpec,
 )
 from lambda_fn.targets import DEFAULT_EXCLUSIONS
@@ -153,7 +154,7 @@ def validations(config: DeploymentConfig) -> list[dict[str, str]]:
         {"expression": "request.operation != 'DELETE'", "message": "this identity never deletes secrets"},
         {
             "expression": f"{writing}object.metadata.name == {_cel(secret)}",
-            "message": f"this identity may only write the secret named {secret}",
+            "message": NAME_RULE.format(secret),
         },
         {
             "expression": f"{writing}object.?type.orValue('') == {_cel(DOCKERCONFIGJSON_TYPE)}",

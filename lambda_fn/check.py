@@ -30,6 +30,7 @@ from lambda_fn.aws import (
 from lambda_fn.config import Settings
 from lambda_fn.credentials import scope_credentials, token_scopes
 from lambda_fn.errors import (
+    AlreadyExists,
     ClusterLookupError,
     ConfigError,
     CredentialError,
@@ -44,6 +45,7 @@ from lambda_fn.models import (
     DOCKERCONFIGJSON_TYPE,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    NAME_RULE,
     RegistryCredential,
     SecretState,
 )
@@ -53,6 +55,11 @@ from lambda_fn.targets import Target, narrow_targets, resolve_targets
 
 ADMISSION_POLICY = re.compile(r"ValidatingAdmissionPolicy '([^']+)'")
 PROBE_SECRET = "ecr-token-refresher-probe"  # noqa: S105 - a Kubernetes object name
+ADMISSION_WEBHOOK = "admission webhook"  # how kube-apiserver words a webhook's denial (403 unless it sets a code)
+POLICY_FIX = (
+    "as the function: apply the rendered manifest on Kubernetes 1.30 or later (it holds the policy; "
+    "admissionPolicy=false leaves it out)"
+)
 EMPTY_DOCKERCONFIG = base64.b64encode(b'{"auths":{}}').decode()
 RBAC_FIX = (
     'apply the manifest this configuration renders: `make rbac CONTEXT="..." | kubectl apply -f -` '
@@ -331,33 +338,30 @@ class _Preflight:
             self.report.add(label, Status.OK, f"in all {len(namespaces)} target namespaces")
 
     def admission(self, api: KubernetesCluster, targets: Sequence[Target]) -> None:
-        """Whether an admission policy confines this identity: a dry-run create of a secret under another
-        name, which the shipped policy refuses (422) and the API server never stores."""
-        namespace = next((target.name for target in targets if not target.terminating), None)
-        if namespace is None:
-            return
-        probe = SecretState(
-            name=PROBE_SECRET,
-            namespace=namespace,
-            type=DOCKERCONFIGJSON_TYPE,
-            labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE},
-            data={DOCKERCONFIGJSON_KEY: EMPTY_DOCKERCONFIG},
-        )
-        name = "admission policy"
+        """Whether the shipped admission policy confines this identity, and admits its secret in every
+        target namespace. Dry-run creates: judged by RBAC and admission, never stored."""
+        namespaces = [target.name for target in targets if not target.terminating]
+        if namespaces:
+            self._confinement(api, namespaces[0])
+            self._admitted(api, namespaces)
+
+    def _confinement(self, api: KubernetesCluster, namespace: str) -> None:
+        """A secret under another name: the shipped policy refuses it with its own rule."""
+        name, rule = "admission policy", NAME_RULE.format(self.settings.secret_name)
         try:
-            api.dry_run_create(probe)
+            api.dry_run_create(self._secret(PROBE_SECRET, namespace))
         except Invalid as exc:
             policy = ADMISSION_POLICY.search(str(exc))
-            if policy:
-                self.report.add(
-                    name,
-                    Status.OK,
-                    f"{policy[1]!r} confines this identity (a dry-run create of {PROBE_SECRET!r} was refused)",
-                )
+            if policy and rule in str(exc):
+                detail = f"{policy[1]!r} confines this identity (a dry-run create of {PROBE_SECRET!r} was refused)"
+                self.report.add(name, Status.OK, detail)
             else:
-                self.report.add(name, Status.UNKNOWN, f"the probe was refused for another reason: {exc}")
+                detail = f"the probe was refused, but not by the shipped policy's rule ({rule!r}): {exc}"
+                self.report.add(name, Status.UNKNOWN, detail, POLICY_FIX)
             return
-        except Forbidden:
+        except Forbidden as exc:
+            if ADMISSION_WEBHOOK in str(exc):
+                self.report.add(name, Status.UNKNOWN, f"a webhook refused the probe: {exc}", POLICY_FIX)
             return  # RBAC refused the create: reported above
         except KubernetesError as exc:
             self.report.add(name, Status.UNKNOWN, f"could not probe: {exc}")
@@ -367,9 +371,49 @@ class _Preflight:
             Status.UNKNOWN,
             f"none confines this identity: a dry-run create of a secret named {PROBE_SECRET!r} in {namespace} "
             "was allowed, so its token could create any secret wherever it may create one",
-            "as the function: apply the rendered manifest on Kubernetes 1.30 or later (it holds the policy; "
-            "admissionPolicy=false leaves it out). From your own kubeconfig this is expected: the policy binds "
-            "only the function's identity",
+            POLICY_FIX + ". From your own kubeconfig this is expected: the policy binds only the function's identity",
+        )
+
+    def _admitted(self, api: KubernetesCluster, namespaces: Sequence[str]) -> None:
+        """The secret itself, in each target namespace: a stale policy (rendered before a namespace,
+        glob or selector was added) refuses it there, and every run would fail in those namespaces."""
+        name = f"admission of {self.settings.secret_name!r}"
+
+        def refusal(namespace: str) -> str | None:
+            try:
+                api.dry_run_create(self._secret(self.settings.secret_name, namespace))
+            except AlreadyExists:
+                return None  # admission ran before the existence check: admitted
+            except Invalid as exc:
+                return str(exc)
+            except Forbidden as exc:
+                return str(exc) if ADMISSION_WEBHOOK in str(exc) else None  # RBAC: reported above
+            except KubernetesError as exc:
+                return f"could not ask: {exc}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
+            refused = {ns: why for ns, why in zip(namespaces, pool.map(refusal, namespaces), strict=True) if why}
+        if not refused:
+            self.report.add(name, Status.OK, f"a dry-run create is admitted in all {len(namespaces)} target namespaces")
+            return
+        first = next(iter(refused.values()))
+        self.report.add(
+            name,
+            Status.FAILED,
+            f"refused in {_shown(refused)}; first: {first}",
+            "re-apply the manifest rendered for this configuration (its admission policy names the target "
+            'namespaces): `make rbac CONTEXT="..." | kubectl apply -f -`',
+        )
+
+    @staticmethod
+    def _secret(name: str, namespace: str) -> SecretState:
+        return SecretState(
+            name=name,
+            namespace=namespace,
+            type=DOCKERCONFIGJSON_TYPE,
+            labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+            data={DOCKERCONFIGJSON_KEY: EMPTY_DOCKERCONFIG},
         )
 
     def secrets(self, api: KubernetesCluster, targets: Sequence[Target], credentials: list[RegistryCredential]) -> None:

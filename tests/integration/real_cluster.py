@@ -27,6 +27,12 @@ from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
 from tests.clients import api_client
 
 Invoke = Callable[..., dict[str, Any]]
+DOCKERCONFIG = "kubernetes.io/dockerconfigjson"
+
+
+def secret(name: str, kind: str = "Opaque", **metadata: object) -> k8s.V1Secret:
+    data = {".dockerconfigjson": "eyJhdXRocyI6e319"} if kind == DOCKERCONFIG else {"k": "dg=="}
+    return k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name, **metadata), type=kind, data=data)
 
 
 class Cluster:

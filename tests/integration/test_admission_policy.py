@@ -19,17 +19,20 @@ from infra.rbac import render
 from localkube.kubeconfig import write_kubeconfig
 from sandbox.moto_aws import OWN_REGISTRY, AwsCredentials
 from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
-from tests.integration.real_cluster import Cluster, Invoke, configure, outcomes, role_client, wait_for_policy
+from tests.integration.real_cluster import (
+    DOCKERCONFIG,
+    Cluster,
+    Invoke,
+    configure,
+    outcomes,
+    role_client,
+    secret,
+    wait_for_policy,
+)
 
 pytestmark = pytest.mark.apiserver
 POLICY = "ValidatingAdmissionPolicy 'ecr-token-refresher'"
 ACCOUNTS_POLICY = "ValidatingAdmissionPolicy 'ecr-token-refresher-serviceaccounts'"
-DOCKERCONFIG = "kubernetes.io/dockerconfigjson"
-
-
-def secret(name: str, kind: str = "Opaque", **metadata: object) -> k8s.V1Secret:
-    data = {".dockerconfigjson": "eyJhdXRocyI6e319"} if kind == DOCKERCONFIG else {"k": "dg=="}
-    return k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name, **metadata), type=kind, data=data)
 
 
 def denied_by_the_policy(call: Callable[[], object], policy: str = POLICY) -> str:

@@ -1,6 +1,6 @@
 """`check` on the real kube-apiserver: a complete setup (the rendered manifest applied) passes, a
-missing RBAC rule and a missing access entry (401) each fail with their fix, and in every case not a
-single object changes."""
+missing RBAC rule, a stale admission policy and a missing access entry (401) each fail with their fix,
+another policy is not mistaken for ours, and in every case not a single object changes."""
 
 from __future__ import annotations
 
@@ -11,12 +11,22 @@ from typing import Any
 
 import pytest
 
+from infra.config import DeploymentConfig
 from infra.rbac import render
 from lambda_fn.cli import main
+from lambda_fn.models import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from sandbox.eks_cluster import CLUSTER_NAME
 from sandbox.moto_aws import AwsCredentials
 from sandbox.real_apiserver import RealKube
-from tests.integration.real_cluster import Cluster, configure, role_client, wait_for_policy, wait_for_policy_gone
+from tests.integration.real_cluster import (
+    DOCKERCONFIG,
+    Cluster,
+    configure,
+    role_client,
+    secret,
+    wait_for_policy,
+    wait_for_policy_gone,
+)
 
 pytestmark = pytest.mark.apiserver
 
@@ -67,6 +77,7 @@ def test_a_complete_setup_passes(
         "ok",
         "'ecr-token-refresher' confines this identity (a dry-run create of 'ecr-token-refresher-probe' was refused)",
     )
+    assert statuses(report)["admission of 'regcred'"][0] == "ok"
     assert [n["state"] for n in report["namespaces"]] == ["missing", "missing"]
     assert secrets_version(admin, names) == before
 
@@ -83,6 +94,90 @@ def test_without_the_admission_policy_the_check_says_so(
     assert status == "unknown"
     assert f"a dry-run create of a secret named 'ecr-token-refresher-probe' in {names[0]} was allowed" in detail
     assert secrets_version(admin, names) == []
+
+
+def test_a_stale_admission_policy_fails_naming_the_namespaces_it_refuses(
+    teams: tuple[RealKube, Cluster, str, list[str]], credentials: AwsCredentials
+) -> None:
+    """The manifest applied was rendered before a namespace joined the targets (here: while it was
+    excluded): RBAC allows the write there, the policy refuses it, and every run would fail in it."""
+    kube, admin, prefix, names = teams
+    stale = {"clusterName": CLUSTER_NAME, "namespaces": [f"{prefix}-*"], "excludeNamespaces": [names[1]]}
+    admin.apply(render(DeploymentConfig.from_context(stale)))
+    identity = role_client(kube, credentials)
+    ours = secret("regcred", DOCKERCONFIG, labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
+    wait_for_policy(
+        identity,
+        names[0],
+        "'ecr-token-refresher'",
+        denied=lambda: identity.core.create_namespaced_secret(names[1], ours, dry_run="All"),
+        admitted=lambda: identity.core.create_namespaced_secret(names[0], ours, dry_run="All"),
+    )
+    code, report = check(f"{prefix}-*")
+    assert code == 1
+    assert list(failed(report)) == ["admission of 'regcred'"]
+    detail = failed(report)["admission of 'regcred'"]
+    assert f"refused in {names[1]}; first: " in detail
+    assert "this identity may only write in its target namespaces" in detail
+    assert "re-apply the manifest rendered for this configuration" in detail
+    assert statuses(report)["admission policy"][0] == "ok"
+    assert secrets_version(admin, names) == []
+
+
+def test_another_policy_refusing_the_probe_is_not_taken_for_ours(
+    teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
+) -> None:
+    """A policy of the cluster's own that happens to refuse the probe's name proves nothing about what
+    this identity may create elsewhere: unknown, not ok."""
+    kube, admin, prefix, names = teams
+    admin.apply(render(configure(monkeypatch, namespaces=[f"{prefix}-*"], admissionPolicy=False)))
+    admin.apply(unrelated_policy(f"{prefix}-unrelated", names))
+    identity = role_client(kube, credentials)
+    probe = secret("ecr-token-refresher-probe")
+    wait_for_policy(
+        identity,
+        names[0],
+        f"'{prefix}-unrelated'",
+        denied=lambda: identity.core.create_namespaced_secret(names[0], probe, dry_run="All"),
+    )
+    code, report = check(f"{prefix}-*")
+    assert (code, failed(report)) == (0, {})
+    status, detail = statuses(report)["admission policy"]
+    assert status == "unknown"
+    assert "not by the shipped policy's rule ('this identity may only write the secret named regcred')" in detail
+    assert "no probes here" in detail
+    assert statuses(report)["admission of 'regcred'"] == (
+        "ok",
+        "a dry-run create is admitted in all 2 target namespaces",
+    )
+    assert secrets_version(admin, names) == []
+
+
+def unrelated_policy(name: str, namespaces: list[str]) -> list[dict[str, Any]]:
+    """A cluster's own policy: no secret named like our probe, in these namespaces only."""
+    metadata = {"name": name}
+    selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}]}
+    rule = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["secrets"]}
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": metadata,
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [rule], "namespaceSelector": selector},
+                "validations": [
+                    {"expression": "object.metadata.name != 'ecr-token-refresher-probe'", "message": "no probes here"}
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": metadata,
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        },
+    ]
 
 
 def test_a_missing_rbac_rule_fails_naming_it(
