@@ -8,9 +8,10 @@ named service accounts in every namespace. For requests by the function's group 
 
 - secrets: created or updated only in a target namespace (the configured names, globs, selector and
   exclusions, evaluated on the namespace's labels at admission), with the configured name, type
-  dockerconfigjson, the managed-by label and never immutable (which would block every later renewal);
-  on update only if it carried the label already or is the kubectl recipe's pull secret for one of the
-  registries served here. Deletes are denied.
+  dockerconfigjson, the managed-by label, never immutable (which would block every later renewal), and
+  no owner or finalizer of its making (an owner's deletion would take the secret with it); on update
+  only if it carried the label already or is the kubectl recipe's pull secret for one of the registries
+  served here. Deletes are denied.
 - service accounts: updated only in a target namespace, and only by adding the secret to
   `imagePullSecrets`; token automount, `secrets`, labels, annotations, owners and finalizers unchanged.
 
@@ -174,7 +175,24 @@ def validations(config: DeploymentConfig) -> list[dict[str, str]]:
             "message": "this identity may not make a secret immutable (no later renewal could change it)",
         },
         SCOPE_VALIDATION,
+        *[
+            {
+                # An owner the garbage collector deletes takes the secret with it; a finalizer blocks its
+                # deletion. The refresher sets neither and keeps what others set.
+                "expression": f"request.operation == 'DELETE' || (request.operation == 'CREATE' ? "
+                f"!has(object.metadata.{field}) : {unchanged('metadata.' + field)})",
+                "message": f"this identity may not set or change metadata.{field}",
+            }
+            for field in OWNERSHIP
+        ],
     ]
+
+
+def unchanged(path: str) -> str:
+    """CEL true when an update leaves `path` as it was: has() on both sides, as an absent field and a
+    present one differ while two absent ones do not."""
+    new, old = f"object.{path}", f"oldObject.{path}"
+    return f"has({new}) == has({old}) && (!has({new}) || {new} == {old})"
 
 
 SCOPE_VALIDATION = {
@@ -182,8 +200,9 @@ SCOPE_VALIDATION = {
     "message": "this identity may only write in its target namespaces (the configured names, globs and selector, "
     "less the exclusions and kube-*)",
 }
+OWNERSHIP = ["ownerReferences", "finalizers"]
 UNCHANGED = ["automountServiceAccountToken", "secrets"]
-METADATA_UNCHANGED = ["labels", "annotations", "ownerReferences", "finalizers"]
+METADATA_UNCHANGED = ["labels", "annotations", *OWNERSHIP]
 
 
 def account_validations(config: DeploymentConfig) -> list[dict[str, str]]:
@@ -199,16 +218,8 @@ def account_validations(config: DeploymentConfig) -> list[dict[str, str]]:
             "message": f"this identity may only add {secret} to imagePullSecrets",
         },
     ]
-    fields = [("", field) for field in UNCHANGED] + [("metadata.", field) for field in METADATA_UNCHANGED]
-    for parent, field in fields:
-        new, old = f"object.{parent}{field}", f"oldObject.{parent}{field}"
-        found.append(
-            {
-                # has() on both sides: an absent field and a present one differ, two absent ones do not.
-                "expression": f"has({new}) == has({old}) && (!has({new}) || {new} == {old})",
-                "message": f"this identity may not change {parent}{field}",
-            }
-        )
+    paths = [*UNCHANGED, *(f"metadata.{field}" for field in METADATA_UNCHANGED)]
+    found += [{"expression": unchanged(path), "message": f"this identity may not change {path}"} for path in paths]
     return found
 
 

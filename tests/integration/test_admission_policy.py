@@ -156,6 +156,39 @@ def test_a_stolen_token_cannot_write_outside_the_target_namespaces_or_freeze_a_s
     assert "may not make a secret immutable" in message
 
 
+def test_a_stolen_token_cannot_give_the_secret_an_owner_or_a_finalizer(
+    confined: tuple[RealKube, Cluster, Cluster, str],
+) -> None:
+    """An owner the garbage collector deletes would take the secret with it (a delete by proxy); a
+    finalizer would block its deletion. Neither on create, nor added on update."""
+    _, admin, identity, prefix = confined
+    namespace, managed = f"{prefix}-a", {"app.kubernetes.io/managed-by": "ecr-token-refresher"}
+    doomed = admin.core.create_namespaced_config_map(
+        namespace, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="doomed"))
+    )
+    owner = k8s.V1OwnerReference(api_version="v1", kind="ConfigMap", name="doomed", uid=doomed.metadata.uid)
+    owned = secret("regcred", DOCKERCONFIG, labels=managed, owner_references=[owner])
+    held = secret("regcred", DOCKERCONFIG, labels=managed, finalizers=["example.com/hold"])
+    for attempt in (owned, held):
+        message = denied_by_the_policy(
+            lambda attempt=attempt: identity.core.create_namespaced_secret(namespace, attempt)
+        )
+        assert "may not set or change metadata." in message
+    identity.core.create_namespaced_secret(namespace, secret("regcred", DOCKERCONFIG, labels=managed))
+    for field, key, value in [
+        ("owner_references", "ownerReferences", [owner]),
+        ("finalizers", "finalizers", ["example.com/hold"]),
+    ]:
+        changed = identity.core.read_namespaced_secret("regcred", namespace)
+        setattr(changed.metadata, field, value)
+        message = denied_by_the_policy(
+            lambda changed=changed: identity.core.replace_namespaced_secret("regcred", namespace, changed)
+        )
+        assert f"may not set or change metadata.{key}" in message
+    stored = admin.core.read_namespaced_secret("regcred", namespace)
+    assert (stored.metadata.owner_references, stored.metadata.finalizers) == (None, None)
+
+
 def test_a_selector_scope_is_enforced_on_the_namespaces_labels(
     real: tuple[RealKube, Cluster], credentials: AwsCredentials, monkeypatch: pytest.MonkeyPatch, invoke: Invoke
 ) -> None:
