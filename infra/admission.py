@@ -32,7 +32,7 @@ from typing import Any
 
 from infra.base64_pattern import recipe_secret_pattern
 from infra.config import DeploymentConfig
-from lambda_fn.config import Requirement, parse_selector
+from lambda_fn.config import INT64_MAX, Requirement, parse_selector
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
@@ -101,8 +101,14 @@ def _requirement(requirement: Requirement) -> str:
     if operator in ("in", "notin"):
         listed = json.dumps(list(values))
         return f"({has} && {value} in {listed})" if operator == "in" else f"(!({has}) || !({value} in {listed}))"
-    # `<` and `>` compare integers; a value that is no integer never matches.
-    return f"({has} && {value}.matches('^-?[0-9]{{1,18}}$') && int({value}) {operator} {int(values[0])})"
+    # `<` and `>` compare int64s as kube-apiserver parses label values (strconv.ParseInt): leading zeros
+    # allowed, a value out of range or not an integer never matches (label values cannot start with `-`).
+    # The guard keeps int() from failing, as a failure would deny the request instead.
+    fits = (
+        f"({value}.matches('^0*[0-9]{{1,18}}$') || ({value}.matches('^0*[0-9]{{19}}$') && "
+        f"{value}.substring(size({value}) - 19) <= '{INT64_MAX}'))"
+    )
+    return f"({has} && {fits} && int({value}) {operator} {int(values[0])})"
 
 
 def in_scope(targets: TargetSpec) -> str:

@@ -18,7 +18,11 @@ from lambda_fn.models import TargetSpec, is_glob
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-NAMESPACE_GLOB = re.compile(r"^[a-z0-9*?\[\]!-]+$")
+# fnmatch's `*`, `?` and classes of letters, digits and ranges (`[a-f0-9]`, `[!ab]`), nothing looser: a
+# class fnmatch would read otherwise (`[!]`, `[]a]`, a reversed or empty range) could never be rendered
+# into the admission policy's RE2 regex (infra/admission.py) with the same meaning.
+GLOB_CLASS = re.compile(r"\[!?((?:[a-z0-9](?:-[a-z0-9])?)+)\]")
+NAMESPACE_GLOB = re.compile(rf"^(?:[a-z0-9*?-]|{GLOB_CLASS.pattern})+$")
 ECR_HOST = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)\.amazonaws\.com(\.cn)?$"
 )
@@ -33,13 +37,14 @@ LABEL_KEY = rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/
 REQUIREMENTS = [
     re.compile(rf"^(?P<operator>!?)\s*(?P<key>{LABEL_KEY})$"),
     re.compile(rf"^(?P<key>{LABEL_KEY})\s*(?P<operator>==|=|!=)\s*(?P<values>({LABEL_NAME})?)$"),
-    re.compile(rf"^(?P<key>{LABEL_KEY})\s*(?P<operator>[<>])\s*(?P<values>\d+)$"),
+    re.compile(rf"^(?P<key>{LABEL_KEY})\s*(?P<operator>[<>])\s*(?P<values>[0-9]+)$"),
     re.compile(
         rf"^(?P<key>{LABEL_KEY})\s+(?P<operator>in|notin)\s*"
         rf"\((?P<values>\s*(,\s*)*{LABEL_NAME}(\s*,\s*({LABEL_NAME})?)*\s*)\)$"
     ),
 ]
 MAX_NAMESPACE_PATTERNS = 1000
+INT64_MAX = 2**63 - 1
 TOKEN_LIFETIME = timedelta(hours=12)
 CLUSTER_REQUIRED = "required: set it to the EKS cluster's name (or set KUBECONFIG_SECRET for any other cluster)"
 # A Secrets Manager secret's ARN or name.
@@ -252,6 +257,8 @@ def parse_selector(selector: str) -> tuple[Requirement, ...] | None:
             return None
         found = match.groupdict()
         values = tuple(value.strip() for value in found.get("values", "").split(",")) if "values" in found else ()
+        if found["operator"] in ("<", ">") and int(values[0]) > INT64_MAX:
+            return None  # kube-apiserver parses the value as an int64
         requirements.append(Requirement(found["key"], found["operator"].replace("==", "="), values))
     return tuple(requirements)
 
@@ -286,9 +293,13 @@ def _subdomain_fix(name: str) -> str:
 def _namespace_pattern_fix(pattern: str) -> str | None:
     """None when `pattern` is a valid namespace name (RFC 1123 label) or glob; else the fix."""
     if is_glob(pattern):
-        if len(pattern) <= 63 and NAMESPACE_GLOB.match(pattern):
+        ranges = [r for inside in GLOB_CLASS.findall(pattern) for r in re.findall(r"(.)-(.)", inside)]
+        if len(pattern) <= 63 and NAMESPACE_GLOB.match(pattern) and all(low <= high for low, high in ranges):
             return None
-        return f"{pattern!r} is not a namespace glob; use lowercase letters, digits, '-', '*', '?', [...]"
+        return (
+            f"{pattern!r} is not a namespace glob; use lowercase letters, digits, '-', '*', '?' and classes of "
+            "letters, digits and ascending ranges such as [a-f0-9] or [!ab]"
+        )
     if len(pattern) <= 63 and DNS_LABEL.match(pattern):
         return None
     return f"{pattern!r} is not a namespace name; use at most 63 lowercase letters, digits and '-'"

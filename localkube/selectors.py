@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from localkube.status import StatusError
 
+INT64_MAX = 2**63 - 1
 _TOKEN = re.compile(r"\s*(\(|\)|,|!=|==|=|!|>|<|[^\s(),=!<>]+)")
 _VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _KEY = re.compile(
@@ -34,11 +35,13 @@ class Requirement:
 
 
 def _integer(value: str | None) -> float:
-    """A label's value as kube-apiserver compares it with > and <; NaN (never matches) if not a number."""
-    try:
-        return int(value or "")
-    except ValueError:
-        return float("nan")
+    """A label's value as kube-apiserver compares it with > and < (strconv.ParseInt: ASCII digits, within
+    int64); NaN, which never matches, otherwise."""
+    return int(value) if value and _is_int64(value) else float("nan")
+
+
+def _is_int64(text: str) -> bool:
+    return text.isascii() and text.isdigit() and int(text) <= INT64_MAX
 
 
 def parse_selector(text: str) -> tuple[Requirement, ...]:
@@ -92,7 +95,7 @@ def _requirement(tokens: list[str], position: int, text: str) -> tuple[Requireme
         return _set_requirement(tokens, position + 1, key, operator, text)
     if operator in (">", "<"):
         value = tokens[position + 1] if position + 1 < len(tokens) else ""
-        if not value.isdigit():
+        if not _is_int64(value):
             raise _bad(
                 text, f"values[0]: Invalid value: \"{value}\": for 'Gt', 'Lt' operators, the value must be an integer"
             )

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from sandbox.real_apiserver import NOBODY_TOKEN
 from tests.contract.conftest import Server, status
+from tests.selectors import NUMERIC_LABELS
 
 DOCKERCONFIG = base64.b64encode(b'{"auths":{}}').decode()
 pytestmark = pytest.mark.apiserver
@@ -184,7 +185,16 @@ def test_namespace_label_selectors(server: Server, selector: str, expected: list
     assert sorted(ns.metadata.name for ns in listed.items) == sorted(names[key] for key in expected)
 
 
-@pytest.mark.parametrize("selector", ["env in (prod", "size>a", "size>"])
+def test_numeric_selectors_read_label_values_as_int64(server: Server) -> None:
+    run = uuid.uuid4().hex[:8]
+    names = {key: server.namespace(labels={"ct-run": run, "size": value}) for key, value in NUMERIC_LABELS.items()}
+    listed = server.core().list_namespace(label_selector=f"ct-run={run},size>5")
+    assert sorted(ns.metadata.name for ns in listed.items) == sorted(names[k] for k in ("seven", "largest", "padded"))
+    listed = server.core().list_namespace(label_selector=f"ct-run={run},size<00005")
+    assert [ns.metadata.name for ns in listed.items] == [names["four"]]
+
+
+@pytest.mark.parametrize("selector", ["env in (prod", "size>a", "size>", "size>9223372036854775808", "size<1_0"])
 def test_a_malformed_selector_is_400(server: Server, selector: str) -> None:
     with pytest.raises(ApiException) as bad:
         server.core().list_namespace(label_selector=selector)

@@ -29,6 +29,7 @@ from tests.integration.real_cluster import (
     secret,
     wait_for_policy,
 )
+from tests.selectors import NUMERIC_LABELS
 
 pytestmark = pytest.mark.apiserver
 POLICY = "ValidatingAdmissionPolicy 'ecr-token-refresher'"
@@ -216,6 +217,38 @@ def test_a_selector_scope_is_enforced_on_the_namespaces_labels(
         )
         assert "only write in its target namespaces" in message, what
     assert outcomes(invoke()) == {served: "created"}
+
+
+def test_a_numeric_selector_admits_exactly_the_namespaces_kube_apiserver_lists(
+    real: tuple[RealKube, Cluster], credentials: AwsCredentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`>` and `<` in CEL read label values as the API server's selector does (int64, leading zeros,
+    nothing out of range), and a value int() cannot read denies nothing by error."""
+    kube, admin = real
+    prefix = f"num{uuid.uuid4().hex[:6]}"
+    selector = f"scope={prefix},size>5"
+    admin.apply(render(configure(monkeypatch, namespaceSelector=selector), own_registry=OWN_REGISTRY))
+    names = {
+        key: admin.namespace(f"{prefix}-{key}", {"scope": prefix, "size": value})
+        for key, value in NUMERIC_LABELS.items()
+    }
+    identity = role_client(kube, credentials)
+    wait_for_policy(identity, names["seven"], "'ecr-token-refresher'", admitted=ours_in(identity, names["seven"]))
+    wait_for_policy(identity, names["padded"], "'ecr-token-refresher'", admitted=ours_in(identity, names["padded"]))
+    listed = {ns.metadata.name for ns in admin.core.list_namespace(label_selector=selector).items}
+    refusals = {namespace: refusal(ours_in(identity, namespace)) for namespace in names.values()}
+    admitted = {namespace for namespace, refused in refusals.items() if refused is None}
+    assert admitted == listed == {names["seven"], names["largest"], names["padded"]}
+    assert all("only write in its target namespaces" in refused for refused in refusals.values() if refused)
+
+
+def refusal(call: Callable[[], object]) -> str | None:
+    """The API server's answer when it refuses, None when it admits."""
+    try:
+        call()
+    except ApiException as exc:
+        return f"{exc.status} {exc.body}"
+    return None
 
 
 @pytest.fixture
