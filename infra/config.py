@@ -8,6 +8,7 @@ is listed in KNOWN_KEYS (and in the README); an unknown key fails synth naming t
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -236,7 +237,16 @@ class _ContextReader:
         self._problems: list[Problem] = []
 
     def _get(self, key: str) -> Any:
-        return self._context.get(key)
+        """The value; a JSON list or object given as text is read as JSON, because the CDK CLI passes
+        every `-c key=value` as a string (`-c 'clusters=[{"name": "onprem", ...}]'`)."""
+        value = self._context.get(key)
+        if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                self.problem(key, f"starts like JSON but is not valid JSON ({exc.msg} at character {exc.pos})")
+                return None
+        return value
 
     def problem(self, key: str, message: str) -> None:
         self._problems.append(Problem(key, message))

@@ -106,6 +106,14 @@ def test_context_from_the_command_line_is_text() -> None:
     assert [cluster.name for cluster in config.clusters] == ["a", "b"]
 
 
+def test_json_from_the_command_line_is_read_as_json() -> None:
+    """The CDK CLI passes `-c 'clusters=[{...}]'` as text: a value that starts like JSON is JSON."""
+    config = config_for(clusters=f'[{{"name": "onprem", "kubeconfigSecretArn": "{SECRET_ARN}"}}]', namespaces='["a-*"]')
+    assert config.clusters == (Cluster("onprem", SECRET_ARN, manage_access_entry=False),)
+    assert config.settings.namespaces == ("a-*",)
+    assert "clusters: starts like JSON but is not valid JSON (Expecting" in problems(clusters='[{"name": onprem}]')
+
+
 def test_clusters_by_name_by_kubeconfig_and_with_entries_managed_elsewhere() -> None:
     config = config_for(
         clusters=["prod", {"name": "onprem", "kubeconfigSecretArn": SECRET_ARN}, "legacy"],

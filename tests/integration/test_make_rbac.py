@@ -3,6 +3,7 @@ talks on stderr, stdout carries the manifest only, and kubectl accepts all of it
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -69,3 +70,48 @@ def test_make_rbac_pipes_into_kubectl_apply_while_the_venv_is_set_up(real_kube: 
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/ecr-token-refresher-serviceaccounts created "
         "(dry run)",
     ]
+
+
+def readme_command(prefix: str) -> str:
+    """The README's command that starts with `prefix`, its continuation lines joined."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith(prefix))
+    command = lines[start]
+    while command.endswith("\\"):
+        start += 1
+        command = command[:-1] + lines[start]
+    return command.split("|")[0].strip()
+
+
+def test_the_readmes_commands_for_a_cluster_outside_eks_keep_their_json(tmp_path: Path) -> None:
+    """`make rbac CONTEXT='clusters=[{...}]'` and `make deploy CDK_ARGS='-c clusters=[{...}]'` as the
+    README writes them: the JSON reaches the program with its quotes (a CDK stand-in prints its argv)."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
+    rbac = subprocess.run(  # noqa: S603 - bash with the README's own line
+        ["bash", "-c", readme_command("make rbac CLUSTER=onprem")],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=True,
+    )
+    assert rbac.stdout.startswith(
+        "# ecr-token-refresher for cluster onprem: RBAC and admission policy for ServiceAccount"
+    )
+    printer = tmp_path / "cdk"
+    printer.write_text("#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    printer.chmod(0o755)
+    deploy = subprocess.run(  # noqa: S603
+        ["bash", "-c", readme_command("make deploy CDK_ARGS='-c clusters=") + f" CDK={printer}"],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=True,
+    )
+    argv = json.loads(deploy.stdout.splitlines()[-1])
+    assert argv[:3] == ["deploy", "--no-notices", "-c"]
+    assert json.loads(argv[3].removeprefix("clusters="))[0]["name"] == "onprem"
+    assert argv[4:] == ["-c", "namespaces=team-*"]
