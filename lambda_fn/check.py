@@ -33,10 +33,13 @@ from lambda_fn.errors import (
     AlreadyExists,
     ClusterLookupError,
     ConfigError,
+    Conflict,
     CredentialError,
     Forbidden,
     Invalid,
     KubernetesError,
+    NamespaceTerminating,
+    NotFound,
     Unauthorized,
 )
 from lambda_fn.k8s import KubernetesCluster, connect
@@ -49,13 +52,18 @@ from lambda_fn.models import (
     RegistryCredential,
     SecretState,
 )
-from lambda_fn.refresher import Action, RefreshPlan, Registries, decide, explain, recorded_expiry
+from lambda_fn.refresher import Action, RefreshPlan, Registries, decide, desired_secret, explain, recorded_expiry
 from lambda_fn.runner import Cluster, EksCluster, KubeconfigSecretCluster, connection_for, request_budget, utc_now
 from lambda_fn.targets import Target, narrow_targets, resolve_targets
 
 ADMISSION_POLICY = re.compile(r"ValidatingAdmissionPolicy '([^']+)'")
 PROBE_SECRET = "ecr-token-refresher-probe"  # noqa: S105 - a Kubernetes object name
-ADMISSION_WEBHOOK = "admission webhook"  # how kube-apiserver words a webhook's denial (403 unless it sets a code)
+# RBAC's wording for a refusal; any other 403 comes from admission (a policy with reason Forbidden, a
+# webhook, a quota) and is a refusal of the write itself.
+RBAC_DENIAL = re.compile(r'cannot [a-z]+ resource "secrets"')
+# The shipped policy's name rule, as kube-apiserver words the denial (the secret's name may be cut off by
+# the 300 characters an error keeps).
+SHIPPED_RULE = "denied request: " + NAME_RULE.format("")
 POLICY_FIX = (
     "as the function: apply the rendered manifest on Kubernetes 1.30 or later (it holds the policy; "
     "admissionPolicy=false leaves it out)"
@@ -347,22 +355,20 @@ class _Preflight:
 
     def _confinement(self, api: KubernetesCluster, namespace: str) -> None:
         """A secret under another name: the shipped policy refuses it with its own rule."""
-        name, rule = "admission policy", NAME_RULE.format(self.settings.secret_name)
+        name = "admission policy"
         try:
             api.dry_run_create(self._secret(PROBE_SECRET, namespace))
-        except Invalid as exc:
+        except (Invalid, Forbidden) as exc:
+            if isinstance(exc, Forbidden) and RBAC_DENIAL.search(str(exc)):
+                return  # RBAC refused the create: reported above
             policy = ADMISSION_POLICY.search(str(exc))
-            if policy and rule in str(exc):
+            if policy and SHIPPED_RULE in str(exc):
                 detail = f"{policy[1]!r} confines this identity (a dry-run create of {PROBE_SECRET!r} was refused)"
                 self.report.add(name, Status.OK, detail)
             else:
-                detail = f"the probe was refused, but not by the shipped policy's rule ({rule!r}): {exc}"
+                detail = f"the probe was refused, but not by the shipped policy's rule ({SHIPPED_RULE!r}): {exc}"
                 self.report.add(name, Status.UNKNOWN, detail, POLICY_FIX)
             return
-        except Forbidden as exc:
-            if ADMISSION_WEBHOOK in str(exc):
-                self.report.add(name, Status.UNKNOWN, f"a webhook refused the probe: {exc}", POLICY_FIX)
-            return  # RBAC refused the create: reported above
         except KubernetesError as exc:
             self.report.add(name, Status.UNKNOWN, f"could not probe: {exc}")
             return
@@ -376,35 +382,33 @@ class _Preflight:
 
     def _admitted(self, api: KubernetesCluster, namespaces: Sequence[str]) -> None:
         """The secret itself, in each target namespace: a stale policy (rendered before a namespace,
-        glob or selector was added) refuses it there, and every run would fail in those namespaces."""
+        glob or selector was added), another policy or a webhook refuses it there, and every run would fail
+        in those namespaces."""
         name = f"admission of {self.settings.secret_name!r}"
-
-        def refusal(namespace: str) -> str | None:
-            try:
-                api.dry_run_create(self._secret(self.settings.secret_name, namespace))
-            except AlreadyExists:
-                return None  # admission ran before the existence check: admitted
-            except Invalid as exc:
-                return str(exc)
-            except Forbidden as exc:
-                return str(exc) if ADMISSION_WEBHOOK in str(exc) else None  # RBAC: reported above
-            except KubernetesError as exc:
-                return f"could not ask: {exc}"
-            return None
-
+        secret = self.settings.secret_name
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
-            refused = {ns: why for ns, why in zip(namespaces, pool.map(refusal, namespaces), strict=True) if why}
-        if not refused:
+            found = pool.map(lambda ns: _admission(api, self._secret(secret, ns)), namespaces)
+            answers = dict(zip(namespaces, found, strict=True))
+        refused = {ns: answer for ns, answer in answers.items() if answer not in (ADMITTED, UNASKED)}
+        unasked = [ns for ns, answer in answers.items() if answer == UNASKED]
+        if refused:
+            self.report.add(
+                name,
+                Status.FAILED,
+                f"refused in {_shown(refused)}; first: {next(iter(refused.values()))}",
+                "re-apply the manifest rendered for this configuration (its admission policy names the target "
+                'namespaces): `make rbac CONTEXT="..." | kubectl apply -f -`; a refusal by another policy or a '
+                "webhook is for its owner to lift",
+            )
+        elif unasked:
+            self.report.add(
+                name,
+                Status.UNKNOWN,
+                f"admitted in {len(namespaces) - len(unasked)} of {len(namespaces)}; not asked in {_shown(unasked)} "
+                "(RBAC refused the create, or the namespace does not exist: see above)",
+            )
+        else:
             self.report.add(name, Status.OK, f"a dry-run create is admitted in all {len(namespaces)} target namespaces")
-            return
-        first = next(iter(refused.values()))
-        self.report.add(
-            name,
-            Status.FAILED,
-            f"refused in {_shown(refused)}; first: {first}",
-            "re-apply the manifest rendered for this configuration (its admission policy names the target "
-            'namespaces): `make rbac CONTEXT="..." | kubectl apply -f -`',
-        )
 
     @staticmethod
     def _secret(name: str, namespace: str) -> SecretState:
@@ -439,6 +443,16 @@ class _Preflight:
 
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
             self.report.namespaces = list(pool.map(state_of, targets))
+        refused = [n.namespace for n in self.report.namespaces if n.state == "refused"]
+        if refused:
+            self.report.add(
+                "adoption",
+                Status.FAILED,
+                f"admission refuses adopting the kubectl recipe's secret in {_shown(refused)}: every run would fail "
+                "there",
+                "render the manifest with the deploy's AWS credentials (so that it knows the function's own "
+                'registry) and the current registries, and re-apply it: `make rbac CONTEXT="..." | kubectl apply -f -`',
+            )
         foreign = [n.namespace for n in self.report.namespaces if n.state == "foreign"]
         if foreign:
             self.report.add(
@@ -475,6 +489,15 @@ def _judged(
         Action.UPDATE: ("managed", f"{until}; renewed on the next run"),
         Action.ADOPT: ("adoptable", "the kubectl recipe's secret: adopted on the next run"),
     }
+    if verdict.action is Action.ADOPT:
+        # The policy admits adoptions for the hosts the manifest was rendered with: a manifest rendered
+        # without the function's own registry, or before a registry was added, refuses this update.
+        desired = desired_secret(state, registries, namespace=namespace, secret_name=plan.secret_name, now=now)
+        answer = _admission(api, desired)
+        if answer not in (ADMITTED, UNASKED):
+            return NamespaceState(
+                namespace, "refused", f"the kubectl recipe's secret; admission refuses adopting it: {answer}"
+            )
     if verdict.action in described:
         return NamespaceState(namespace, *described[verdict.action])
     if verdict.foreign:
@@ -487,3 +510,26 @@ def _judged(
 def _shown(names: Iterable[str]) -> str:
     listed = list(names)
     return ", ".join(listed[:SHOWN]) + (f" (+{len(listed) - SHOWN} more)" if len(listed) > SHOWN else "")
+
+
+ADMITTED, UNASKED = "admitted", "unasked"
+
+
+def _admission(api: KubernetesCluster, secret: SecretState) -> str:
+    """ADMITTED, UNASKED (RBAC decided, or there is no such namespace), or the refusal: a dry-run create,
+    or for a secret that exists already (409: validating admission runs before the existence check) a
+    dry-run replace of it as an update would write it."""
+    try:
+        if secret.resource_version:
+            api.dry_run_replace(secret)
+        else:
+            api.dry_run_create(secret)
+    except (AlreadyExists, Conflict):
+        return ADMITTED
+    except (NotFound, NamespaceTerminating):
+        return UNASKED
+    except Forbidden as exc:
+        return UNASKED if RBAC_DENIAL.search(str(exc)) else str(exc)
+    except KubernetesError as exc:
+        return str(exc)
+    return ADMITTED

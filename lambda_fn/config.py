@@ -37,7 +37,7 @@ LABEL_KEY = rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/
 REQUIREMENTS = [
     re.compile(rf"^(?P<operator>!?)\s*(?P<key>{LABEL_KEY})$"),
     re.compile(rf"^(?P<key>{LABEL_KEY})\s*(?P<operator>==|=|!=)\s*(?P<values>({LABEL_NAME})?)$"),
-    re.compile(rf"^(?P<key>{LABEL_KEY})\s*(?P<operator>[<>])\s*(?P<values>[0-9]+)$"),
+    re.compile(rf"^(?P<key>{LABEL_KEY})\s*(?P<operator>[<>])\s*(?P<values>[0-9]{{1,63}})$"),
     re.compile(
         rf"^(?P<key>{LABEL_KEY})\s+(?P<operator>in|notin)\s*"
         rf"\((?P<values>\s*(,\s*)*{LABEL_NAME}(\s*,\s*({LABEL_NAME})?)*\s*)\)$"

@@ -95,7 +95,7 @@ def _requirement(tokens: list[str], position: int, text: str) -> tuple[Requireme
         return _set_requirement(tokens, position + 1, key, operator, text)
     if operator in (">", "<"):
         value = tokens[position + 1] if position + 1 < len(tokens) else ""
-        if not _is_int64(value):
+        if not _is_int64(_value(value, text)):
             raise _bad(
                 text, f"values[0]: Invalid value: \"{value}\": for 'Gt', 'Lt' operators, the value must be an integer"
             )

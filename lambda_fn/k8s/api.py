@@ -149,6 +149,13 @@ class KubernetesCluster:
     def replace_secret(self, secret: SecretState) -> None:
         self._request("PUT", SECRET, namespace=secret.namespace, name=secret.name, body=secret_body(secret))
 
+    def dry_run_replace(self, secret: SecretState) -> None:
+        """An update that RBAC and admission judge and the API server never stores (`?dryRun=All`)."""
+        query = {"dryRun": "All"}
+        self._request(
+            "PUT", SECRET, namespace=secret.namespace, name=secret.name, query=query, body=secret_body(secret)
+        )
+
     def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None:
         try:
             body = self._request("GET", SERVICE_ACCOUNT, namespace=namespace, name=name)

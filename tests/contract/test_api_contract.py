@@ -194,7 +194,9 @@ def test_numeric_selectors_read_label_values_as_int64(server: Server) -> None:
     assert [ns.metadata.name for ns in listed.items] == [names["four"]]
 
 
-@pytest.mark.parametrize("selector", ["env in (prod", "size>a", "size>", "size>9223372036854775808", "size<1_0"])
+@pytest.mark.parametrize(
+    "selector", ["env in (prod", "size>a", "size>", "size>9223372036854775808", "size<1_0", f"size>{'0' * 63}5"]
+)
 def test_a_malformed_selector_is_400(server: Server, selector: str) -> None:
     with pytest.raises(ApiException) as bad:
         server.core().list_namespace(label_selector=selector)

@@ -187,6 +187,20 @@ def wait_for_policy_gone(identity: Cluster, namespace: str, policy: str, timeout
         time.sleep(0.1)
 
 
+def wait_for_policy_answer(identity: Cluster, call: Callable[[], object], status: int, timeout: float = 10.0) -> None:
+    """Until `call` (a dry run) is answered with `status`: a new policy is in force a moment after it is created."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status == status:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {status} answer after {timeout}s")
+        time.sleep(0.1)
+
+
 def _refused_by(call: Callable[[], object], policy: str) -> bool:
     try:
         call()

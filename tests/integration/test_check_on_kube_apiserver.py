@@ -4,19 +4,21 @@ another policy is not mistaken for ours, and in every case not a single object c
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import uuid
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
 
 from infra.config import DeploymentConfig
 from infra.rbac import render
 from lambda_fn.cli import main
 from lambda_fn.models import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from sandbox.eks_cluster import CLUSTER_NAME
-from sandbox.moto_aws import AwsCredentials
+from sandbox.moto_aws import OWN_REGISTRY, AwsCredentials
 from sandbox.real_apiserver import RealKube
 from tests.integration.real_cluster import (
     DOCKERCONFIG,
@@ -25,10 +27,12 @@ from tests.integration.real_cluster import (
     role_client,
     secret,
     wait_for_policy,
+    wait_for_policy_answer,
     wait_for_policy_gone,
 )
 
 pytestmark = pytest.mark.apiserver
+MANAGED = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 
 
 def check(namespaces: str) -> tuple[int, dict[str, Any]]:
@@ -105,7 +109,7 @@ def test_a_stale_admission_policy_fails_naming_the_namespaces_it_refuses(
     stale = {"clusterName": CLUSTER_NAME, "namespaces": [f"{prefix}-*"], "excludeNamespaces": [names[1]]}
     admin.apply(render(DeploymentConfig.from_context(stale)))
     identity = role_client(kube, credentials)
-    ours = secret("regcred", DOCKERCONFIG, labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
+    ours = secret("regcred", DOCKERCONFIG, labels=MANAGED)
     wait_for_policy(
         identity,
         names[0],
@@ -144,13 +148,62 @@ def test_another_policy_refusing_the_probe_is_not_taken_for_ours(
     assert (code, failed(report)) == (0, {})
     status, detail = statuses(report)["admission policy"]
     assert status == "unknown"
-    assert "not by the shipped policy's rule ('this identity may only write the secret named regcred')" in detail
+    assert (
+        "not by the shipped policy's rule ('denied request: this identity may only write the secret named ')" in detail
+    )
     assert "no probes here" in detail
     assert statuses(report)["admission of 'regcred'"] == (
         "ok",
         "a dry-run create is admitted in all 2 target namespaces",
     )
     assert secrets_version(admin, names) == []
+
+
+def test_a_policy_that_refuses_with_403_is_a_refusal_not_rbac(
+    teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
+) -> None:
+    """A policy may answer 403 (reason Forbidden), as a webhook or a quota does: only RBAC's own wording
+    is RBAC; anything else refuses the write, and every run would fail there."""
+    kube, admin, prefix, names = teams
+    admin.apply(render(configure(monkeypatch, namespaces=[f"{prefix}-*"], admissionPolicy=False)))
+    refusing = unrelated_policy(f"{prefix}-frozen", [names[1]])
+    refusing[0]["spec"]["validations"] = [
+        {"expression": "false", "message": "this namespace is frozen", "reason": "Forbidden"}
+    ]
+    admin.apply(refusing)
+    identity, ours = role_client(kube, credentials), secret("regcred", DOCKERCONFIG, labels=MANAGED)
+    wait_for_policy_answer(identity, lambda: identity.core.create_namespaced_secret(names[1], ours, dry_run="All"), 403)
+    code, report = check(f"{prefix}-*")
+    assert code == 1
+    assert list(failed(report)) == ["admission of 'regcred'"]
+    assert f"refused in {names[1]}; first: 403 Forbidden:" in failed(report)["admission of 'regcred'"]
+    assert "this namespace is frozen" in failed(report)["admission of 'regcred'"]
+    assert secrets_version(admin, names) == []
+
+
+def test_an_adoption_the_policy_refuses_is_a_failed_line(
+    teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
+) -> None:
+    """The manifest rendered without the deploy's credentials does not know the function's own registry:
+    its policy refuses adopting the recipe's secret for it, and `check` says so before a run fails."""
+    kube, admin, prefix, names = teams
+    admin.apply(render(configure(monkeypatch, namespaces=[f"{prefix}-*"]), own_registry=None))
+    identity = role_client(kube, credentials)
+    wait_for_policy(identity, names[0], "'ecr-token-refresher'")
+    recipe = json.dumps({"auths": {OWN_REGISTRY: {"username": "AWS", "password": "x", "auth": "QVdTOng="}}})
+    data = {".dockerconfigjson": base64.b64encode(recipe.replace(" ", "").encode()).decode()}
+    admin.core.create_namespaced_secret(
+        names[0], k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="regcred"), type=DOCKERCONFIG, data=data)
+    )
+    before = secrets_version(admin, names)
+    code, report = check(f"{prefix}-*")
+    assert code == 1
+    assert list(failed(report)) == ["adoption"]
+    assert f"adopting the kubectl recipe's secret in {names[0]}" in failed(report)["adoption"]
+    assert "the deploy's AWS credentials" in failed(report)["adoption"]
+    assert [n["state"] for n in report["namespaces"]] == ["refused", "missing"]
+    assert "may only update a secret labelled" in report["namespaces"][0]["detail"]
+    assert secrets_version(admin, names) == before
 
 
 def unrelated_policy(name: str, namespaces: list[str]) -> list[dict[str, Any]]:

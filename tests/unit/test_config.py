@@ -150,6 +150,8 @@ def test_globs_with_classes_that_cannot_mean_the_same_everywhere_are_refused(pat
         ("x>09223372036854775807", True),
         ("x>9223372036854775808", False),
         ("x<1_0", False),
+        (f"x>{'0' * 62}5", True),
+        (f"x>{'0' * 63}5", False),  # a label value: 63 characters at most
         ("x>a", False),
         # kube-apiserver reads an empty set as "the empty value"; refused here as a likely slip
         ("x in ()", False),
