@@ -126,6 +126,12 @@ class Cluster:
     def is_eks(self) -> bool:
         return self.kubeconfig_secret_arn is None
 
+    @property
+    def output_prefix(self) -> str:
+        """`Cluster<name>` with only the letters and digits CloudFormation allows in an output's key: the
+        stack's outputs keep these keys (`ClusterprodFunctionName`) instead of the CDK's hashed IDs."""
+        return "Cluster" + re.sub(r"[^A-Za-z0-9]", "", self.name)
+
 
 @dataclass(frozen=True)
 class DeploymentConfig:
@@ -290,6 +296,13 @@ class _ContextReader:
         names = [cluster.name for cluster in found]
         for duplicate in sorted({name for name in names if names.count(name) > 1}):
             self.problem("clusters", f"{duplicate!r} is listed twice")
+        by_prefix: dict[str, set[str]] = {}
+        for cluster in found:
+            by_prefix.setdefault(cluster.output_prefix, set()).add(cluster.name)
+        for prefix, clash in sorted(by_prefix.items()):
+            if len(clash) > 1:
+                shared = " and ".join(map(repr, sorted(clash)))
+                self.problem("clusters", f"{shared} would share the stack's output keys {prefix}...: rename one")
         for unknown in sorted(external - {cluster.name for cluster in found if cluster.is_eks}):
             self.problem("existingAccessEntries", f"{unknown!r} is not one of the EKS clusters listed")
         return found

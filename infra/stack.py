@@ -49,8 +49,12 @@ class EcrTokenRefresherStack(Stack):
             entry = access_entry(unit, config=config, cluster=cluster, role=refresher.role)
             if provider is not None:
                 refresher.run_on_deploy(provider, after=[entry] if entry is not None else [])
-            CfnOutput(unit, "FunctionName", value=refresher.function.function_name, description=cluster.name)
-            CfnOutput(unit, "RoleArn", value=refresher.role.role_arn, description=f"the role {cluster.name} maps")
+            outputs = {
+                "FunctionName": (refresher.function.function_name, cluster.name),
+                "RoleArn": (refresher.role.role_arn, f"the role {cluster.name} maps"),
+            }
+            for name, (value, description) in outputs.items():
+                CfnOutput(unit, name, value=value, description=description, key=cluster.output_prefix + name)
             self.refreshers.append(refresher)
         self.monitoring = Monitoring(
             self, "Monitoring", config=config, refreshers=self.refreshers, dead_letter_queue=self.dead_letter_queue

@@ -16,6 +16,7 @@ from lambda_fn.aws import new_session
 from lambda_fn.check import run_check
 from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem, RefresherError
+from lambda_fn.library_logs import pin_library_loggers
 from lambda_fn.progress import ProgressLine
 from lambda_fn.render import render_report, render_summary
 from lambda_fn.runner import Cluster, KubeconfigCluster, configured_cluster, run_refresh
@@ -91,6 +92,7 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    pin_library_loggers()
     args = build_parser().parse_args(argv)
     target: list[str] = []
 

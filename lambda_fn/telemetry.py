@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lambda_fn.library_logs import pin_library_loggers
 from lambda_fn.models import Outcome, RunSummary
 
 SERVICE = "ecr-token-refresher"
@@ -25,14 +26,6 @@ LOGGED_FAILURES_CAP = 100
 LOGGED_OTHERS_CAP = 100
 LOGGED_REASONS_CAP = 20
 REASON_CHARS = 300
-# Their DEBUG output holds credentials (botocore logs the ECR token, AssumeRole's keys and the signed
-# request behind the EKS token): pinned to WARNING whatever the root logger or Lambda's log level is.
-LIBRARY_LOGGERS = ("boto3", "botocore", "s3transfer", "urllib3", "kubernetes")
-
-
-def pin_library_loggers() -> None:
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

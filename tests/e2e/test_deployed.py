@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from typing import Any
 
+import jmespath
 import pytest
 from kubernetes import client as k8s
 
@@ -69,6 +71,15 @@ def test_what_was_deployed_is_what_the_app_declares(deployed: Deployed) -> None:
         {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 120},
         True,
     )
+
+
+def test_the_readmes_verify_step_finds_the_deployed_function(deployed: Deployed) -> None:
+    """README, Deploy, Verify: its `--query` over describe-stacks names the function the stack deployed."""
+    query = re.search(r'--query "([^"]+)"', (ROOT / "README.md").read_text())
+    assert query is not None
+    stacks = deployed.deployment.aws.client("cloudformation").describe_stacks(StackName=deployed.stack)
+    found = jmespath.search(query[1].replace("Clusterprod", f"Cluster{CONTEXT['clusterName']}"), stacks)
+    assert found == [deployed.function["FunctionName"]]
 
 
 def test_what_moto_leaves_out_is_known(deployed: Deployed) -> None:

@@ -106,6 +106,12 @@ def test_context_from_the_command_line_is_text() -> None:
     assert [cluster.name for cluster in config.clusters] == ["a", "b"]
 
 
+def test_cluster_names_that_would_share_output_keys_are_refused() -> None:
+    assert "'prod-eu' and 'prod_eu' would share the stack's output keys Clusterprodeu...: rename one" in problems(
+        clusters=["prod-eu", "prod_eu"]
+    )
+
+
 def test_json_from_the_command_line_is_read_as_json() -> None:
     """The CDK CLI passes `-c 'clusters=[{...}]'` as text: a value that starts like JSON is JSON."""
     config = config_for(clusters=f'[{{"name": "onprem", "kubeconfigSecretArn": "{SECRET_ARN}"}}]', namespaces='["a-*"]')

@@ -139,6 +139,22 @@ def test_each_cluster_gets_its_own_function_role_access_entry_and_alarms(multi: 
         )
 
 
+def test_the_outputs_keep_the_keys_the_readme_queries(multi: Synthesized) -> None:
+    """`OutputKey=='ClusterprodFunctionName'` (README: Verify) finds the function: no hash in the key."""
+    _, template = multi
+    outputs = template.to_json()["Outputs"]
+    assert sorted(outputs) == [
+        "AlarmTopic",
+        "ClusterblueFunctionName",
+        "ClusterblueRoleArn",
+        "ClustergreenFunctionName",
+        "ClustergreenRoleArn",
+        "KubernetesGroup",
+    ]
+    functions = resources(template, "AWS::Lambda::Function")
+    assert outputs["ClusterblueFunctionName"]["Value"]["Ref"] in functions
+
+
 def test_removing_a_cluster_from_the_list_leaves_the_others_logical_ids_alone() -> None:
     _, three = synth(clusters=["alpha", "beta", "gamma"])
     _, two = synth(clusters=["beta", "gamma"])

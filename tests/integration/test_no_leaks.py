@@ -1,10 +1,12 @@
 """No credential in any log at any level: a run with the root logger at DEBUG (what Lambda's log-level
 setting does) writes neither the ECR token nor its password, the EKS token nor its signature, nor the
-role's or an assumed role's keys. The same run with botocore unpinned shows what the pin prevents."""
+role's or an assumed role's keys, from the Lambda and from the CLI. The same run with botocore unpinned
+shows what the pin prevents."""
 
 from __future__ import annotations
 
 import base64
+import io
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,7 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from moto.sts.models import sts_backends
 
+from lambda_fn.cli import main
+from lambda_fn.library_logs import LIBRARY_LOGGERS
 from localkube import LocalKube
+from sandbox.eks_cluster import CLUSTER_NAME
 from sandbox.moto_aws import ACCOUNT, AwsCredentials
 
 Invoke = Callable[..., dict[str, Any]]
@@ -78,3 +83,18 @@ def test_without_the_pin_botocore_would_log_them(
     assert "123456789012-auth-token" in written or base64.b64encode(b"AWS:123456789012-auth-token").decode() in written
     debug_root.clear()
     seen.clear()  # the leak was made on purpose: keep it out of the autouse check after this test
+
+
+def test_a_debug_cli_run_logs_no_credential(
+    kube: LocalKube, credentials: AwsCredentials, debug_root: pytest.LogCaptureFixture
+) -> None:
+    """The CLI pins the same loggers itself: it never loads the Lambda's telemetry."""
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)  # as in a fresh process, before anything pinned them
+    argv = ["refresh", "--cluster", CLUSTER_NAME, "--region", "us-east-1", "--output", "json"]
+    assert main(argv, stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    assert logging.getLogger().level == logging.DEBUG  # anything not pinned would have been captured
+    secrets = credentials_in_play(kube, credentials)
+    assert len(secrets) >= 4
+    assert [secret[:6] for secret in secrets if secret in debug_root.text] == []
+    assert {logging.getLogger(name).level for name in LIBRARY_LOGGERS} == {logging.WARNING}

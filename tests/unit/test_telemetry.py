@@ -7,7 +7,8 @@ import json
 import logging
 
 from lambda_fn.models import NamespaceResult, Outcome, RunSummary
-from lambda_fn.telemetry import LIBRARY_LOGGERS, LOGGED_FAILURES_CAP, summary_for_log
+from lambda_fn.library_logs import LIBRARY_LOGGERS
+from lambda_fn.telemetry import LOGGED_FAILURES_CAP, summary_for_log
 from tests.fakes import NOW
 
 CLOUDWATCH_EVENT_LIMIT = 256 * 1024
