@@ -204,7 +204,7 @@ class DeploymentConfig:
             alarm_topic_arn=reader.matching("alarmTopicArn", TOPIC_ARN, "an SNS topic ARN"),
             expiry_alarm_minutes=reader.number("expiryAlarmMinutes", 120, 10, 660),
             kubernetes_group=reader.kubernetes_group(kubernetes_name(stack_name)),
-            kubernetes_service_account=reader.service_account(),
+            kubernetes_service_account=reader.service_account(kubernetes_name(stack_name)),
             admission_policy=reader.flag("admissionPolicy", default=True),
             run_on_deploy=reader.flag("runOnDeploy", default=True),
             reserved_concurrency=reader.optional_number("reservedConcurrency", 1, 1000),
@@ -431,9 +431,11 @@ class _ContextReader:
             )
         return group or default
 
-    def service_account(self) -> tuple[str, str]:
+    def service_account(self, default: str) -> tuple[str, str]:
+        """`kube-system/<default>` unless given: named by the stack, like the group, so that two stacks
+        serving one cluster never share an identity, nor delete each other's with `kubectl delete -f`."""
         account = self.matching("kubernetesServiceAccount", SERVICE_ACCOUNT, "<namespace>/<name> of a service account")
-        namespace, _, name = (account or "kube-system/ecr-token-refresher").partition("/")
+        namespace, _, name = (account or f"kube-system/{default}").partition("/")
         return namespace, name
 
     def ids(self, key: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:

@@ -76,6 +76,19 @@ def test_two_deployments_in_one_cluster_never_share_an_object_name() -> None:
     assert second[3]["spec"]["policyName"] == "ecr-token-refresher-staging"
 
 
+def test_two_deployments_outside_eks_get_their_own_service_accounts() -> None:
+    onprem = {"clusters": [{"name": "onprem", "kubeconfigSecretArn": SECRET_ARN}], "namespaces": ["team-*"]}
+    first, second = render(config_for(**onprem)), render(config_for(**onprem, stackName="Staging"))
+    accounts = [(m[0]["kind"], m[0]["metadata"]["namespace"], m[0]["metadata"]["name"]) for m in (first, second)]
+    assert accounts == [
+        ("ServiceAccount", "kube-system", "ecr-token-refresher"),
+        ("ServiceAccount", "kube-system", "ecr-token-refresher-staging"),
+    ]
+    assert second[2]["subjects"] == [
+        {"kind": "ServiceAccount", "namespace": "kube-system", "name": "ecr-token-refresher-staging"}
+    ]
+
+
 def test_a_cluster_outside_eks_binds_a_service_account_it_declares() -> None:
     config = config_for(
         clusters=[{"name": "onprem", "kubeconfigSecretArn": SECRET_ARN}],

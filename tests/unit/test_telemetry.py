@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 
-from lambda_fn.models import NamespaceResult, Outcome, RunSummary
 from lambda_fn.library_logs import LIBRARY_LOGGERS
+from lambda_fn.models import NamespaceResult, Outcome, RunSummary
 from lambda_fn.telemetry import LOGGED_FAILURES_CAP, summary_for_log
 from tests.fakes import NOW
 
