@@ -14,6 +14,7 @@ from lambda_fn.errors import ClusterLookupError, ConfigError, CredentialError, R
 from localkube import FaultRule, LocalKube
 from sandbox.eks_cluster import CLUSTER_NAME, local_eks_cluster, refresher_rules
 from sandbox.moto_aws import ACCOUNT, OWN_REGISTRY, REGION, AwsCredentials, MotoAws
+from tests.emf import emf_values
 
 Invoke = Callable[..., dict[str, Any]]
 
@@ -65,12 +66,19 @@ def test_an_expiring_secret_is_updated_in_place_keeping_foreign_data(
     assert [method for method, _ in writes(kube)] == ["PUT"]
 
 
-def test_a_foreign_secret_is_skipped_byte_for_byte(kube: LocalKube, invoke: Invoke) -> None:
+def test_a_foreign_secret_is_skipped_byte_for_byte_and_said_loudly(
+    kube: LocalKube, invoke: Invoke, logs: Callable[[], str]
+) -> None:
     foreign = {"metadata": {"name": "regcred"}, "type": "Opaque", "data": {"token": "c2VjcmV0"}}
     before = kube.store.create("secrets", "default", foreign)
     result = invoke()
     assert outcomes(result) == {"default": "skipped"}
     assert kube.store.get("secrets", "default", "regcred") == before
+    printed = logs()
+    warnings = [json.loads(line) for line in printed.splitlines() if '"level":"WARNING"' in line]
+    assert [(w["foreign_secrets"], w["namespaces"]) for w in warnings] == [(1, ["default"])]
+    assert "1 namespace(s) hold a 'regcred' secret this tool does not manage" in warnings[0]["message"]
+    assert emf_values(printed, "ForeignSecrets") == [1.0]
 
 
 def test_globs_selector_and_exclusions(kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:

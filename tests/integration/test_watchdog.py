@@ -3,7 +3,6 @@ target secret expires, as they stand after the run (0 where a namespace is left 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,19 +11,14 @@ import pytest
 
 from lambda_fn.errors import RefreshFailed
 from localkube import FaultRule, LocalKube
+from tests.emf import emf_values
 
 Invoke = Callable[..., dict[str, Any]]
 TWELVE_HOURS = 12 * 3600
 
 
 def published(printed: str) -> list[float]:
-    """Every SecondsUntilFirstExpiry value in the EMF documents printed so far."""
-    values = []
-    for line in printed.splitlines():
-        if line.startswith('{"_aws"'):
-            document = json.loads(line)
-            values += document.get("SecondsUntilFirstExpiry", [])
-    return values
+    return emf_values(printed, "SecondsUntilFirstExpiry")
 
 
 def test_fresh_secrets_publish_twelve_hours(kube: LocalKube, invoke: Invoke, logs: Callable[[], str]) -> None:
