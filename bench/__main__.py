@@ -27,6 +27,7 @@ from bench.coverage import Coverage, simulate
 from bench.kubectl_recipe import run_recipe
 from bench.measure import run_measured
 from bench.plot import plot
+from bench.terminal import run_on_terminal
 from lambda_fn.k8s.api import PAGE_SIZE
 from localkube import LocalKube, RequestRecord
 from sandbox.eks_cluster import local_eks_cluster
@@ -80,6 +81,7 @@ def main() -> int:
         sweep = bench.concurrency_sweep(args.repeats) if 1000 in args.sizes else {}
         coverage = bench.coverage()
         log_bytes = {size: bench.lambda_log_bytes(size) for size in args.sizes}
+        progress = bench.progress_cost(max(args.sizes), args.repeats)
     elapsed = time.monotonic() - started
     report: dict[str, Any] = {
         "machine": machine(),
@@ -89,11 +91,16 @@ def main() -> int:
         "sweep": sweep,
         "coverage": asdict(coverage),
         "lambda_log_bytes_per_run": log_bytes,
+        "progress_line_wall_s": progress,
     }
     print_report(rows, ratios, sweep, coverage, elapsed=elapsed, concurrency=args.concurrency)
     print(
         "log written per scheduled fresh run (bench/lambda_run.py): "
         + ", ".join(f"N={size}: {count:,} bytes" for size, count in log_bytes.items())
+    )
+    print(
+        f"progress line, forced run at N={max(args.sizes)}, 0 ms, wall s (median of {args.repeats}): on a terminal "
+        f"{statistics.median(progress['terminal']):.2f}, redirected {statistics.median(progress['redirected']):.2f}"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
@@ -133,19 +140,9 @@ class Bench:
             kube.stop()
         return rows
 
-    def refresher(
-        self,
-        kube: LocalKube,
-        cluster_name: str,
-        size: int,
-        latency_ms: int,
-        contestant: str,
-        *flags: str,
-        concurrency: int | None = None,
-    ) -> Row:
-        kube.clear_log()
-        calls_before = self.aws.token_calls
-        command = [
+    def command(self, cluster_name: str, *flags: str, concurrency: int | None = None) -> list[str]:
+        """The CLI as the bench runs it (EKS mode, both registries); `flags` add to it."""
+        return [
             sys.executable,
             "-m",
             "lambda_fn",
@@ -158,10 +155,22 @@ class Bench:
             SECOND_REGISTRY,
             "--concurrency",
             str(concurrency or self.concurrency),
-            "--output",
-            "json",
             *flags,
         ]
+
+    def refresher(
+        self,
+        kube: LocalKube,
+        cluster_name: str,
+        size: int,
+        latency_ms: int,
+        contestant: str,
+        *flags: str,
+        concurrency: int | None = None,
+    ) -> Row:
+        kube.clear_log()
+        calls_before = self.aws.token_calls
+        command = self.command(cluster_name, "--output", "json", *flags, concurrency=concurrency)
         started = time.monotonic()
         done = run_measured(command, env=os.environ | self.aws.environment(self.credentials))
         wall = time.monotonic() - started
@@ -248,6 +257,28 @@ class Bench:
         finally:
             kube.stop()
         return len(done.stdout.encode()) + len(done.stderr.encode())
+
+    def progress_cost(self, size: int, repeats: int) -> dict[str, list[float]]:
+        """Wall seconds of a forced run at `size` namespaces, 0 ms (where drawing weighs most), with the
+        table output on a terminal (the progress line drawn) and redirected to a pipe (not drawn)."""
+        kube, _, name = self.cluster(size, 0)
+        environment = os.environ | self.aws.environment(self.credentials)
+        command = self.command(name, "--output", "table", "--force")
+        found: dict[str, list[float]] = {"terminal": [], "redirected": []}
+        try:
+            self.refresher(kube, name, size, 0, FIRST)
+            for _ in range(repeats):
+                code, wall, written = run_on_terminal(command, env=environment)
+                if code != 0 or f"/{size} namespaces" not in written:
+                    raise SystemExit(f"the run on a terminal failed or drew no progress: {written[-2000:]}")
+                found["terminal"].append(round(wall, 3))
+                started = time.monotonic()
+                if run_measured(command, env=environment).returncode != 0:
+                    raise SystemExit("the redirected run failed")
+                found["redirected"].append(round(time.monotonic() - started, 3))
+        finally:
+            kube.stop()
+        return found
 
     def coverage(self) -> Coverage:
         """Steady state at N=1,000, 20 ms, with NEW_NAMESPACES created since the last run: the delay

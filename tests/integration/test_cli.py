@@ -52,6 +52,31 @@ def test_the_table_is_readable(kube: LocalKube, kubeconfig: str) -> None:
     assert kube.store.find("secrets", "team-a", "regcred") is None
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as a person's stdout and stderr do."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("output", "stdout_is_a_terminal", "drawn"),
+    [("table", True, True), ("json", True, False), ("table", False, False)],
+)
+def test_progress_is_drawn_only_for_a_person_at_a_terminal(
+    kube: LocalKube, kubeconfig: str, output: str, stdout_is_a_terminal: bool, drawn: bool
+) -> None:
+    stdout, stderr = Terminal() if stdout_is_a_terminal else io.StringIO(), Terminal()
+    argv = ["refresh", "--kubeconfig", kubeconfig, "--namespace", "team-*", "--output", output]
+    assert main(argv, stdout=stdout, stderr=stderr) == 0
+    if drawn:
+        assert "\r2/2 namespaces  created 2" in stderr.getvalue()
+        assert stderr.getvalue().endswith("\r" + " " * len("2/2 namespaces  created 2") + "\r")  # line cleared
+    else:
+        assert stderr.getvalue() == ""
+    assert "namespaces  created" not in stdout.getvalue()
+
+
 def test_a_failed_namespace_exits_1(kube: LocalKube, kubeconfig: str) -> None:
     kube.faults.append(FaultRule(path="/namespaces/team-b/", status=500))
     code, out, _ = run_cli("refresh", "--kubeconfig", kubeconfig, "--namespace", "team-*")
