@@ -267,9 +267,11 @@ def test_an_unknown_cluster_names_the_setting_and_writes_nothing(
     assert kube.requests == []
 
 
-@pytest.mark.parametrize("namespaces", ["default", "team-*,default"])
+@pytest.mark.parametrize(
+    ("namespaces", "served"), [("default", "default"), ("team-*,default", "default"), ("team-*", "team-a")]
+)
 def test_a_wrong_cluster_ca_fails_closed(
-    kube: LocalKube, aws: MotoAws, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, namespaces: str
+    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, namespaces: str, served: str
 ) -> None:
     """TLS is verified against the cluster's CA: another CA fails every namespace, no fallback; and
     the endpoint cached by the warm container is forgotten, whether targets are named or listed."""
@@ -283,7 +285,7 @@ def test_a_wrong_cluster_ca_fails_closed(
     with pytest.raises(RefreshFailed):
         invoke()
     assert kube.requests == []
-    assert kube.store.find("secrets", "default", "regcred") is None
+    assert kube.store.find("secrets", served, "regcred") is None
     # The cluster's real CA is back (think: cluster recreated); the warm container asks EKS again.
     cluster.certificate_authority = right_ca
-    assert outcomes(invoke())["default"] == "created"
+    assert outcomes(invoke())[served] == "created"
