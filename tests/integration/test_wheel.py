@@ -4,6 +4,7 @@ and cron line run that command as written."""
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import json
 import os
@@ -88,9 +89,30 @@ def test_the_installed_command_refreshes_a_cluster(installed: Path, kube: LocalK
     assert again["counts"]["unchanged"] == 2
 
 
+def unit(name: str) -> configparser.ConfigParser:
+    """A unit file as systemd reads its sections and keys (no interpolation; a key may repeat)."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign] # systemd keys are case-sensitive
+    parser.read_string((ROOT / "deploy" / "host" / name).read_text())
+    return parser
+
+
+def test_the_systemd_units_say_what_the_readme_promises() -> None:
+    """Parsed, where systemd-analyze may be missing: a oneshot service running the installed command as
+    its own user with no static keys, and a timer every 5 minutes and after boot that starts it."""
+    service, timer = unit("ecr-token-refresher.service"), unit("ecr-token-refresher.timer")
+    assert service["Service"]["Type"] == "oneshot"
+    assert service["Service"]["ExecStart"].startswith("/usr/local/bin/ecr-token-refresher refresh --kubeconfig ")
+    assert service["Service"]["User"] == "ecr-token-refresher"
+    assert "AWS_SECRET_ACCESS_KEY" not in (ROOT / "deploy" / "host" / "env.example").read_text()
+    assert (timer["Timer"]["OnUnitActiveSec"], timer["Timer"]["OnBootSec"]) == ("5min", "2min")
+    assert "Persistent" not in timer["Timer"]  # calendar timers only: it would promise a catch-up it never makes
+    assert timer["Install"]["WantedBy"] == "timers.target"
+
+
 def test_the_systemd_units_verify_against_the_installed_command(installed: Path, tmp_path: Path) -> None:
     if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed")
+        pytest.skip("systemd-analyze is not installed (the units are parsed by the test above)")
     units = ROOT / "deploy" / "host"
     service = (units / "ecr-token-refresher.service").read_text()
     assert "ExecStart=/usr/local/bin/ecr-token-refresher refresh" in service
