@@ -119,6 +119,20 @@ class ClusterRefresher(Construct):
             function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
                 subnet_ids=list(config.subnet_ids), security_group_ids=list(config.security_group_ids)
             )
+        if cluster.is_eks:
+            # `check` in the Lambda judges a private or restricted endpoint against the VPC the function
+            # runs in, read from its own configuration. A policy of its own: the function depends on the
+            # role's default policy, so naming the function's ARN there would make a cycle.
+            iam.Policy(
+                self,
+                "ReadsItsOwnNetwork",
+                roles=[self.role],
+                statements=[
+                    iam.PolicyStatement(
+                        actions=["lambda:GetFunctionConfiguration"], resources=[self.function.function_arn]
+                    )
+                ],
+            )
         self._schedule(config, dead_letter_queue)
         self._code_hash = code_hash
 

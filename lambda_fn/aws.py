@@ -245,6 +245,7 @@ class EksClusterFacts:
     public_endpoint: bool
     private_endpoint: bool
     public_access_cidrs: tuple[str, ...]
+    vpc_id: str | None = None
 
 
 def describe_eks_cluster(
@@ -259,7 +260,21 @@ def describe_eks_cluster(
         public_endpoint=bool(vpc.get("endpointPublicAccess", True)),
         private_endpoint=bool(vpc.get("endpointPrivateAccess", False)),
         public_access_cidrs=tuple(vpc.get("publicAccessCidrs") or ("0.0.0.0/0",)),
+        vpc_id=vpc.get("vpcId") or None,
     )
+
+
+def function_vpc(session: boto3.Session, *, function_name: str, region: str, configs: ConfigSource) -> str | None:
+    """The VPC the function itself runs in (None: outside any VPC), from its own configuration: what
+    decides whether it reaches a private endpoint. ClusterLookupError if it cannot be read."""
+    client = session.client("lambda", region_name=region, config=configs())
+    try:
+        configuration = client.get_function_configuration(FunctionName=function_name)
+    except (ClientError, BotoCoreError) as exc:
+        raise ClusterLookupError(
+            f"the function's own network settings could not be read ({describe_error(exc)})"
+        ) from exc
+    return (configuration.get("VpcConfig") or {}).get("VpcId") or None
 
 
 class AccessEntryMissing(ClusterLookupError):

@@ -22,10 +22,12 @@ from lambda_fn.aws import (
     AccessEntryMissing,
     ConfigSource,
     EcrTokenSource,
+    EksClusterFacts,
     access_entry_groups,
     caller_arn,
     deadline_configs,
     describe_eks_cluster,
+    function_vpc,
 )
 from lambda_fn.config import Settings
 from lambda_fn.credentials import scope_credentials, token_scopes
@@ -132,12 +134,19 @@ def run_check(
     *,
     session: boto3.Session | None = None,
     remaining_seconds: Callable[[], float | None] = lambda: None,
+    function_name: str | None = None,
 ) -> CheckReport:
-    """Every prerequisite of `refresh` for this configuration, in the order a run meets them."""
+    """Every prerequisite of `refresh` for this configuration, in the order a run meets them.
+    `function_name`: the Lambda running it, whose own network decides whether a private endpoint is
+    reachable (None from a laptop)."""
     session = session or boto3.Session(region_name=settings.region)
     name = cluster.secret_id if isinstance(cluster, KubeconfigSecretCluster) else getattr(cluster, "name", None)
     preflight = _Preflight(
-        CheckReport(name or "kubeconfig"), session, settings, deadline_configs(request_budget(remaining_seconds))
+        CheckReport(name or "kubeconfig"),
+        session,
+        settings,
+        deadline_configs(request_budget(remaining_seconds)),
+        function_name,
     )
     arn = preflight.aws_identity()
     credentials = preflight.registry_tokens()
@@ -166,6 +175,7 @@ class _Preflight:
     session: boto3.Session
     settings: Settings
     aws_configs: ConfigSource  # botocore Configs, with timeouts that fit the run
+    function_name: str | None = None  # the Lambda this runs in; None from a laptop
 
     def aws_identity(self) -> str | None:
         try:
@@ -227,25 +237,63 @@ class _Preflight:
             else f"aws eks update-cluster-config --name {name} --access-config authenticationMode=API_AND_CONFIG_MAP "
             "(one way: it cannot be switched back)",
         )
-        if not facts.public_endpoint:
-            report.add(
-                "EKS endpoint",
-                Status.UNKNOWN,
-                "private only: the function must run in the cluster's VPC and reach the endpoint on 443",
-                "deploy with vpcSubnetIds and vpcSecurityGroupIds (README: VPC mode)",
-            )
-        elif facts.public_access_cidrs != ("0.0.0.0/0",):
-            report.add(
-                "EKS endpoint",
-                Status.UNKNOWN,
-                f"public, open to {', '.join(facts.public_access_cidrs)} only: a Lambda outside a VPC has no fixed "
-                "address",
-                "run the function in the VPC, behind a NAT gateway whose address publicAccessCidrs allows",
-            )
-        else:
-            report.add("EKS endpoint", Status.OK, "public")
+        self.endpoint(facts)
         if arn is not None:
             self.access_entry(name, arn)
+
+    def endpoint(self, facts: EksClusterFacts) -> None:
+        """Whether the endpoint is open to the function: a public one to all, else judged against the VPC
+        the function runs in (its own configuration, in the Lambda; from a laptop it cannot be told)."""
+        name, open_to_all = "EKS endpoint", facts.public_access_cidrs == ("0.0.0.0/0",)
+        if facts.public_endpoint and open_to_all:
+            self.report.add(name, Status.OK, "public")
+            return
+        access = (
+            "private only"
+            if not facts.public_endpoint
+            else f"public, open to {', '.join(facts.public_access_cidrs)} only"
+        )
+        vpc_fix = "deploy with vpcSubnetIds and vpcSecurityGroupIds in the cluster's VPC (README: VPC mode)"
+        if self.function_name is None:
+            self.report.add(
+                name,
+                Status.UNKNOWN,
+                f"{access}: the function must run in the cluster's VPC ({facts.vpc_id or 'unknown'}) and reach the "
+                'endpoint on 443; run `check` in the Lambda ({"check": true}) to have it judged',
+                vpc_fix,
+            )
+            return
+        try:
+            vpc = function_vpc(
+                self.session, function_name=self.function_name, region=self.settings.region, configs=self.aws_configs
+            )
+        except ClusterLookupError as exc:
+            self.report.add(name, Status.UNKNOWN, f"{access}; {exc}")
+            return
+        if vpc is not None and vpc == facts.vpc_id and (facts.private_endpoint or not facts.public_endpoint):
+            self.report.add(
+                name,
+                Status.OK,
+                f"{access}; the function runs in the cluster's VPC ({vpc}): the cluster's security group must "
+                "allow 443 from the function's",
+            )
+        elif vpc is None:
+            self.report.add(
+                name,
+                Status.FAILED,
+                f"{access}, and the function runs outside any VPC, with no fixed address: it cannot reach it",
+                vpc_fix
+                if not facts.public_endpoint
+                else vpc_fix + ", behind a NAT gateway whose address publicAccessCidrs allows",
+            )
+        else:
+            self.report.add(
+                name,
+                Status.UNKNOWN,
+                f"{access}; the function runs in {vpc}, the cluster in {facts.vpc_id or 'an unknown VPC'}: reachable "
+                "only through peering, a transit gateway or a NAT gateway whose address publicAccessCidrs allows",
+                vpc_fix,
+            )
 
     def access_entry(self, name: str, arn: str) -> None:
         try:

@@ -29,7 +29,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         settings = settings_for_event(event, Settings.from_env(os.environ, require_cluster=True))
         if requested_check(event):
-            report = run_check(settings, configured_cluster(settings), remaining_seconds=remaining_seconds).to_dict()
+            cluster = configured_cluster(settings)
+            report = run_check(
+                settings, cluster, remaining_seconds=remaining_seconds, function_name=context.function_name
+            ).to_dict()
             logger.info("check finished", extra={"check": report})
             return report
         summary = run_refresh(settings, configured_cluster(settings), remaining_seconds=remaining_seconds)

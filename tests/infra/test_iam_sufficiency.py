@@ -61,6 +61,10 @@ class Deployed:
         prefix = f"Cluster{cluster.replace('-', '')}Refresher"
         return next(name for name in self.of_type("AWS::IAM::Role") if name.startswith(prefix))
 
+    def function(self, cluster: str) -> str:
+        prefix = f"Cluster{cluster.replace('-', '')}Refresher"
+        return next(name for name in self.of_type("AWS::Lambda::Function") if name.startswith(prefix))
+
     def log_group(self, cluster: str) -> str:
         prefix = f"Cluster{cluster.replace('-', '')}Refresher"
         return next(name for name in self.of_type("AWS::Logs::LogGroup") if name.startswith(prefix))
@@ -112,6 +116,7 @@ def runtime_calls(deployed: Deployed, cluster: str) -> list[tuple[str, str]]:
         ("ecr:BatchCheckLayerAvailability", f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/team-a/api"),
         ("eks:DescribeCluster", f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{cluster}"),
         ("eks:DescribeAccessEntry", f"arn:aws:eks:{REGION}:{ACCOUNT}:access-entry/{cluster}/role/{ACCOUNT}/{role}/9e1"),
+        ("lambda:GetFunctionConfiguration", deployed.arn(deployed.function(cluster))),  # check: its own network
     ]
 
 
@@ -124,6 +129,8 @@ def test_the_default_role_allows_every_runtime_call_and_nothing_beside(default_s
         ("logs:CreateLogGroup", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:anything"),
         ("eks:DescribeCluster", f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/other"),
         ("eks:DescribeAccessEntry", f"arn:aws:eks:{REGION}:{ACCOUNT}:access-entry/my-cluster/role/{ACCOUNT}/admin/1"),
+        ("lambda:GetFunctionConfiguration", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other"),
+        ("lambda:UpdateFunctionConfiguration", deployed.arn(deployed.function("my-cluster"))),
         ("ecr:BatchGetImage", f"arn:aws:ecr:{REGION}:999999999999:repository/app"),
         ("ecr:PutImage", f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/team-a/api"),
         ("sts:AssumeRole", PULLER_ROLE),

@@ -15,8 +15,20 @@ from tests.unit.test_aws_errors import StubbedSession
 ROLE = "arn:aws:iam::111122223333:role/refresher"
 
 
-def preflight(cluster: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, tuple[Status, str]]:
+def preflight(
+    cluster: dict[str, Any], entry: dict[str, Any] | None, *, function_vpc: str | Exception | None = None
+) -> dict[str, tuple[Status, str]]:
+    """`function_vpc`: when given, `check` runs in the Lambda `refresher`, whose configuration says this
+    VPC ("" for none) or fails with this error."""
     session = StubbedSession()
+    function_name = None
+    if function_vpc is not None:
+        function_name, functions = "refresher", session.stub("lambda")
+        if isinstance(function_vpc, Exception):
+            functions.add_client_error("get_function_configuration", "AccessDeniedException", str(function_vpc), 403)
+        else:
+            network = {"VpcConfig": {"VpcId": function_vpc, "SubnetIds": [], "SecurityGroupIds": []}}
+            functions.add_response("get_function_configuration", network, {"FunctionName": "refresher"})
     eks = session.stub("eks")
     eks.add_response("describe_cluster", {"cluster": {"name": "prod", **cluster}}, {"name": "prod"})
     request = {"clusterName": "prod", "principalArn": ROLE}
@@ -26,7 +38,8 @@ def preflight(cluster: dict[str, Any], entry: dict[str, Any] | None) -> dict[str
         )
     else:
         eks.add_response("describe_access_entry", {"accessEntry": entry}, request)
-    check = _Preflight(CheckReport("prod"), session, Settings(region="eu-west-1"), unbounded)  # type: ignore[arg-type]
+    settings = Settings(region="eu-west-1")
+    check = _Preflight(CheckReport("prod"), session, settings, unbounded, function_name)  # type: ignore[arg-type]
     check.eks_cluster("prod", ROLE)
     return {f.name: (f.status, f"{f.detail} | {f.fix}") for f in check.report.findings}
 
@@ -64,6 +77,30 @@ def test_an_endpoint_the_function_may_not_reach_is_named(vpc: dict[str, Any], ex
     status, text = preflight({**ACTIVE, "resourcesVpcConfig": vpc}, {})["EKS endpoint"]
     assert status is Status.UNKNOWN
     assert expected in text
+
+
+PRIVATE = {"endpointPublicAccess": False, "endpointPrivateAccess": True, "vpcId": "vpc-cluster"}
+RESTRICTED = {"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"], "vpcId": "vpc-cluster"}
+
+
+@pytest.mark.parametrize(
+    ("vpc", "function_vpc", "status", "expected"),
+    [
+        (PRIVATE, "vpc-cluster", Status.OK, "private only; the function runs in the cluster's VPC (vpc-cluster)"),
+        (PRIVATE, "", Status.FAILED, "private only, and the function runs outside any VPC"),
+        (PRIVATE, "vpc-other", Status.UNKNOWN, "the function runs in vpc-other, the cluster in vpc-cluster"),
+        (RESTRICTED, "", Status.FAILED, "open to 203.0.113.0/24 only, and the function runs outside any VPC"),
+        ({**RESTRICTED, "endpointPrivateAccess": True}, "vpc-cluster", Status.OK, "runs in the cluster's VPC"),
+        (PRIVATE, Exception("not authorized"), Status.UNKNOWN, "network settings could not be read"),
+    ],
+)
+def test_in_the_lambda_the_endpoint_is_judged_against_the_functions_own_vpc(
+    vpc: dict[str, Any], function_vpc: str | Exception, status: Status, expected: str
+) -> None:
+    found, text = preflight({**ACTIVE, "resourcesVpcConfig": vpc}, {}, function_vpc=function_vpc)["EKS endpoint"]
+    assert (found, expected in text) == (status, True), text
+    if status is Status.FAILED:
+        assert "vpcSubnetIds" in text
 
 
 def test_a_missing_access_entry_fails_with_the_command_that_makes_it() -> None:
