@@ -315,6 +315,34 @@ def test_private_endpoint_clusters_put_the_function_in_the_vpc(multi: Synthesize
     )
 
 
+def test_a_cluster_outside_eks_gets_its_own_function_schedule_alarms_and_vpc_mode() -> None:
+    secret = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:onprem-kubeconfig-AbCdEf"
+    _, template = synth(
+        clusters=["prod", {"name": "onprem", "kubeconfigSecretArn": secret}],
+        namespaces=["team-*"],
+        vpcSubnetIds=["subnet-0123456789abcdef0"],
+        vpcSecurityGroupIds=["sg-0123456789abcdef0"],
+    )
+    functions = {
+        name: f for name, f in resources(template, "AWS::Lambda::Function").items() if name.startswith("Cluster")
+    }
+    onprem = next(f for name, f in functions.items() if name.startswith("ClusteronpremRefresher"))
+    assert onprem["Environment"]["Variables"]["KUBECONFIG_SECRET"] == secret
+    assert onprem["VpcConfig"] == {
+        "SubnetIds": ["subnet-0123456789abcdef0"],
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
+    }
+    rules = resources(template, "AWS::Events::Rule")
+    assert sorted(rule["Description"] for rule in rules.values()) == [
+        "ecr-token-refresher for cluster onprem",
+        "ecr-token-refresher for cluster prod",
+    ]
+    alarms = [name.removeprefix("Monitoring") for name in resources(template, "AWS::CloudWatch::Alarm")]
+    for kind in ("Expiry", "FailedNamespaces", "ForeignSecrets", "FunctionErrors"):
+        assert any(name.startswith(f"{kind}onprem") for name in alarms), kind
+    assert [e["ClusterName"] for e in resources(template, "AWS::EKS::AccessEntry").values()] == ["prod"]
+
+
 def test_without_an_alarm_destination_synth_warns(default_stack: Synthesized) -> None:
     stack, _ = default_stack
     warnings = [w.entry.data for w in Annotations.from_stack(stack).find_warning("*", Match.any_value())]
