@@ -36,6 +36,8 @@ from sandbox.moto_aws import AwsCredentials, MotoAws, moto_aws
 SIZES = (100, 1000, 5000)
 LATENCIES_MS = (0, 20)
 SWEEP = (8, 16, 32, 64)
+PAGE_SIZES = (250, 500, 1000, 2000)
+NAMED_SIZES = (1, 4, 16, 100)  # names or a glob: where a GET per namespace stops paying
 PASSWORD_PADDING = 2400  # an ECR password is ~2.4 KB
 SECOND_REGISTRY = "210987654321.dkr.ecr.us-east-1.amazonaws.com"  # same region: one token, two entries
 SCHEDULE_SECONDS = 60.0  # the default schedule (scheduleMinutes=1)
@@ -82,6 +84,8 @@ def main() -> int:
         coverage = bench.coverage()
         log_bytes = {size: bench.lambda_log_bytes(size) for size in args.sizes}
         progress = bench.progress_cost(max(args.sizes), args.repeats)
+        page_sizes = bench.page_sizes(max(args.sizes), args.repeats)
+        names_or_glob = bench.names_or_glob(NAMED_SIZES, args.repeats)
     elapsed = time.monotonic() - started
     report: dict[str, Any] = {
         "machine": machine(),
@@ -92,6 +96,8 @@ def main() -> int:
         "coverage": asdict(coverage),
         "lambda_log_bytes_per_run": log_bytes,
         "progress_line_wall_s": progress,
+        "fresh_run_by_page_size": page_sizes,
+        "fresh_run_names_or_glob": names_or_glob,
     }
     print_report(rows, ratios, sweep, coverage, elapsed=elapsed, concurrency=args.concurrency)
     print(
@@ -101,6 +107,18 @@ def main() -> int:
     print(
         f"progress line, forced run at N={max(args.sizes)}, 0 ms, wall s (median of {args.repeats}): on a terminal "
         f"{statistics.median(progress['terminal']):.2f}, redirected {statistics.median(progress['redirected']):.2f}"
+    )
+    print(
+        f"fresh run at N={max(args.sizes)}, 20 ms, by page size (requests, median core s): "
+        + ", ".join(f"{size}: {f['requests']:.0f} / {f['core_s']:.3f}" for size, f in page_sizes.items())
+    )
+    print(
+        "fresh run, 20 ms, names or a glob (median core s, requests): "
+        + ", ".join(
+            f"N={n}: names {f['names_core_s']:.3f} ({f['names_requests']:.0f}), glob {f['glob_core_s']:.3f} "
+            f"({f['glob_requests']:.0f})"
+            for n, f in names_or_glob.items()
+        )
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
@@ -140,17 +158,18 @@ class Bench:
             kube.stop()
         return rows
 
-    def command(self, cluster_name: str, *flags: str, concurrency: int | None = None) -> list[str]:
-        """The CLI as the bench runs it (EKS mode, both registries); `flags` add to it."""
+    def command(
+        self, cluster_name: str, *flags: str, concurrency: int | None = None, interpreter: tuple[str, ...] = ()
+    ) -> list[str]:
+        """The CLI as the bench runs it (EKS mode, both registries, the glob bench-* unless `flags` name
+        namespaces); `flags` add to it."""
+        targets = [] if "--namespace" in flags else ["--namespace", "bench-*"]
         return [
-            sys.executable,
-            "-m",
-            "lambda_fn",
+            *(interpreter or (sys.executable, "-m", "lambda_fn")),
             "refresh",
             "--cluster",
             cluster_name,
-            "--namespace",
-            "bench-*",
+            *targets,
             "--registry",
             SECOND_REGISTRY,
             "--concurrency",
@@ -167,10 +186,13 @@ class Bench:
         contestant: str,
         *flags: str,
         concurrency: int | None = None,
+        interpreter: tuple[str, ...] = (),
     ) -> Row:
         kube.clear_log()
         calls_before = self.aws.token_calls
-        command = self.command(cluster_name, "--output", "json", *flags, concurrency=concurrency)
+        command = self.command(
+            cluster_name, "--output", "json", *flags, concurrency=concurrency, interpreter=interpreter
+        )
         started = time.monotonic()
         done = run_measured(command, env=os.environ | self.aws.environment(self.credentials))
         wall = time.monotonic() - started
@@ -258,6 +280,47 @@ class Bench:
             kube.stop()
         return len(done.stdout.encode()) + len(done.stderr.encode())
 
+    def page_sizes(self, size: int, repeats: int) -> dict[int, dict[str, float]]:
+        """Fresh runs at `size` namespaces, 20 ms, with each page size in PAGE_SIZES: requests and the
+        median core seconds (the shipped page size is the one that wins here)."""
+        kube, _, name = self.cluster(size, 20)
+        found: dict[int, dict[str, float]] = {}
+        try:
+            self.refresher(kube, name, size, 20, FIRST)
+            for page_size in PAGE_SIZES:
+                rows = [
+                    self.refresher(kube, name, size, 20, FRESH, interpreter=with_page_size(page_size))
+                    for _ in range(repeats)
+                ]
+                found[page_size] = {
+                    "requests": rows[0].requests,
+                    "core_s": statistics.median(row.core_s or 0.0 for row in rows),
+                }
+        finally:
+            kube.stop()
+        return found
+
+    def names_or_glob(self, sizes: tuple[int, ...], repeats: int) -> dict[int, dict[str, float]]:
+        """Fresh runs, 20 ms, serving the same namespaces by their names (a GET each) or by a glob (one
+        list of the namespaces and one of the secrets): median core seconds of each."""
+        found: dict[int, dict[str, float]] = {}
+        for size in sizes:
+            kube, _, name = self.cluster(size, 20)
+            named = [flag for index in range(size) for flag in ("--namespace", f"bench-{index:04d}")]
+            try:
+                self.refresher(kube, name, size, 20, FIRST)
+                by_names = [self.refresher(kube, name, size, 20, FRESH, *named) for _ in range(repeats)]
+                by_glob = [self.refresher(kube, name, size, 20, FRESH) for _ in range(repeats)]
+            finally:
+                kube.stop()
+            found[size] = {
+                "names_core_s": statistics.median(row.core_s or 0.0 for row in by_names),
+                "names_requests": by_names[0].requests,
+                "glob_core_s": statistics.median(row.core_s or 0.0 for row in by_glob),
+                "glob_requests": by_glob[0].requests,
+            }
+        return found
+
     def progress_cost(self, size: int, repeats: int) -> dict[str, list[float]]:
         """Wall seconds of a forced run at `size` namespaces, 0 ms (where drawing weighs most), with the
         table output on a terminal (the progress line drawn) and redirected to a pipe (not drawn)."""
@@ -299,6 +362,15 @@ class Bench:
         finally:
             kube.stop()
         return simulate(SCHEDULE_SECONDS, delays)
+
+
+def with_page_size(page_size: int) -> tuple[str, ...]:
+    """`python -m lambda_fn`, with the list page size set to `page_size` for this measurement only."""
+    code = (
+        f"import lambda_fn.k8s.api as api; api.PAGE_SIZE = {page_size}; "
+        "from lambda_fn.cli import main; raise SystemExit(main())"
+    )
+    return (sys.executable, "-c", code)
 
 
 def log_figures(log: list[RequestRecord]) -> dict[str, Any]:
