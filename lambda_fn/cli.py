@@ -162,16 +162,14 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         "dry_run": args.dry_run or None,
         "force": args.force or None,
     }
-    if args.namespace or args.selector:
-        # One rule everywhere: targeting given here replaces the configured targeting as a whole.
-        changes |= {"namespaces": tuple(args.namespace or ()), "namespace_selector": args.selector}
     if args.registry:
         changes["registries"] = settings.registries + _parse_registries(args.registry)
-    return settings.replace(
-        FLAG_NAMES,
-        source="command line",
-        **{name: value for name, value in changes.items() if value is not None},
-    )
+    given = {name: value for name, value in changes.items() if value is not None}
+    if args.namespace or args.selector:
+        # One rule everywhere: targeting given here replaces the configured targeting as a whole, an
+        # absent selector included (None, which the filter above would have dropped).
+        given |= {"namespaces": tuple(args.namespace or ()), "namespace_selector": args.selector}
+    return settings.replace(FLAG_NAMES, source="command line", **given)
 
 
 def _parse_registries(entries: Sequence[str]) -> tuple[RegistrySpec, ...]:

@@ -333,6 +333,18 @@ def test_a_stolen_token_cannot_overwrite_another_teams_secret(
     )
 
 
+def test_the_rendered_rbac_lists_the_secret_by_name_only(confined: tuple[RealKube, Cluster, Cluster, str]) -> None:
+    """The ClusterRole's `list` with resourceNames: [regcred] admits the cluster-wide list by that name
+    (what every run reads) and nothing wider: the function's own token, the rendered manifest only."""
+    _, _, identity, _ = confined
+    identity.core.list_secret_for_all_namespaces(field_selector="metadata.name=regcred", limit=500)
+    for wider in ({}, {"field_selector": "metadata.name=admin-token"}, {"field_selector": "type=Opaque"}):
+        with pytest.raises(ApiException) as refused:
+            identity.core.list_secret_for_all_namespaces(limit=500, **wider)
+        assert refused.value.status == 403, wider
+        assert 'cannot list resource "secrets"' in (refused.value.body or "")
+
+
 def test_the_kubectl_recipes_secret_is_adopted_under_the_policy(
     confined: tuple[RealKube, Cluster, Cluster, str], invoke: Invoke, tmp_path: Path
 ) -> None:

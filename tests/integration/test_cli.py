@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lambda_fn.cli import main
+from lambda_fn.cli import build_parser, main, settings_from_args
 from localkube import FaultRule, LocalKube
 from sandbox.eks_cluster import CLUSTER_NAME
 
@@ -75,6 +75,22 @@ def test_progress_is_drawn_only_for_a_person_at_a_terminal(
     else:
         assert stderr.getvalue() == ""
     assert "namespaces  created" not in stdout.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("flags", "namespaces", "selector"),
+    [(["--namespace", "default"], ("default",), None), (["--selector", "tier=web"], (), "tier=web")],
+)
+def test_targeting_flags_replace_the_environments_targeting_as_a_whole(
+    flags: list[str], namespaces: tuple[str, ...], selector: str | None
+) -> None:
+    """One override rule everywhere (flags, events): given targeting replaces the configured one whole."""
+    environment = {"AWS_REGION": "eu-west-1", "NAMESPACES": "team-*", "NAMESPACE_SELECTOR": "ecr-pull=enabled"}
+    args = build_parser().parse_args(["refresh", "--kubeconfig", "k", *flags])
+    settings = settings_from_args(args, environment)
+    assert (settings.namespaces, settings.namespace_selector) == (namespaces, selector)
+    untouched = settings_from_args(build_parser().parse_args(["refresh", "--kubeconfig", "k"]), environment)
+    assert (untouched.namespaces, untouched.namespace_selector) == (("team-*",), "ecr-pull=enabled")
 
 
 def test_a_failed_namespace_exits_1(kube: LocalKube, kubeconfig: str) -> None:
