@@ -95,7 +95,7 @@ rbac: $(STAMP) ## print a cluster's RBAC + admission policy for kubectl apply -f
 asset: $(STAMP) ## the Lambda asset's size and cold import time, trimmed or not
 	$(BIN)/python -m bench.asset_footprint
 
-bench: $(STAMP) ## the refresher vs the kubectl cron recipe, 100 to 5,000 namespaces (~21 min)
+bench: $(STAMP) ## the refresher vs the kubectl cron recipe, 100 to 5,000 namespaces (~23 min)
 	$(BIN)/python -m bench
 
 soak: $(STAMP) ## 500 namespaces x 30 runs with random faults; invariants after every run
