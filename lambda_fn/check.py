@@ -491,25 +491,25 @@ class _Preflight:
 
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
             self.report.namespaces = list(pool.map(state_of, targets))
-        refused = [n.namespace for n in self.report.namespaces if n.state == "refused"]
-        if refused:
-            self.report.add(
+        # Namespaces in these states fail `check`: every run would fail there, or leave them without a token.
+        failing = {
+            "refused": (
                 "adoption",
-                Status.FAILED,
-                f"admission refuses adopting the kubectl recipe's secret in {_shown(refused)}: every run would fail "
-                "there",
+                "admission refuses adopting the kubectl recipe's secret in {shown}: every run would fail there",
                 "render the manifest with the deploy's AWS credentials (so that it knows the function's own "
                 'registry) and the current registries, and re-apply it: `make rbac CONTEXT="..." | kubectl apply -f -`',
-            )
-        foreign = [n.namespace for n in self.report.namespaces if n.state == "foreign"]
-        if foreign:
-            self.report.add(
+            ),
+            "foreign": (
                 "foreign secrets",
-                Status.FAILED,
-                f"{len(foreign)} namespace(s) hold a {plan.secret_name!r} secret this tool does not manage "
-                f"({_shown(foreign)}): refresh skips them, and pods there get no fresh token from it",
+                f"{{count}} namespace(s) hold a {plan.secret_name!r} secret this tool does not manage ({{shown}}): "
+                "refresh skips them, and pods there get no fresh token from it",
                 "rename or delete those secrets, or deploy with another secretName",
-            )
+            ),
+        }
+        for state, (name, detail, fix) in failing.items():
+            found = [n.namespace for n in self.report.namespaces if n.state == state]
+            if found:
+                self.report.add(name, Status.FAILED, detail.format(count=len(found), shown=_shown(found)), fix)
 
 
 def _judged(

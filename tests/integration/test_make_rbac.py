@@ -37,18 +37,15 @@ def clone_with_stale_venv(target: Path) -> Path:
     return target
 
 
+def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`argv` (make, or bash with a README line) as a user's shell runs it: not as a child of this make."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=environment, timeout=600, check=True)  # noqa: S603
+
+
 def test_make_rbac_pipes_into_kubectl_apply_while_the_venv_is_set_up(real_kube: RealKube, tmp_path: Path) -> None:
     clone = clone_with_stale_venv(tmp_path / "clone")
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
-    made = subprocess.run(
-        ["make", "rbac", "CONTEXT=clusterName=demo namespaces=mr-* serviceAccounts=default"],  # noqa: S607
-        cwd=clone,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=600,
-        check=True,
-    )
+    made = run(["make", "rbac", "CONTEXT=clusterName=demo namespaces=mr-* serviceAccounts=default"], clone)
     assert "setting up .venv" in made.stderr  # the set-up ran, on stderr
     assert made.stdout.startswith("# ecr-token-refresher for cluster demo")
     kubeconfig = write_kubeconfig(tmp_path / "admin", server=real_kube.url, ca_pem=real_kube.ca_pem, token=ADMIN_TOKEN)
@@ -86,31 +83,14 @@ def readme_command(prefix: str) -> str:
 def test_the_readmes_commands_for_a_cluster_outside_eks_keep_their_json(tmp_path: Path) -> None:
     """`make rbac CONTEXT='clusters=[{...}]'` and `make deploy CDK_ARGS='-c clusters=[{...}]'` as the
     README writes them: the JSON reaches the program with its quotes (a CDK stand-in prints its argv)."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("MAKE")}
-    rbac = subprocess.run(  # noqa: S603 - bash with the README's own line
-        ["bash", "-c", readme_command("make rbac CLUSTER=onprem")],  # noqa: S607
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=True,
-    )
+    rbac = run(["bash", "-c", readme_command("make rbac CLUSTER=onprem")], ROOT)
     assert rbac.stdout.startswith(
         "# ecr-token-refresher for cluster onprem: RBAC and admission policy for ServiceAccount"
     )
     printer = tmp_path / "cdk"
     printer.write_text("#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
     printer.chmod(0o755)
-    deploy = subprocess.run(  # noqa: S603
-        ["bash", "-c", readme_command("make deploy CDK_ARGS='-c clusters=") + f" CDK={printer}"],  # noqa: S607
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=True,
-    )
+    deploy = run(["bash", "-c", readme_command("make deploy CDK_ARGS='-c clusters=") + f" CDK={printer}"], ROOT)
     argv = json.loads(deploy.stdout.splitlines()[-1])
     assert argv[:3] == ["deploy", "--no-notices", "-c"]
     assert json.loads(argv[3].removeprefix("clusters="))[0]["name"] == "onprem"
