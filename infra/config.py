@@ -244,14 +244,14 @@ class _ContextReader:
 
     def _get(self, key: str) -> Any:
         """The value; a JSON list or object given as text is read as JSON, because the CDK CLI passes
-        every `-c key=value` as a string (`-c 'clusters=[{"name": "onprem", ...}]'`)."""
+        every `-c key=value` as a string (`-c 'clusters=[{"name": "onprem", ...}]'`). Other text stays
+        text: a glob may start with `[` too (`namespaces=[a-c]*`)."""
         value = self._context.get(key)
         if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
             try:
                 return json.loads(value)
-            except json.JSONDecodeError as exc:
-                self.problem(key, f"starts like JSON but is not valid JSON ({exc.msg} at character {exc.pos})")
-                return None
+            except json.JSONDecodeError:
+                return value
         return value
 
     def problem(self, key: str, message: str) -> None:
@@ -285,6 +285,9 @@ class _ContextReader:
         entries = self._get("clusters")
         if entries is None or entries == "":
             entries = self.names("clusterName")
+        elif isinstance(entries, str) and entries.lstrip().startswith(("[{", "{")):
+            self.problem("clusters", "starts like a JSON list of objects but is not valid JSON: check its quotes")
+            return ()
         elif isinstance(entries, str):
             entries = self.names("clusters")
         if not isinstance(entries, Sequence) or not entries:
