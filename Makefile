@@ -22,10 +22,12 @@ CDK := node_modules/.bin/cdk
 CDK_ARGS ?=
 # e.g. make rbac CONTEXT="clusterName=prod namespaces=team-* serviceAccounts=default"
 CONTEXT ?=
-# Recipes read these two from the environment, unquoted, with globbing off (`set -f; ... $$CDK_ARGS`):
-# split into words with their quotes kept, so JSON survives (CONTEXT='clusters=[{"name":"onprem",...}]'),
-# where $(CDK_ARGS) would hand the shell the text to parse again and strip every quote inside.
+# Recipes read these two from the environment and split them into words at spaces (`read -a`, globbing
+# off): quotes inside are kept, so JSON survives (CONTEXT='clusters=[{"name":"onprem",...}]'), and a
+# space inside a value is written `\ ` (namespaceSelector=env\ in\ (dev,prod)). $(CDK_ARGS) would hand
+# the shell the text to parse again, and strip every quote inside.
 export CDK_ARGS CONTEXT
+split_words = set -f; read -a $(1) <<<"$$$(2)";
 # e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
 CLUSTER ?=
 
@@ -79,18 +81,18 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 synth: $(STAMP) $(NODE_STAMP) ## cdk synth offline (bundles the function), cdk-nag, cfn-lint; the template stays in cdk.out/
-	set -f; $(CDK) synth --quiet --no-notices $$CDK_ARGS
+	$(call split_words,args,CDK_ARGS) $(CDK) synth --quiet --no-notices "$${args[@]}"
 	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
 	@echo "template: cdk.out/$$(ls cdk.out | grep -m1 'template.json$$'); Kubernetes manifests: $$(cd cdk.out && ls rbac*.yaml | tr '\n' ' ')(or: make rbac)"
 
 bootstrap: $(STAMP) $(NODE_STAMP) ## cdk bootstrap (once per account and region) with the pinned CLI
-	set -f; $(CDK) bootstrap --no-notices $$CDK_ARGS
+	$(call split_words,args,CDK_ARGS) $(CDK) bootstrap --no-notices "$${args[@]}"
 
 deploy: $(STAMP) $(NODE_STAMP) ## cdk deploy with the pinned CLI
-	set -f; $(CDK) deploy --no-notices $$CDK_ARGS
+	$(call split_words,args,CDK_ARGS) $(CDK) deploy --no-notices "$${args[@]}"
 
 rbac: $(STAMP) ## print a cluster's RBAC + admission policy for kubectl apply -f - (CLUSTER=name for one of several)
-	@set -f; $(BIN)/python -m infra.rbac $(if $(CLUSTER),--cluster $(CLUSTER)) $$CONTEXT
+	@$(call split_words,context,CONTEXT) $(BIN)/python -m infra.rbac $(if $(CLUSTER),--cluster $(CLUSTER)) "$${context[@]}"
 
 asset: $(STAMP) ## the Lambda asset's size and cold import time, trimmed or not
 	$(BIN)/python -m bench.asset_footprint

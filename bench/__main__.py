@@ -27,7 +27,7 @@ from bench.coverage import Coverage, simulate
 from bench.kubectl_recipe import run_recipe
 from bench.measure import run_measured
 from bench.plot import plot
-from bench.terminal import run_on_terminal
+from bench.terminal import run_on_terminal, run_redirected
 from lambda_fn.k8s.api import PAGE_SIZE
 from localkube import LocalKube, RequestRecord
 from sandbox.eks_cluster import local_eks_cluster
@@ -105,8 +105,11 @@ def main() -> int:
         + ", ".join(f"N={size}: {count:,} bytes" for size, count in log_bytes.items())
     )
     print(
-        f"progress line, forced run at N={max(args.sizes)}, 0 ms, wall s (median of {args.repeats}): on a terminal "
-        f"{statistics.median(progress['terminal']):.2f}, redirected {statistics.median(progress['redirected']):.2f}"
+        f"progress line, forced run at N={max(args.sizes)}, 0 ms, wall s (median, range of {args.repeats}): "
+        + ", ".join(
+            f"{where} {statistics.median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f})"
+            for where, walls in progress.items()
+        )
     )
     print(
         f"fresh run at N={max(args.sizes)}, 20 ms, by page size (requests, median core s): "
@@ -282,7 +285,7 @@ class Bench:
 
     def page_sizes(self, size: int, repeats: int) -> dict[int, dict[str, float]]:
         """Fresh runs at `size` namespaces, 20 ms, with each page size in PAGE_SIZES: requests and the
-        median core seconds (the shipped page size is the one that wins here)."""
+        median core seconds, the ground for the shipped PAGE_SIZE (README: Performance)."""
         kube, _, name = self.cluster(size, 20)
         found: dict[int, dict[str, float]] = {}
         try:
@@ -323,22 +326,25 @@ class Bench:
 
     def progress_cost(self, size: int, repeats: int) -> dict[str, list[float]]:
         """Wall seconds of a forced run at `size` namespaces, 0 ms (where drawing weighs most), with the
-        table output on a terminal (the progress line drawn) and redirected to a pipe (not drawn)."""
+        table output on a terminal (the progress line drawn) and on pipes (not drawn): the same launcher,
+        the order alternating from one repeat to the next."""
         kube, _, name = self.cluster(size, 0)
         environment = os.environ | self.aws.environment(self.credentials)
         command = self.command(name, "--output", "table", "--force")
         found: dict[str, list[float]] = {"terminal": [], "redirected": []}
         try:
             self.refresher(kube, name, size, 0, FIRST)
-            for _ in range(repeats):
-                code, wall, written = run_on_terminal(command, env=environment)
-                if code != 0 or f"/{size} namespaces" not in written:
-                    raise SystemExit(f"the run on a terminal failed or drew no progress: {written[-2000:]}")
-                found["terminal"].append(round(wall, 3))
-                started = time.monotonic()
-                if run_measured(command, env=environment).returncode != 0:
-                    raise SystemExit("the redirected run failed")
-                found["redirected"].append(round(time.monotonic() - started, 3))
+            for repeat in range(repeats):
+                for where in ("terminal", "redirected")[:: 1 if repeat % 2 == 0 else -1]:
+                    if where == "terminal":
+                        code, wall, written = run_on_terminal(command, env=environment)
+                        if f"/{size} namespaces" not in written:
+                            raise SystemExit(f"no progress line was drawn on the terminal: {written[-2000:]}")
+                    else:
+                        code, wall = run_redirected(command, env=environment)
+                    if code != 0:
+                        raise SystemExit(f"the forced run ({where}) failed")
+                    found[where].append(round(wall, 3))
         finally:
             kube.stop()
         return found

@@ -267,7 +267,9 @@ def describe_eks_cluster(
 def function_vpc(session: boto3.Session, *, function_name: str, region: str, configs: ConfigSource) -> str | None:
     """The VPC the function itself runs in (None: outside any VPC), from its own configuration: what
     decides whether it reaches a private endpoint. ClusterLookupError if it cannot be read."""
-    client = session.client("lambda", region_name=region, config=configs())
+    # One short attempt: in a VPC without a Lambda endpoint, retries would only spend the run's time.
+    once = configs().merge(Config(connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 1}))
+    client = session.client("lambda", region_name=region, config=once)
     try:
         configuration = client.get_function_configuration(FunctionName=function_name)
     except (ClientError, BotoCoreError) as exc:

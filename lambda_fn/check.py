@@ -8,6 +8,7 @@ asked with SelfSubjectAccessReview, which any authenticated user may create and 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -244,23 +245,24 @@ class _Preflight:
     def endpoint(self, facts: EksClusterFacts) -> None:
         """Whether the endpoint is open to the function: a public one to all, else judged against the VPC
         the function runs in (its own configuration, in the Lambda; from a laptop it cannot be told)."""
-        name, open_to_all = "EKS endpoint", facts.public_access_cidrs == ("0.0.0.0/0",)
+        name = "EKS endpoint"
+        open_to_all = any(ipaddress.ip_network(cidr, strict=False).prefixlen == 0 for cidr in facts.public_access_cidrs)
         if facts.public_endpoint and open_to_all:
             self.report.add(name, Status.OK, "public")
             return
-        access = (
-            "private only"
-            if not facts.public_endpoint
-            else f"public, open to {', '.join(facts.public_access_cidrs)} only"
-        )
-        vpc_fix = "deploy with vpcSubnetIds and vpcSecurityGroupIds in the cluster's VPC (README: VPC mode)"
+        cidrs = ", ".join(facts.public_access_cidrs)
+        access = "private only" if not facts.public_endpoint else f"public, open to {cidrs} only"
+        in_vpc_fix = "deploy with vpcSubnetIds and vpcSecurityGroupIds in the cluster's VPC (README: VPC mode)"
+        nat_fix = "a NAT gateway whose address publicAccessCidrs allows"
+        fix = in_vpc_fix if not facts.public_endpoint else f"{in_vpc_fix}, with private access on or {nat_fix}"
         if self.function_name is None:
             self.report.add(
                 name,
                 Status.UNKNOWN,
-                f"{access}: the function must run in the cluster's VPC ({facts.vpc_id or 'unknown'}) and reach the "
-                'endpoint on 443; run `check` in the Lambda ({"check": true}) to have it judged',
-                vpc_fix,
+                f"{access}: the function must reach it from the cluster's VPC ({facts.vpc_id or 'unknown'})"
+                + ("" if not facts.public_endpoint else f" or through {nat_fix}")
+                + '; run `check` in the Lambda ({"check": true}) to have it judged',
+                fix,
             )
             return
         try:
@@ -268,31 +270,21 @@ class _Preflight:
                 self.session, function_name=self.function_name, region=self.settings.region, configs=self.aws_configs
             )
         except ClusterLookupError as exc:
-            self.report.add(name, Status.UNKNOWN, f"{access}; {exc}")
+            self.report.add(name, Status.UNKNOWN, f"{access}; {exc}", "in VPC mode, give the subnets a Lambda endpoint")
             return
-        if vpc is not None and vpc == facts.vpc_id and (facts.private_endpoint or not facts.public_endpoint):
-            self.report.add(
-                name,
-                Status.OK,
-                f"{access}; the function runs in the cluster's VPC ({vpc}): the cluster's security group must "
-                "allow 443 from the function's",
-            )
-        elif vpc is None:
-            self.report.add(
-                name,
-                Status.FAILED,
-                f"{access}, and the function runs outside any VPC, with no fixed address: it cannot reach it",
-                vpc_fix
-                if not facts.public_endpoint
-                else vpc_fix + ", behind a NAT gateway whose address publicAccessCidrs allows",
-            )
+        if vpc is None:
+            detail = f"{access}, and the function runs outside any VPC, with no fixed address: it cannot reach it"
+            self.report.add(name, Status.FAILED, detail, fix)
+        elif vpc == facts.vpc_id and facts.private_endpoint:
+            detail = f"{access}; the function runs in the cluster's VPC ({vpc}) and reaches the private endpoint"
+            self.report.add(name, Status.OK, detail + ": the cluster's security group must allow 443 from it")
+        elif vpc == facts.vpc_id:
+            detail = f"{access}, private access off; the function runs in the cluster's VPC ({vpc})"
+            self.report.add(name, Status.UNKNOWN, f"{detail}: it reaches the endpoint only through {nat_fix}", fix)
         else:
+            detail = f"{access}; the function runs in {vpc}, the cluster in {facts.vpc_id or 'an unknown VPC'}"
             self.report.add(
-                name,
-                Status.UNKNOWN,
-                f"{access}; the function runs in {vpc}, the cluster in {facts.vpc_id or 'an unknown VPC'}: reachable "
-                "only through peering, a transit gateway or a NAT gateway whose address publicAccessCidrs allows",
-                vpc_fix,
+                name, Status.UNKNOWN, f"{detail}: reachable only through peering, a transit gateway or {nat_fix}", fix
             )
 
     def access_entry(self, name: str, arn: str) -> None:

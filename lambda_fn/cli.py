@@ -152,9 +152,6 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     """The environment's settings with the flags applied; ConfigError names the flags."""
     settings = Settings.from_env(environ, require_cluster=False)
     changes: dict[str, Any] = {
-        "cluster_name": args.cluster,
-        "kubeconfig_secret": args.kubeconfig_secret,
-        "kubeconfig_context": args.context if args.kubeconfig_secret else None,
         "exclude_namespaces": tuple(args.exclude) if args.exclude else None,
         "secret_name": args.secret_name,
         "service_accounts": tuple(args.service_account) if args.service_account else None,
@@ -165,6 +162,12 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     if args.registry:
         changes["registries"] = settings.registries + _parse_registries(args.registry)
     given = {name: value for name, value in changes.items() if value is not None}
+    # The cluster is one choice too: a flag for it replaces the environment's whole way of reaching one
+    # (else KUBECONFIG_SECRET in the environment would win over --cluster, as it does in the Lambda).
+    if args.cluster:
+        given |= {"cluster_name": args.cluster, "kubeconfig_secret": None, "kubeconfig_context": None}
+    elif args.kubeconfig_secret:
+        given |= {"kubeconfig_secret": args.kubeconfig_secret, "kubeconfig_context": args.context}
     if args.namespace or args.selector:
         # One rule everywhere: targeting given here replaces the configured targeting as a whole, an
         # absent selector included (None, which the filter above would have dropped).

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from lambda_fn.cli import build_parser, main, settings_from_args
+from lambda_fn.runner import EksCluster, configured_cluster
 from localkube import FaultRule, LocalKube
 from sandbox.eks_cluster import CLUSTER_NAME
 
@@ -91,6 +92,25 @@ def test_targeting_flags_replace_the_environments_targeting_as_a_whole(
     assert (settings.namespaces, settings.namespace_selector) == (namespaces, selector)
     untouched = settings_from_args(build_parser().parse_args(["refresh", "--kubeconfig", "k"]), environment)
     assert (untouched.namespaces, untouched.namespace_selector) == (("team-*",), "ecr-pull=enabled")
+
+
+@pytest.mark.parametrize(
+    ("flags", "cluster", "secret", "context"),
+    [
+        (["--cluster", "prod"], "prod", None, None),
+        (["--kubeconfig-secret", "other"], None, "other", None),
+        (["--kubeconfig-secret", "other", "--context", "b"], None, "other", "b"),
+    ],
+)
+def test_a_cluster_flag_replaces_the_environments_way_to_the_cluster(
+    flags: list[str], cluster: str | None, secret: str | None, context: str | None
+) -> None:
+    """KUBECONFIG_SECRET (and its context) in the environment never wins over a cluster chosen by flag."""
+    environment = {"AWS_REGION": "eu-west-1", "KUBECONFIG_SECRET": "onprem-kubeconfig", "KUBECONFIG_CONTEXT": "a"}
+    settings = settings_from_args(build_parser().parse_args(["refresh", *flags]), environment)
+    assert (settings.kubeconfig_secret, settings.kubeconfig_context) == (secret, context)
+    if cluster:
+        assert configured_cluster(settings) == EksCluster(cluster)
 
 
 def test_a_failed_namespace_exits_1(kube: LocalKube, kubeconfig: str) -> None:

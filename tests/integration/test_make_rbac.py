@@ -95,3 +95,5 @@ def test_the_readmes_commands_for_a_cluster_outside_eks_keep_their_json(tmp_path
     assert argv[:3] == ["deploy", "--no-notices", "-c"]
     assert json.loads(argv[3].removeprefix("clusters="))[0]["name"] == "onprem"
     assert argv[4:] == ["-c", "namespaces=team-*"]
+    spaced = run(["make", "bootstrap", r"CDK_ARGS=-c namespaceSelector=env\ in\ (dev,prod)", f"CDK={printer}"], ROOT)
+    assert json.loads(spaced.stdout.splitlines()[-1])[-2:] == ["-c", "namespaceSelector=env in (dev,prod)"]

@@ -91,6 +91,8 @@ RESTRICTED = {"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/2
         (PRIVATE, "vpc-other", Status.UNKNOWN, "the function runs in vpc-other, the cluster in vpc-cluster"),
         (RESTRICTED, "", Status.FAILED, "open to 203.0.113.0/24 only, and the function runs outside any VPC"),
         ({**RESTRICTED, "endpointPrivateAccess": True}, "vpc-cluster", Status.OK, "runs in the cluster's VPC"),
+        (RESTRICTED, "vpc-cluster", Status.UNKNOWN, "private access off; the function runs in the cluster's VPC"),
+        ({**RESTRICTED, "publicAccessCidrs": ["203.0.113.0/24", "0.0.0.0/0"]}, "", Status.OK, "public"),
         (PRIVATE, Exception("not authorized"), Status.UNKNOWN, "network settings could not be read"),
     ],
 )
