@@ -249,9 +249,12 @@ class _ContextReader:
         value = self._context.get(key)
         if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
             try:
-                return json.loads(value)
+                parsed = json.loads(value)
             except json.JSONDecodeError:
                 return value
+            # A list of names or cluster objects; anything else (`[12]`, a glob that happens to be JSON) is text.
+            if isinstance(parsed, list) and all(isinstance(item, str | dict) for item in parsed):
+                return parsed
         return value
 
     def problem(self, key: str, message: str) -> None:
@@ -286,7 +289,11 @@ class _ContextReader:
         if entries is None or entries == "":
             entries = self.names("clusterName")
         elif isinstance(entries, str) and entries.lstrip().startswith(("[{", "{")):
-            self.problem("clusters", "starts like a JSON list of objects but is not valid JSON: check its quotes")
+            self.problem(
+                "clusters",
+                'not a JSON list of cluster names or objects: write e.g. [{"name":"onprem","kubeconfigSecretArn":'
+                '"arn:..."}], with its quotes',
+            )
             return ()
         elif isinstance(entries, str):
             entries = self.names("clusters")

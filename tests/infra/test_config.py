@@ -117,8 +117,10 @@ def test_json_from_the_command_line_is_read_as_json() -> None:
     config = config_for(clusters=f'[{{"name": "onprem", "kubeconfigSecretArn": "{SECRET_ARN}"}}]', namespaces='["a-*"]')
     assert config.clusters == (Cluster("onprem", SECRET_ARN, manage_access_entry=False),)
     assert config.settings.namespaces == ("a-*",)
-    assert "clusters: starts like a JSON list of objects but is not valid JSON" in problems(clusters='[{"name": x}]')
+    for broken in ('[{"name": x}]', '{"name": "onprem"}'):
+        assert "clusters: not a JSON list of cluster names or objects" in problems(clusters=broken)
     assert config_for(namespaces="[a-c]*,default").settings.namespaces == ("[a-c]*", "default")  # a glob, not JSON
+    assert config_for(namespaces="[12]").settings.namespaces == ("[12]",)  # valid JSON, but a glob
 
 
 def test_clusters_by_name_by_kubeconfig_and_with_entries_managed_elsewhere() -> None:
