@@ -19,6 +19,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,18 +139,22 @@ class Bench:
     scratch: Path
     concurrency: int
 
-    def cluster(self, size: int, latency_ms: int) -> tuple[LocalKube, Path, str]:
-        """A local EKS cluster with `size` namespaces: the refresher reaches it as the Lambda does (EKS
-        mode: DescribeCluster, bearer token); kubectl through a kubeconfig with the admin token."""
+    @contextmanager
+    def cluster(self, size: int, latency_ms: int) -> Iterator[tuple[LocalKube, Path, str]]:
+        """A local EKS cluster with `size` namespaces, stopped on leaving: the refresher reaches it as the
+        Lambda does (EKS mode: DescribeCluster, bearer token); kubectl through a kubeconfig with the admin
+        token."""
         name = f"bench-{latency_ms}ms-{size}-{next(CLUSTER_NUMBERS)}"
         kube = local_eks_cluster(self.aws, self.credentials, cluster_name=name, latency=latency_ms / 1000)
-        for index in range(size):
-            kube.store.add_namespace(f"bench-{index:04d}")
-        return kube, kube.write_kubeconfig(self.scratch / "kubeconfig", token="admin-token"), name
+        try:
+            for index in range(size):
+                kube.store.add_namespace(f"bench-{index:04d}")
+            yield kube, kube.write_kubeconfig(self.scratch / "kubeconfig", token="admin-token"), name
+        finally:
+            kube.stop()
 
     def measure(self, size: int, latency_ms: int, args: argparse.Namespace) -> list[Row]:
-        kube, kubeconfig, name = self.cluster(size, latency_ms)
-        try:
+        with self.cluster(size, latency_ms) as (kube, kubeconfig, name):
             rows = [
                 self.refresher(kube, name, size, latency_ms, FIRST),
                 self.refresher(kube, name, size, latency_ms, FRESH),
@@ -157,8 +163,6 @@ class Bench:
             # kubectl last: it finds every secret in place, as in steady state, and shows the gap.
             if size <= args.baseline_max and (latency_ms > 0 or size <= 100):
                 rows.insert(0, self.kubectl(kube, kubeconfig, size, latency_ms))
-        finally:
-            kube.stop()
         return rows
 
     def command(
@@ -239,12 +243,9 @@ class Bench:
         """kubectl's wall time over the refresher's first run, N=1,000, 20 ms, `repeats` times."""
         ratios = []
         for _ in range(repeats):
-            kube, kubeconfig, name = self.cluster(1000, 20)
-            try:
+            with self.cluster(1000, 20) as (kube, kubeconfig, name):
                 first = self.refresher(kube, name, 1000, 20, FIRST)
                 recipe = self.kubectl(kube, kubeconfig, 1000, 20)
-            finally:
-                kube.stop()
             ratios.append(round(recipe.wall_s / first.wall_s, 1))
         return ratios
 
@@ -254,18 +255,14 @@ class Bench:
         for concurrency in SWEEP:
             results[concurrency] = []
             for _ in range(repeats):
-                kube, _, name = self.cluster(1000, 20)
-                try:
+                with self.cluster(1000, 20) as (kube, _, name):
                     row = self.refresher(kube, name, 1000, 20, "sweep", concurrency=concurrency)
-                finally:
-                    kube.stop()
                 results[concurrency].append(row.core_s or 0.0)
         return results
 
     def lambda_log_bytes(self, size: int) -> int:
         """What one scheduled fresh run at `size` namespaces writes to its log (bench/lambda_run.py)."""
-        kube, _, name = self.cluster(size, 0)
-        try:
+        with self.cluster(size, 0) as (kube, _, name):
             self.refresher(kube, name, size, 0, FIRST)
             environment = os.environ | self.aws.environment(self.credentials)
             environment |= {
@@ -279,16 +276,13 @@ class Bench:
             done = run_measured([sys.executable, "-m", "bench.lambda_run"], env=environment)
             if done.returncode != 0:
                 raise SystemExit(f"the Lambda run failed at N={size}: {done.stderr[-2000:]}")
-        finally:
-            kube.stop()
         return len(done.stdout.encode()) + len(done.stderr.encode())
 
     def page_sizes(self, size: int, repeats: int) -> dict[int, dict[str, float]]:
         """Fresh runs at `size` namespaces, 20 ms, with each page size in PAGE_SIZES: requests and the
         median core seconds, the ground for the shipped PAGE_SIZE (README: Performance)."""
-        kube, _, name = self.cluster(size, 20)
-        found: dict[int, dict[str, float]] = {}
-        try:
+        with self.cluster(size, 20) as (kube, _, name):
+            found: dict[int, dict[str, float]] = {}
             self.refresher(kube, name, size, 20, FIRST)
             for page_size in PAGE_SIZES:
                 rows = [
@@ -297,10 +291,8 @@ class Bench:
                 ]
                 found[page_size] = {
                     "requests": rows[0].requests,
-                    "core_s": statistics.median(row.core_s or 0.0 for row in rows),
+                    "core_s": median_core(rows),
                 }
-        finally:
-            kube.stop()
         return found
 
     def names_or_glob(self, sizes: tuple[int, ...], repeats: int) -> dict[int, dict[str, float]]:
@@ -308,18 +300,15 @@ class Bench:
         list of the namespaces and one of the secrets): median core seconds of each."""
         found: dict[int, dict[str, float]] = {}
         for size in sizes:
-            kube, _, name = self.cluster(size, 20)
-            named = [flag for index in range(size) for flag in ("--namespace", f"bench-{index:04d}")]
-            try:
+            with self.cluster(size, 20) as (kube, _, name):
+                named = [flag for index in range(size) for flag in ("--namespace", f"bench-{index:04d}")]
                 self.refresher(kube, name, size, 20, FIRST)
                 by_names = [self.refresher(kube, name, size, 20, FRESH, *named) for _ in range(repeats)]
                 by_glob = [self.refresher(kube, name, size, 20, FRESH) for _ in range(repeats)]
-            finally:
-                kube.stop()
             found[size] = {
-                "names_core_s": statistics.median(row.core_s or 0.0 for row in by_names),
+                "names_core_s": median_core(by_names),
                 "names_requests": by_names[0].requests,
-                "glob_core_s": statistics.median(row.core_s or 0.0 for row in by_glob),
+                "glob_core_s": median_core(by_glob),
                 "glob_requests": by_glob[0].requests,
             }
         return found
@@ -328,11 +317,10 @@ class Bench:
         """Wall seconds of a forced run at `size` namespaces, 0 ms (where drawing weighs most), with the
         table output on a terminal (the progress line drawn) and on pipes (not drawn): the same launcher,
         the order alternating from one repeat to the next."""
-        kube, _, name = self.cluster(size, 0)
-        environment = os.environ | self.aws.environment(self.credentials)
-        command = self.command(name, "--output", "table", "--force")
-        found: dict[str, list[float]] = {"terminal": [], "redirected": []}
-        try:
+        with self.cluster(size, 0) as (kube, _, name):
+            environment = os.environ | self.aws.environment(self.credentials)
+            command = self.command(name, "--output", "table", "--force")
+            found: dict[str, list[float]] = {"terminal": [], "redirected": []}
             self.refresher(kube, name, size, 0, FIRST)
             for repeat in range(repeats):
                 for where in ("terminal", "redirected")[:: 1 if repeat % 2 == 0 else -1]:
@@ -345,15 +333,12 @@ class Bench:
                     if code != 0:
                         raise SystemExit(f"the forced run ({where}) failed")
                     found[where].append(round(wall, 3))
-        finally:
-            kube.stop()
         return found
 
     def coverage(self) -> Coverage:
         """Steady state at N=1,000, 20 ms, with NEW_NAMESPACES created since the last run: the delay
         from a run's start to each new namespace's secret, fed to the simulated schedule."""
-        kube, _, name = self.cluster(1000, 20)
-        try:
+        with self.cluster(1000, 20) as (kube, _, name):
             self.refresher(kube, name, 1000, 20, FIRST)
             for index in range(NEW_NAMESPACES):
                 kube.store.add_namespace(f"bench-new-{index:02d}")
@@ -365,9 +350,11 @@ class Bench:
                 for record in kube.requests
                 if record.method == "POST" and record.status == 201 and "/bench-new-" in record.path
             ]
-        finally:
-            kube.stop()
         return simulate(SCHEDULE_SECONDS, delays)
+
+
+def median_core(rows: list[Row]) -> float:
+    return statistics.median(row.core_s or 0.0 for row in rows)
 
 
 def with_page_size(page_size: int) -> tuple[str, ...]:

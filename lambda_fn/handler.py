@@ -28,14 +28,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     try:
         settings = settings_for_event(event, Settings.from_env(os.environ, require_cluster=True))
+        cluster = configured_cluster(settings)
         if requested_check(event):
-            cluster = configured_cluster(settings)
             report = run_check(
                 settings, cluster, remaining_seconds=remaining_seconds, function_name=context.function_name
             ).to_dict()
             logger.info("check finished", extra={"check": report})
             return report
-        summary = run_refresh(settings, configured_cluster(settings), remaining_seconds=remaining_seconds)
+        summary = run_refresh(settings, cluster, remaining_seconds=remaining_seconds)
     except RefresherError as exc:
         logger.error("refresh not run", extra={"error": str(exc), "error_type": type(exc).__name__})
         raise

@@ -36,8 +36,9 @@ from lambda_fn.errors import (
 )
 from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
 
-# Measured with `make bench` (N=5,000, 20 ms, fresh run): 500 a page took 1.2-1.6 s, 1,000 took 0.74-0.78 s;
-# 2,000 saved no more for a larger peak on both sides.
+# Measured with `make bench` (fresh run, N=5,000, 20 ms, median core s): 500 a page 1.07, 1,000 0.79,
+# 2,000 0.58. 1,000 bounds each response kube-apiserver builds once a minute (~0.9 MB of metadata);
+# 2,000 would save 0.2 s a run at that size (README: Performance).
 PAGE_SIZE = 1000
 # (connect, read) seconds for one attempt at most; less when the deadline is nearer.
 REQUEST_TIMEOUT = (5.0, 15.0)
