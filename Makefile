@@ -9,9 +9,13 @@ STAMP := $(VENV)/.installed
 # and the Lambda bundle (cp313, arm64 or x86_64) both install from them with --require-hashes.
 LOCK := $(abspath $(BIN))/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 --no-header
 # $(1): a tree holding the inputs; the runtime lock first, then the dev lock constrained by it.
+# installer.lock: uv alone, at the lock's pin, the one thing a venv's own pip installs (no resolving);
+# build.lock: the wheel's build backend at the lock's pin, for `uv build --require-hashes` on a host.
 compile_locks = cd $(1) \
 	&& $(LOCK) -c constraints.txt -o lambda_fn/requirements.lock lambda_fn/requirements.txt \
-	&& $(LOCK) -c lambda_fn/requirements.lock -o requirements.lock requirements.txt
+	&& $(LOCK) -c lambda_fn/requirements.lock -o requirements.lock requirements.txt \
+	&& echo uv | $(LOCK) -c requirements.lock -o installer.lock - \
+	&& echo setuptools | $(LOCK) -c requirements.lock -o build.lock -
 
 NODE_STAMP := node_modules/.installed
 # CDK offline: no telemetry, no notices; jsii's end-of-life notice for Node 20 silenced.
@@ -31,15 +35,23 @@ split_words = set -f; read -a $(1) <<<"$$$(2)";
 # e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
 CLUSTER ?=
 
-.PHONY: demo test test-apiserver e2e bootstrap lint lock lock-check format unit integration synth deploy rbac asset bench soak clean
+.PHONY: demo test test-apiserver e2e bootstrap lint lock lock-check format unit integration synth deploy destroy install rbac asset bench soak clean
 
 # Set-up talks on stderr only, so that `make rbac ... | kubectl apply -f -` gets nothing but the manifest.
 # Only the committed locks drive the install: make never regenerates them behind your back.
-$(STAMP): requirements.lock lambda_fn/requirements.lock
+# The install is the lock, exactly: the venv's pip (whatever version venv ships) installs only the hashed
+# uv pin, with --no-deps, so it resolves nothing; `uv pip sync` then makes the venv equal to the lock,
+# resolving nothing either. aws-cdk-lib and aws-cdk.cloud-assembly-schema both ship
+# aws_cdk/cloud_assembly_schema/__init__.py and the last one written wins; jsii needs aws-cdk-lib's,
+# so aws-cdk-lib is written again, alone, last (tests/infra/test_install.py fails on the other copy).
+UV = $(BIN)/uv pip
+$(STAMP): requirements.lock lambda_fn/requirements.lock installer.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3" >&2; exit 2; }
 	@echo "setting up $(VENV) (first run: a few minutes)" >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
-	@$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r installer.lock >&2
+	@$(UV) sync --quiet --python $(BIN)/python --require-hashes requirements.lock >&2
+	@$(UV) install --quiet --python $(BIN)/python --no-deps --require-hashes --reinstall-package aws-cdk-lib -r requirements.lock >&2
 	@touch $@
 
 demo: $(STAMP) ## run the real handler against moto + the local Kubernetes API, twice
@@ -65,12 +77,14 @@ lock: $(STAMP) ## after editing requirements.txt, lambda_fn/requirements.txt or 
 
 lock-check: $(STAMP) ## fail when a committed lock no longer matches its inputs
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir -p "$$tmp/lambda_fn" \
-	  && cp requirements.txt constraints.txt requirements.lock "$$tmp/" \
+	  && cp requirements.txt constraints.txt *.lock "$$tmp/" \
 	  && cp lambda_fn/requirements.txt lambda_fn/requirements.lock "$$tmp/lambda_fn/" \
 	  && ( $(call compile_locks,"$$tmp") ) \
 	  && diff -u lambda_fn/requirements.lock "$$tmp/lambda_fn/requirements.lock" \
 	  && diff -u requirements.lock "$$tmp/requirements.lock" \
-	  || { echo "stale lock: run make lock and commit both .lock files" >&2; exit 1; }
+	  && diff -u installer.lock "$$tmp/installer.lock" \
+	  && diff -u build.lock "$$tmp/build.lock" \
+	  || { echo "stale lock: run make lock and commit the four .lock files" >&2; exit 1; }
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -90,6 +104,13 @@ bootstrap: $(STAMP) $(NODE_STAMP) ## cdk bootstrap (once per account and region)
 
 deploy: $(STAMP) $(NODE_STAMP) ## cdk deploy with the pinned CLI
 	$(call split_words,args,CDK_ARGS) $(CDK) deploy --no-notices "$${args[@]}"
+
+destroy: $(STAMP) $(NODE_STAMP) ## cdk destroy with the pinned CLI (the same CDK_ARGS as the deploy)
+	$(call split_words,args,CDK_ARGS) $(CDK) destroy --no-notices "$${args[@]}"
+
+# e.g. sudo make install (PREFIX=/opt/ecr-token-refresher BINDIR=/usr/local/bin): needs only python3 >= 3.11
+install: ## the CLI on a host: a root-owned venv holding exactly lambda_fn/requirements.lock, then this package
+	PYTHON=$(PYTHON) deploy/host/install.sh
 
 rbac: $(STAMP) ## print a cluster's RBAC + admission policy for kubectl apply -f - (CLUSTER=name for one of several)
 	@$(call split_words,context,CONTEXT) $(BIN)/python -m infra.rbac $(if $(CLUSTER),--cluster $(CLUSTER)) "$${context[@]}"

@@ -114,7 +114,7 @@ class Soak:
         if secret["metadata"].get("labels", {}).get(MANAGED_BY_LABEL):
             soon = (datetime.now(UTC) + timedelta(minutes=30)).isoformat(timespec="seconds")
             secret["metadata"]["annotations"][EXPIRES_AT_ANNOTATION] = soon
-            self.kube.store.replace("secrets", namespace, "regcred", secret)
+            self.kube.store.replace("secrets", namespace, "regcred", secret, manager="ecr-token-refresher")
 
     def inject_faults(self) -> None:
         names = [ns["metadata"]["name"] for ns in self.kube.store.namespaces()]

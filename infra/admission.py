@@ -39,6 +39,7 @@ from lambda_fn.models import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     NAME_RULE,
+    SCOPE_RULE,
     TargetSpec,
 )
 from lambda_fn.targets import DEFAULT_EXCLUSIONS
@@ -177,6 +178,16 @@ def validations(config: DeploymentConfig) -> list[dict[str, str]]:
             "or adopt the kubectl recipe's pull secret for one registry served here",
         },
         {
+            # The shape the refresher writes and nothing more: one key, of a size a login per served
+            # registry fills (an ECR login is ~5.7 KB of JSON, ~7.6 KB in base64), so a stolen token cannot
+            # plant another key or a large payload in the secret every target namespace pulls with.
+            "expression": f"{writing}(has(object.data) && object.data.size() == 1 && "
+            f"{_cel(DOCKERCONFIGJSON_KEY)} in object.data && "
+            f"size(dyn(object.data[{_cel(DOCKERCONFIGJSON_KEY)}])) <= {data_cap(config)})",
+            "message": f"the secret must hold exactly one data key, {DOCKERCONFIGJSON_KEY}, of at most "
+            f"{data_cap(config)} bytes ({DATA_BYTES_PER_REGISTRY} per served registry)",
+        },
+        {
             "expression": f"{writing}!object.?immutable.orValue(false)",
             "message": "this identity may not make a secret immutable (no later renewal could change it)",
         },
@@ -194,6 +205,15 @@ def validations(config: DeploymentConfig) -> list[dict[str, str]]:
     ]
 
 
+# Room for one registry's login in `.dockerconfigjson`, base64 as stored: ~7.6 KB measured, with margin.
+DATA_BYTES_PER_REGISTRY = 10240
+
+
+def data_cap(config: DeploymentConfig) -> int:
+    served = len(config.settings.registries) + config.settings.include_own_registry
+    return DATA_BYTES_PER_REGISTRY * served
+
+
 def unchanged(path: str) -> str:
     """CEL true when an update leaves `path` as it was: has() on both sides, as an absent field and a
     present one differ while two absent ones do not."""
@@ -203,8 +223,7 @@ def unchanged(path: str) -> str:
 
 SCOPE_VALIDATION = {
     "expression": "variables.inScope",
-    "message": "this identity may only write in its target namespaces (the configured names, globs and selector, "
-    "less the exclusions and kube-*)",
+    "message": f"{SCOPE_RULE} (the configured names, globs and selector, less the exclusions and kube-*)",
 }
 OWNERSHIP = ["ownerReferences", "finalizers"]
 UNCHANGED = ["automountServiceAccountToken", "secrets"]

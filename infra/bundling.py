@@ -96,6 +96,8 @@ def bundle_into(
             "--implementation",
             "cp",
             "--no-compile",
+            # The lock is complete: resolving here could pick an unpinned release for an extra.
+            "--no-deps",
             "--require-hashes",
             "-r",
             str(LOCK),

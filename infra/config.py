@@ -220,6 +220,17 @@ class DeploymentConfig:
                 f"a run every {config.schedule_minutes} min with refreshThresholdMinutes={threshold} could let a "
                 f"token expire: keep scheduleMinutes + {SCHEDULE_MARGIN_MINUTES} <= refreshThresholdMinutes",
             )
+        # After every healthy run each secret has more than the refresh threshold left (those at or
+        # under it were renewed), so the watchdog's threshold must sit below it, a schedule period and a
+        # margin lower, or a correct `unchanged` steady state alarms every cycle.
+        alarm_ceiling = threshold - config.schedule_minutes - SCHEDULE_MARGIN_MINUTES
+        if config.expiry_alarm_minutes > alarm_ceiling:
+            reader.problem(
+                "expiryAlarmMinutes",
+                f"{config.expiry_alarm_minutes} would alarm in a healthy steady state: secrets are renewed when "
+                f"refreshThresholdMinutes={threshold} remain; keep expiryAlarmMinutes <= refreshThresholdMinutes - "
+                f"scheduleMinutes - {SCHEDULE_MARGIN_MINUTES} (here {alarm_ceiling}) or raise refreshThresholdMinutes",
+            )
         if bool(config.subnet_ids) != bool(config.security_group_ids):
             reader.problem("vpcSubnetIds", "set vpcSubnetIds and vpcSecurityGroupIds together (private endpoints)")
         if config.alarm_email and config.alarm_topic_arn:

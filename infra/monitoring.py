@@ -17,7 +17,7 @@ from constructs import Construct
 
 from infra.config import DeploymentConfig
 from infra.refresher import ClusterRefresher
-from lambda_fn.telemetry import EXPIRY_METRIC, METRICS_NAMESPACE, SERVICE
+from lambda_fn.telemetry import EXPIRY_METRIC, METRICS_NAMESPACE
 
 # The expiry watchdog alarms after this many periods in a row below its threshold or without data.
 WATCHDOG_PERIODS = 3
@@ -35,6 +35,8 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = self._topic(config)
+        # Every metric and alarm carries the stack (the functions set POWERTOOLS_SERVICE_NAME to it).
+        self.service = config.stack_name
         # One failed run is enough to alarm; a period of at least 5 minutes smooths a 1-minute schedule.
         self.period = Duration.minutes(max(config.schedule_minutes, 5))
         self.alarms: list[cloudwatch.Alarm] = []
@@ -100,7 +102,7 @@ class Monitoring(Construct):
         return cloudwatch.Metric(
             namespace=METRICS_NAMESPACE,
             metric_name=name,
-            dimensions_map={"cluster": cluster, "service": SERVICE},
+            dimensions_map={"cluster": cluster, "service": self.service},
             statistic=statistic,
             period=self.period,
         )
@@ -155,8 +157,9 @@ class Monitoring(Construct):
 
     def _dashboard(self, refreshers: Sequence[ClusterRefresher]) -> cloudwatch.Dashboard:
         def search(metric_name: str, statistic: str) -> str:
-            # Every cluster's series (the function's EMF dimensions: cluster, service).
-            return f"SEARCH('{{{METRICS_NAMESPACE},cluster,service}} MetricName=\"{metric_name}\"', '{statistic}', 300)"
+            # Every cluster's series of this stack (the function's EMF dimensions: cluster, service = stack).
+            query = f'{{{METRICS_NAMESPACE},cluster,service}} service="{self.service}" MetricName="{metric_name}"'
+            return f"SEARCH('{query}', '{statistic}', 300)"
 
         def outcome(name: str) -> cloudwatch.IMetric:
             return cloudwatch.MathExpression(

@@ -32,6 +32,7 @@ from lambda_fn.aws import (
 )
 from lambda_fn.config import Settings
 from lambda_fn.credentials import scope_credentials, token_scopes
+from lambda_fn.decisions import Action, RefreshPlan, Registries, decide, desired_secret, recorded_expiry
 from lambda_fn.errors import (
     AlreadyExists,
     ClusterLookupError,
@@ -55,7 +56,7 @@ from lambda_fn.models import (
     RegistryCredential,
     SecretState,
 )
-from lambda_fn.refresher import Action, RefreshPlan, Registries, decide, desired_secret, explain, recorded_expiry
+from lambda_fn.refresher import explain
 from lambda_fn.runner import Cluster, EksCluster, KubeconfigSecretCluster, connection_for, request_budget, utc_now
 from lambda_fn.targets import Target, narrow_targets, resolve_targets
 

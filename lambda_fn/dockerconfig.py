@@ -1,4 +1,4 @@
-"""The `.dockerconfigjson` payload: build ours, merge it into what a secret already holds."""
+"""The `.dockerconfigjson` payload: build ours, read what a secret holds, know the kubectl recipe's."""
 
 from __future__ import annotations
 
@@ -54,16 +54,11 @@ def recipe_host(encoded: str | None) -> str | None:
     return match[1].decode(errors="replace") if match else None
 
 
-def merge_dockerconfigjson(
-    existing: str | None, credentials: Sequence[RegistryCredential], *, retired_hosts: Iterable[str] = ()
-) -> str:
-    """Base64 `.dockerconfigjson` with our entries set, entries of other registries kept.
+def build_dockerconfigjson(credentials: Sequence[RegistryCredential]) -> str:
+    """Base64 `.dockerconfigjson` holding exactly the served registries' logins.
 
-    `retired_hosts` are hosts this tool wrote before but no longer serves: their stale tokens go.
+    Nothing of what the secret held before is kept: a managed secret is this tool's alone, so an entry
+    someone added (a planted registry, a stale login) is removed at the next write.
     """
-    auths = dict(read_auths(existing) or {})
-    for host in retired_hosts:
-        auths.pop(host, None)
-    auths.update(build_auths(credentials))
-    payload = json.dumps({"auths": auths}, separators=(",", ":"), sort_keys=True)
+    payload = json.dumps({"auths": build_auths(credentials)}, separators=(",", ":"), sort_keys=True)
     return base64.b64encode(payload.encode()).decode()

@@ -8,12 +8,32 @@ a password or a `.dockerconfigjson`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 # What a misplaced value may look like and still be echoed: short, one line, no spaces or quotes. A
 # kubeconfig, a token or a password pasted into a name's place is described, never shown.
 ECHOABLE = re.compile(r"[\w.:/@*?=,+\[\]!-]{0,80}")
+
+
+# Runs of 32 or more token characters with upper case, lower case and digits: bearer tokens, JWTs,
+# `k8s-aws-v1.` tokens, ECR passwords, base64 `.dockerconfigjson`. Names, paths and UIDs lack the mix.
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_.-]{32,}")
+REDACTED = "<redacted>"
+
+
+def redact(text: str, credentials: Iterable[str] = ()) -> str:
+    """`text` without the credentials given and without anything shaped like a token."""
+    for credential in credentials:
+        if len(credential) >= 8:
+            text = text.replace(credential, REDACTED)
+    return TOKEN_LIKE.sub(_redact_token_like, text)
+
+
+def _redact_token_like(match: re.Match[str]) -> str:
+    run = match[0]
+    mixed = any(c.isupper() for c in run) and any(c.islower() for c in run) and any(c.isdigit() for c in run)
+    return REDACTED if mixed else run
 
 
 class RefresherError(Exception):

@@ -16,12 +16,18 @@ ANNOTATION_PREFIX = "ecr-token-refresher/"
 REFRESHED_AT_ANNOTATION = ANNOTATION_PREFIX + "refreshed-at"
 EXPIRES_AT_ANNOTATION = ANNOTATION_PREFIX + "expires-at"
 REGISTRIES_ANNOTATION = ANNOTATION_PREFIX + "registries"
+# The field manager every write of this tool names (`?fieldManager=`): the API server records, per manager,
+# the fields it last changed and when (managedFields), which is how a write by anyone else is noticed.
+FIELD_MANAGER = "ecr-token-refresher"
 DOCKERCONFIGJSON_TYPE = "kubernetes.io/dockerconfigjson"
 DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
 GLOB_CHARS = frozenset("*?[")
 # The shipped admission policy's answer to a secret under another name (infra/admission.py). `check` knows
 # the policy by it: a 422 from some other policy proves nothing about this identity's confinement.
 NAME_RULE = "this identity may only write the secret named {}"
+# The start of its answer to a write outside the target namespaces. The policy reads namespace labels from
+# the API server's cache, so right after a namespace is created or labelled this answer can be transient.
+SCOPE_RULE = "this identity may only write in its target namespaces"
 
 
 def is_glob(pattern: str) -> bool:
@@ -55,6 +61,8 @@ class Outcome(StrEnum):
     UPDATED = "updated"
     # A same-named secret that the kubectl recipe made (only ECR hosts we serve): renewed and labelled.
     ADOPTED = "adopted"
+    # A managed secret someone else wrote since this tool's last write (managedFields): rewritten whole.
+    REPAIRED = "repaired"
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"
     FAILED = "failed"
@@ -86,13 +94,29 @@ class NamespaceInfo:
     terminating: bool = False
 
 
+FieldPath = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    """One entry of an object's managedFields, as the API server recorded it: who (the field manager, a
+    name the client chooses), the fields it changed last (`("data", ".dockerconfigjson")`,
+    `("metadata", "annotations", key)`, ...) and when (server time, which no client can set)."""
+
+    manager: str
+    time: datetime | None
+    fields: frozenset[FieldPath] = frozenset()
+    operation: str = "Update"
+
+
 @dataclass(frozen=True)
 class SecretState:
     """A Secret as read from or written to the API; `data` values are base64, as on the wire.
 
     `data` is None when only the metadata was read (a list by name): type and data are then unknown.
     `raw` is the whole object as read; an update writes it back with only our changes, so owner
-    references, finalizers and fields this tool does not know survive.
+    references, finalizers and fields this tool does not know survive. `writes` is the server's record of
+    who changed which fields when (managedFields); None when the server sent none.
     """
 
     name: str
@@ -104,6 +128,7 @@ class SecretState:
     resource_version: str | None = None
     immutable: bool = False
     raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    writes: tuple[WriteRecord, ...] | None = field(default=None, compare=False)
 
     @property
     def managed(self) -> bool:
@@ -151,21 +176,37 @@ class RunSummary:
     results: tuple[NamespaceResult, ...]
     errors: tuple[str, ...]
     duration_seconds: float
+    # False when the run could not list the target namespaces: the results then cover only some of them.
+    targets_known: bool = True
 
     @property
     def counts(self) -> dict[str, int]:
         tally = Counter(result.outcome for result in self.results)
         return {outcome.value: tally.get(outcome, 0) for outcome in Outcome}
 
+    def earliest_expiry(self) -> datetime | None:
+        """When the first of the served namespaces' secrets expires, as they stand after the run; None
+        when one is left without a (known) secret, or nothing is known (`seconds_until_first_expiry`)."""
+        served = [r.expires_at for r in self.results if r.outcome is not Outcome.SKIPPED]
+        if None in served or not served:
+            return None
+        return min(moment for moment in served if moment is not None)
+
     def seconds_until_first_expiry(self, now: datetime) -> float | None:
         """How long until the first of the served namespaces' secrets expires, as they stand after the
-        run: 0 if one is left without a (known) secret; None when no namespace is served."""
+        run. Never more than is known: 0 if one is left without a (known) secret, or if the targets could
+        not be listed and no secret could be read; None only when the targets are known and none is served."""
         served = [r.expires_at for r in self.results if r.outcome is not Outcome.SKIPPED]
         if not served:
-            return None
-        if None in served:
-            return 0.0
-        return max(0.0, min((moment - now).total_seconds() for moment in served if moment is not None))
+            return None if self.targets_known else 0.0
+        earliest = self.earliest_expiry()
+        return 0.0 if earliest is None else max(0.0, (earliest - now).total_seconds())
+
+    @property
+    def failures(self) -> int:
+        """Namespaces that failed, plus one when the target namespaces could not be listed (how many were
+        missed is unknown, but never none)."""
+        return len(self.failed_namespaces) + (not self.targets_known)
 
     @property
     def foreign_namespaces(self) -> tuple[str, ...]:
@@ -189,7 +230,14 @@ class RunSummary:
             "registries": list(self.registries),
             "token_expires_at": self.token_expires_at.isoformat() if self.token_expires_at else None,
             "counts": self.counts,
+            "targets_known": self.targets_known,
+            "earliest_expiry": _iso(self.earliest_expiry()),
+            "foreign": len(self.foreign_namespaces),
             "errors": list(self.errors),
             "namespaces": [result.to_dict() for result in self.results],
             "duration_seconds": round(self.duration_seconds, 3),
         }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

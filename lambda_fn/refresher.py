@@ -17,238 +17,33 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from enum import Enum
+from dataclasses import replace
+from datetime import datetime
 from typing import TypeVar
 
-from lambda_fn.config import TOKEN_LIFETIME, Settings
-from lambda_fn.dockerconfig import merge_dockerconfigjson, read_auths, recipe_host
+from lambda_fn.decisions import Action, RefreshPlan, Registries, Verdict, decide, desired_secret, recorded_expiry
 from lambda_fn.errors import (
     AlreadyExists,
     Conflict,
     Forbidden,
+    Invalid,
     KubernetesError,
     NamespaceTerminating,
     NotFound,
     Unauthorized,
 )
-from lambda_fn.models import (
-    DOCKERCONFIGJSON_KEY,
-    DOCKERCONFIGJSON_TYPE,
-    EXPIRES_AT_ANNOTATION,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    REFRESHED_AT_ANNOTATION,
-    REGISTRIES_ANNOTATION,
-    NamespaceResult,
-    Outcome,
-    RegistryCredential,
-    RunSummary,
-    SecretState,
-    TargetSpec,
-)
+from lambda_fn.models import SCOPE_RULE, NamespaceResult, Outcome, RegistryCredential, RunSummary, SecretState
 from lambda_fn.ports import ClusterApi
 from lambda_fn.targets import Target, narrow_targets, resolve_targets
 
 # A write that meets a concurrent writer re-reads and tries again, this many times in all.
 MAX_WRITE_ATTEMPTS = 3
+# The admission policy judges the namespace from the API server's cache of namespace labels: a write
+# right after a namespace is created or labelled can be refused (measured: admitted a median 9.9 ms
+# later behind a second apiserver). Such a refusal is tried once more after this long.
+SCOPE_RETRY_SECONDS = 1.0
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RefreshPlan:
-    """What to write where: the part of Settings the core needs."""
-
-    secret_name: str
-    targets: TargetSpec
-    service_accounts: tuple[str, ...]
-    refresh_threshold: timedelta
-    max_concurrency: int
-    deadline_margin: timedelta
-    dry_run: bool
-    force: bool
-    adopt_existing: bool
-    narrowing: TargetSpec | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RefreshPlan:
-        return cls(
-            secret_name=settings.secret_name,
-            targets=settings.targets,
-            service_accounts=settings.service_accounts,
-            refresh_threshold=settings.refresh_threshold,
-            max_concurrency=settings.max_concurrency,
-            deadline_margin=settings.deadline_margin,
-            dry_run=settings.dry_run,
-            force=settings.force,
-            adopt_existing=settings.adopt_existing,
-            narrowing=settings.narrowing,
-        )
-
-
-class Action(Enum):
-    CREATE = "create"
-    UPDATE = "update"
-    ADOPT = "adopt"
-    READ = "read in full"  # the metadata alone cannot settle it
-    DONE = "done"  # nothing to write: the verdict's outcome stands
-
-
-@dataclass(frozen=True)
-class Verdict:
-    action: Action
-    outcome: Outcome | None = None  # how the namespace ends once `action` is done; None for READ
-    reason: str = ""
-    foreign: bool = False  # a same-named secret this tool does not manage, left alone
-
-
-@dataclass(frozen=True)
-class Registries:
-    """The credentials of one run, and what the registries annotation records for them."""
-
-    credentials: tuple[RegistryCredential, ...]
-
-    @property
-    def annotation(self) -> str:
-        return ",".join(credential.scope for credential in self.credentials)
-
-    @property
-    def hosts(self) -> frozenset[str]:
-        return frozenset(credential.host for credential in self.credentials)
-
-    @property
-    def expires_at(self) -> datetime:
-        return min(credential.expires_at for credential in self.credentials)
-
-
-def decide(
-    state: SecretState | None,
-    registries: Registries,
-    plan: RefreshPlan,
-    *,
-    now: datetime,
-) -> Verdict:
-    """What to do with one namespace's secret, from its state as read (metadata only or whole)."""
-    if state is None:
-        return Verdict(Action.CREATE, Outcome.CREATED)
-    if state.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
-        return _foreign(state, registries, plan)
-    if state.type is not None and state.type != DOCKERCONFIGJSON_TYPE:
-        return Verdict(
-            Action.DONE,
-            Outcome.FAILED,
-            f"the managed secret has type {state.type!r}, which cannot be changed in place; "
-            "delete it and the next run recreates it",
-        )
-    if not plan.force and _is_fresh(state, registries, plan.refresh_threshold, now=now):
-        return Verdict(Action.DONE, Outcome.UNCHANGED)
-    if state.data is None:
-        return Verdict(Action.READ)
-    if state.immutable:
-        return Verdict(
-            Action.DONE,
-            Outcome.FAILED,
-            "the secret is marked immutable, so its token cannot be renewed in place; delete it (the next run "
-            "recreates it) and do not set `immutable` on it",
-        )
-    return Verdict(Action.UPDATE, Outcome.UPDATED, _registry_change(state, registries))
-
-
-def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> Verdict:
-    """A same-named secret without our label: the kubectl recipe's (adopt it), or someone else's."""
-    unlabelled = f"a secret named {state.name!r} exists without the label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
-    if not plan.adopt_existing:
-        return Verdict(Action.DONE, Outcome.SKIPPED, f"{unlabelled}; left untouched (adoption is off)", foreign=True)
-    if state.data is None:
-        return Verdict(Action.READ)
-    host = recipe_host(state.data.get(DOCKERCONFIGJSON_KEY))
-    if state.type == DOCKERCONFIGJSON_TYPE and not state.immutable and host in registries.hosts:
-        return Verdict(Action.ADOPT, Outcome.ADOPTED, f"the kubectl recipe's secret for {host}")
-    return Verdict(
-        Action.DONE,
-        Outcome.SKIPPED,
-        f"{unlabelled} and is not the kubectl recipe's pull secret for an ECR registry served here (one compact "
-        "`auths` entry, as `kubectl create secret docker-registry` writes it); left untouched",
-        foreign=True,
-    )
-
-
-def _is_fresh(state: SecretState, registries: Registries, threshold: timedelta, *, now: datetime) -> bool:
-    """Same registries and roles, all present in the data (when read), and more than the threshold left."""
-    if state.annotations.get(REGISTRIES_ANNOTATION) != registries.annotation:
-        return False
-    if state.data is not None:
-        auths = read_auths(state.data.get(DOCKERCONFIGJSON_KEY)) or {}
-        if not registries.hosts <= set(auths):
-            return False
-    expires_at = recorded_expiry(state)
-    return expires_at is not None and expires_at - now > threshold
-
-
-def recorded_expiry(state: SecretState | None) -> datetime | None:
-    """When a managed secret's token expires, from its annotations; None if it is not ours or unreadable.
-
-    Never trusted beyond 12 hours after the recorded refresh: an edited annotation cannot keep a stale
-    token in place for longer than one threshold period.
-    """
-    if state is None or state.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
-        return None
-    expires_at = _timestamp(state.annotations.get(EXPIRES_AT_ANNOTATION))
-    refreshed_at = _timestamp(state.annotations.get(REFRESHED_AT_ANNOTATION))
-    if expires_at is None or refreshed_at is None:
-        return None
-    return min(expires_at, refreshed_at + TOKEN_LIFETIME)
-
-
-def _timestamp(text: str | None) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text or "")
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
-def _registry_change(state: SecretState, registries: Registries) -> str:
-    """Names the hosts an update adds and retires (empty when only the token is renewed)."""
-    before = set(recorded_hosts(state))
-    added, retired = sorted(registries.hosts - before), sorted(before - registries.hosts)
-    parts = [f"adds {', '.join(added)}"] * bool(added and before) + [f"retires {', '.join(retired)}"] * bool(retired)
-    return "registries changed: " + "; ".join(parts) if parts else ""
-
-
-def recorded_hosts(state: SecretState) -> list[str]:
-    """The hosts this tool wrote last time, from the registries annotation (`host` or `host=role`)."""
-    entries = state.annotations.get(REGISTRIES_ANNOTATION, "").split(",")
-    return [entry.partition("=")[0] for entry in entries if entry]
-
-
-def desired_secret(
-    state: SecretState | None,
-    registries: Registries,
-    *,
-    namespace: str,
-    secret_name: str,
-    now: datetime,
-) -> SecretState:
-    """Ours set, everything else of `state` (labels, annotations, other auths, the raw object) kept."""
-    old = state or SecretState(secret_name, namespace, DOCKERCONFIGJSON_TYPE)
-    data = old.data or {}
-    retired = set(recorded_hosts(old)) - registries.hosts
-    payload = merge_dockerconfigjson(data.get(DOCKERCONFIGJSON_KEY), registries.credentials, retired_hosts=retired)
-    return replace(
-        old,
-        type=DOCKERCONFIGJSON_TYPE,
-        labels={**old.labels, MANAGED_BY_LABEL: MANAGED_BY_VALUE},
-        annotations={
-            **old.annotations,
-            REFRESHED_AT_ANNOTATION: now.isoformat(timespec="seconds"),
-            EXPIRES_AT_ANNOTATION: registries.expires_at.isoformat(timespec="seconds"),
-            REGISTRIES_ANNOTATION: registries.annotation,
-        },
-        data={**data, DOCKERCONFIGJSON_KEY: payload},
-    )
 
 
 def renew_pull_secrets(
@@ -270,14 +65,16 @@ def renew_pull_secrets(
     """
     started = time.monotonic()
     errors: list[str] = []
+    targets_known = True
     with ThreadPoolExecutor(max_workers=1) as lister:
         # The secrets are listed while the namespaces are: one list's round trips hide the other's.
         listing = lister.submit(_listed_states, cluster, plan.secret_name) if plan.targets.discovers else None
         try:
             targets = resolve_targets(cluster, plan.targets)
         except KubernetesError as exc:
-            errors.append(f"could not list namespaces: {explain(exc)}")
+            errors.append(f"could not list namespaces, so the globs and selector reached none: {explain(exc)}")
             targets = [Target(name, named=True) for name in sorted(set(plan.targets.names))]
+            targets_known = False
         if plan.narrowing is not None:
             targets = narrow_targets(cluster, targets, plan.narrowing)
         states: dict[str, SecretState] | None = None
@@ -326,6 +123,7 @@ def renew_pull_secrets(
         results=results,
         errors=tuple(errors),
         duration_seconds=time.monotonic() - started,
+        targets_known=targets_known,
     )
 
 
@@ -471,10 +269,7 @@ class _NamespaceRenewer:
             state, self._registries, namespace=namespace, secret_name=self._plan.secret_name, now=self._now()
         )
         try:
-            if state is None:
-                self._cluster.create_secret(desired)
-            else:
-                self._cluster.replace_secret(desired)
+            self._send(desired, create=state is None)
         except (AlreadyExists, Conflict):
             return None
         except NotFound:
@@ -483,6 +278,21 @@ class _NamespaceRenewer:
             return None  # deleted since it was read: create it on the next try
         self._expiry[namespace] = self._registries.expires_at
         return verdict
+
+    def _send(self, secret: SecretState, *, create: bool) -> None:
+        """The create or update; a refusal by the policy's namespace rule is tried once more, a second later."""
+        write = self._cluster.create_secret if create else self._cluster.replace_secret
+        try:
+            write(secret)
+        except Invalid as exc:
+            remaining = self._remaining_seconds()
+            enough_time = (
+                remaining is None or remaining > SCOPE_RETRY_SECONDS + self._plan.deadline_margin.total_seconds()
+            )
+            if SCOPE_RULE not in str(exc) or not enough_time:
+                raise
+            time.sleep(SCOPE_RETRY_SECONDS)
+            write(secret)
 
     def _add_to_service_accounts(self, namespace: str) -> tuple[str, ...]:
         """Add the secret to each configured service account present here; keep its other entries."""

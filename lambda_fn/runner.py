@@ -18,6 +18,7 @@ from lambda_fn.aws import (
 )
 from lambda_fn.config import CLUSTER_REQUIRED, Settings
 from lambda_fn.credentials import fetch_registry_credentials
+from lambda_fn.decisions import RefreshPlan
 from lambda_fn.errors import ConfigError, Problem
 from lambda_fn.k8s import (
     Connection,
@@ -27,7 +28,7 @@ from lambda_fn.k8s import (
     kubeconfig_file_connection,
 )
 from lambda_fn.models import NamespaceResult, RunSummary
-from lambda_fn.refresher import RefreshPlan, renew_pull_secrets
+from lambda_fn.refresher import renew_pull_secrets
 
 # Module level on purpose: a warm Lambda container reuses DescribeCluster's answer.
 CLUSTERS = ClusterDirectory()

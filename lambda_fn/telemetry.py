@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections import Counter
 from datetime import datetime
@@ -14,11 +15,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from lambda_fn.library_logs import pin_library_loggers
 from lambda_fn.models import Outcome, RunSummary
 
+# The `service` dimension of every metric and the `service` key of every log line. The stack sets
+# POWERTOOLS_SERVICE_NAME to its own name, so two stacks on one cluster never share a metric series (nor
+# watch each other's); the CLI, which publishes no metrics, logs under this default.
 SERVICE = "ecr-token-refresher"
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE
 METRICS_NAMESPACE = "EcrTokenRefresher"
 # The watchdog's metric: seconds until the first target secret expires, as they stand after the run.
 EXPIRY_METRIC = "SecondsUntilFirstExpiry"
-# Published when no namespace is served: nothing can expire sooner than a fresh token would.
+# Published when the targets are known and none is served: nothing can expire sooner than a fresh token.
 NOTHING_TO_EXPIRE_SECONDS = 12 * 3600
 # A CloudWatch Logs event holds 256 KB: the summary line lists the first failures and the first other
 # namespaces, and counts failures by reason, so it stays far below that however many namespaces fail.
@@ -37,9 +42,9 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 # stderr, so the CLI's stdout carries only its table or JSON; Lambda sends both to CloudWatch.
-logger = Logger(service=SERVICE, logger_handler=_StderrHandler())
-metrics = Metrics(service=SERVICE, namespace=METRICS_NAMESPACE)
-tracer = Tracer(service=SERVICE)
+logger = Logger(service=SERVICE_NAME, logger_handler=_StderrHandler())
+metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
+tracer = Tracer(service=SERVICE_NAME)
 pin_library_loggers()
 
 
@@ -55,7 +60,8 @@ def publish_run(summary: RunSummary, *, now: datetime) -> None:
             extra={"foreign_secrets": len(foreign), "namespaces": list(foreign[:LOGGED_OTHERS_CAP])},
         )
     metrics.add_dimension(name="cluster", value=summary.cluster)
-    for outcome, count in summary.counts.items():
+    counts = summary.counts | {Outcome.FAILED.value: summary.failures}
+    for outcome, count in counts.items():
         metrics.add_metric(name=f"Namespaces{outcome.capitalize()}", unit=MetricUnit.Count, value=count)
     metrics.add_metric(name="ForeignSecrets", unit=MetricUnit.Count, value=len(foreign))
     metrics.add_metric(name="RunErrors", unit=MetricUnit.Count, value=len(summary.errors))

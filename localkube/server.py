@@ -24,6 +24,7 @@ from localkube.eks_auth import EksTokenAuthenticator, TokenRejected
 from localkube.faults import FaultRule
 from localkube.kubeconfig import write_kubeconfig
 from localkube.listing import list_answer, named_in_field_selector
+from localkube.managed_fields import manager_of
 from localkube.patching import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -313,7 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
             user.authorize("list", resource, namespace, named_in_field_selector(query))
             return 200, _object_list(store, resource, namespace, query, accept)
         user.authorize(VERBS.get(self.command, "get"), resource, namespace, name)
-        return _Resource(store, resource, namespace, name).serve(self.command, query, body, content_type)
+        manager = manager_of(query, self.headers.get("User-Agent"))
+        return _Resource(store, resource, namespace, name, manager).serve(self.command, query, body, content_type)
 
 
 def _namespaces(
@@ -361,18 +363,26 @@ class _Resource:
     resource: str
     namespace: str
     name: str | None
+    manager: str
 
     def serve(self, method: str, query: dict[str, str], body: bytes, content_type: str | None) -> tuple[int, Any]:
         dry_run = _dry_run(method, query)
         if method == "POST" and self.name is None:
-            return 201, self.store.create(self.resource, self.namespace, _json(body, content_type), dry_run=dry_run)
+            return 201, self.store.create(
+                self.resource, self.namespace, _json(body, content_type), dry_run=dry_run, manager=self.manager
+            )
         if self.name is None:
             return 405, method_not_allowed().body()
         if method == "GET":
             return 200, self.store.get(self.resource, self.namespace, self.name)
         if method == "PUT":
             return 200, self.store.replace(
-                self.resource, self.namespace, self.name, _json(body, content_type), dry_run=dry_run
+                self.resource,
+                self.namespace,
+                self.name,
+                _json(body, content_type),
+                dry_run=dry_run,
+                manager=self.manager,
             )
         if method == "DELETE":
             if dry_run:
@@ -410,13 +420,15 @@ class _Resource:
         if current is None:
             if content_type != APPLY_PATCH:
                 raise not_found(self.resource, self.name)
-            return 201, self.store.create(self.resource, self.namespace, patch, dry_run=_dry_run("PATCH", query))
+            return 201, self.store.create(
+                self.resource, self.namespace, patch, dry_run=_dry_run("PATCH", query), manager=self.manager
+            )
         patched = apply_patch(content_type, current, patch)
         # A resourceVersion in the patch is a precondition, as in kube-apiserver.
         if patched.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
             raise conflict(self.resource, self.name)
         return 200, self.store.replace(
-            self.resource, self.namespace, self.name, patched, dry_run=_dry_run("PATCH", query)
+            self.resource, self.namespace, self.name, patched, dry_run=_dry_run("PATCH", query), manager=self.manager
         )
 
 

@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from localkube.managed_fields import recorded
 from localkube.status import StatusError, already_exists, bad_request, conflict, invalid, not_found
 
 KINDS = {"secrets": "Secret", "serviceaccounts": "ServiceAccount", "namespaces": "Namespace"}
@@ -140,8 +141,11 @@ class Store:
             stored = self._objects.get((resource, namespace, name))
             return copy.deepcopy(stored) if stored is not None else None
 
-    def create(self, resource: str, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        """POST; a dry run is validated and answered as a create would be, and stores nothing."""
+    def create(
+        self, resource: str, namespace: str, body: dict[str, Any], *, dry_run: bool = False, manager: str = "localkube"
+    ) -> dict[str, Any]:
+        """POST by field manager `manager`; a dry run is validated and answered as a create would be, and
+        stores nothing."""
         with self._lock:
             name = self._validated(resource, namespace, body, current=None)
             namespace_object = self._namespaces.get(namespace)
@@ -171,9 +175,10 @@ class Store:
             stored["metadata"] = {
                 key: value
                 for key, value in stored.get("metadata", {}).items()
-                if key not in ("resourceVersion", "uid", "creationTimestamp")
+                if key not in ("resourceVersion", "uid", "creationTimestamp", "managedFields")
             }
             stored["metadata"]["namespace"] = namespace
+            stored["metadata"]["managedFields"] = recorded(None, stored, manager=manager, now=_timestamp())
             if dry_run:
                 stored["metadata"] |= {"uid": str(uuid.uuid4()), "creationTimestamp": _timestamp()}
                 return stored
@@ -181,10 +186,17 @@ class Store:
             return copy.deepcopy(self._objects[resource, namespace, name])
 
     def replace(
-        self, resource: str, namespace: str, name: str, body: dict[str, Any], *, dry_run: bool = False
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        manager: str = "localkube",
     ) -> dict[str, Any]:
-        """PUT: an unconditional update without resourceVersion, else 409 when it is stale; a dry run
-        stores nothing."""
+        """PUT by field manager `manager`: an unconditional update without resourceVersion, else 409 when
+        it is stale; a dry run stores nothing. managedFields in the body are ignored, as the server's own."""
         with self._lock:
             current = self._objects.get((resource, namespace, name))
             if current is None:
@@ -202,9 +214,11 @@ class Store:
                 "uid": current["metadata"]["uid"],
                 "creationTimestamp": current["metadata"]["creationTimestamp"],
                 "resourceVersion": current["metadata"]["resourceVersion"],
+                "managedFields": current["metadata"].get("managedFields", []),
             }
             if _without_nulls(stored) == _without_nulls(current):
                 return copy.deepcopy(current)  # a no-op update is not written (no new resourceVersion)
+            stored["metadata"]["managedFields"] = recorded(current, stored, manager=manager, now=_timestamp())
             if dry_run:
                 return stored
             self._objects[resource, namespace, name] = self._stamped(stored, keep_identity=True)

@@ -10,10 +10,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from lambda_fn.errors import AlreadyExists, Conflict, KubernetesError, NotFound
-from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
+from lambda_fn.models import FIELD_MANAGER, NamespaceInfo, SecretState, ServiceAccountState, WriteRecord
 from lambda_fn.ports import AuthorizationToken
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def written(secret: SecretState, *, at: datetime, manager: str = FIELD_MANAGER) -> SecretState:
+    """`secret` with the managedFields an API server records when `manager` writes all of it at `at`."""
+    fields = {("data", key) for key in secret.data or {}} | {("type",)}
+    fields |= {("metadata", "labels", key) for key in secret.labels}
+    fields |= {("metadata", "annotations", key) for key in secret.annotations}
+    return replace(secret, writes=(WriteRecord(manager, at, frozenset(fields)),))
 
 
 @dataclass
@@ -27,6 +35,8 @@ class FakeCluster:
     calls: list[tuple[str, str]] = field(default_factory=list)
     # (method name, namespace) -> callable raising or returning None before the call proceeds
     hooks: dict[tuple[str, str], Callable[[], None]] = field(default_factory=dict)
+    # The server's clock, for the managedFields time of each write.
+    clock: Callable[[], datetime] = lambda: NOW
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,7 +78,7 @@ class FakeCluster:
         key = (secret.namespace, secret.name)
         if key in self.secrets:
             raise AlreadyExists("409 AlreadyExists")
-        self.secrets[key] = replace(secret, resource_version=str(next(self._versions)))
+        self.secrets[key] = replace(written(secret, at=self.clock()), resource_version=str(next(self._versions)))
 
     def replace_secret(self, secret: SecretState) -> None:
         self._enter("replace_secret", secret.namespace)
@@ -78,7 +88,7 @@ class FakeCluster:
             raise NotFound("404 NotFound")
         if secret.resource_version != current.resource_version:
             raise Conflict("409 Conflict")
-        self.secrets[key] = replace(secret, resource_version=str(next(self._versions)))
+        self.secrets[key] = replace(written(secret, at=self.clock()), resource_version=str(next(self._versions)))
 
     def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None:
         self._enter("read_service_account", namespace)

@@ -12,10 +12,12 @@ outlasts `time_left()`, so a Lambda run always ends with its summary.
 from __future__ import annotations
 
 import copy
+import http
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import urllib3
@@ -33,8 +35,9 @@ from lambda_fn.errors import (
     NamespaceTerminating,
     NotFound,
     Unauthorized,
+    redact,
 )
-from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
+from lambda_fn.models import FIELD_MANAGER, FieldPath, NamespaceInfo, SecretState, ServiceAccountState, WriteRecord
 
 # Measured with `make bench` (fresh run, N=5,000, 20 ms, median core s): 500 a page 1.07, 1,000 0.79,
 # 2,000 0.58. 1,000 bounds each response kube-apiserver builds once a minute (~0.9 MB of metadata);
@@ -57,6 +60,32 @@ NAMESPACES = "/api/v1/namespaces"
 SERVICE_ACCOUNT = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
 ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+# Every write names this tool as its field manager, so managedFields tell its writes from anyone else's.
+WRITE_QUERY: dict[str, str | int] = {"fieldManager": FIELD_MANAGER}
+DRY_RUN_QUERY: dict[str, str | int] = {**WRITE_QUERY, "dryRun": "All"}
+# metav1.StatusReason values: a `reason` outside them is not repeated (a proxy may put anything there).
+STATUS_REASONS = frozenset(
+    {
+        "Unauthorized",
+        "Forbidden",
+        "NotFound",
+        "AlreadyExists",
+        "Conflict",
+        "Gone",
+        "Invalid",
+        "ServerTimeout",
+        "Timeout",
+        "TooManyRequests",
+        "BadRequest",
+        "MethodNotAllowed",
+        "NotAcceptable",
+        "RequestEntityTooLarge",
+        "UnsupportedMediaType",
+        "InternalError",
+        "Expired",
+        "ServiceUnavailable",
+    }
+)
 
 
 def retry_policy() -> urllib3.Retry:
@@ -120,6 +149,7 @@ class KubernetesCluster:
                     annotations=metadata.get("annotations") or {},
                     data=None,
                     resource_version=metadata.get("resourceVersion"),
+                    writes=write_records(metadata),
                 )
 
     def read_secret(self, namespace: str, name: str) -> SecretState | None:
@@ -138,23 +168,25 @@ class KubernetesCluster:
             resource_version=metadata.get("resourceVersion"),
             immutable=bool(body.get("immutable")),
             raw=body,
+            writes=write_records(metadata),
         )
 
     def create_secret(self, secret: SecretState) -> None:
-        self._request("POST", SECRETS, namespace=secret.namespace, body=secret_body(secret))
+        self._request("POST", SECRETS, namespace=secret.namespace, query=WRITE_QUERY, body=secret_body(secret))
 
     def dry_run_create(self, secret: SecretState) -> None:
         """A create that RBAC and admission judge and the API server never stores (`?dryRun=All`)."""
-        self._request("POST", SECRETS, namespace=secret.namespace, query={"dryRun": "All"}, body=secret_body(secret))
+        self._request("POST", SECRETS, namespace=secret.namespace, query=DRY_RUN_QUERY, body=secret_body(secret))
 
     def replace_secret(self, secret: SecretState) -> None:
-        self._request("PUT", SECRET, namespace=secret.namespace, name=secret.name, body=secret_body(secret))
+        self._request(
+            "PUT", SECRET, namespace=secret.namespace, name=secret.name, query=WRITE_QUERY, body=secret_body(secret)
+        )
 
     def dry_run_replace(self, secret: SecretState) -> None:
         """An update that RBAC and admission judge and the API server never stores (`?dryRun=All`)."""
-        query = {"dryRun": "All"}
         self._request(
-            "PUT", SECRET, namespace=secret.namespace, name=secret.name, query=query, body=secret_body(secret)
+            "PUT", SECRET, namespace=secret.namespace, name=secret.name, query=DRY_RUN_QUERY, body=secret_body(secret)
         )
 
     def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None:
@@ -181,6 +213,7 @@ class KubernetesCluster:
             SERVICE_ACCOUNT,
             namespace=account.namespace,
             name=account.name,
+            query=WRITE_QUERY,
             body=patch,
             content_type=MERGE_PATCH,
         )
@@ -204,17 +237,18 @@ class KubernetesCluster:
         return str(user.get("username", "")), tuple(user.get("groups") or ())
 
     def _pages(self, path: str, query: Mapping[str, str | int], *, accept: str = JSON) -> Iterator[list[Any]]:
-        """The items of a paged list, a page at a time; an expired `continue` (410) starts it again once."""
+        """The items of a paged list, a page at a time. An expired `continue` (410) starts it again once;
+        a second 410 asks for the whole list in one answer, which has no `continue` to expire."""
         page_query: dict[str, str | int] = {**query, "limit": PAGE_SIZE}
-        restarted = False
+        expired = 0
         while True:
             try:
                 page = self._request("GET", path, query=page_query, accept=accept)
             except Gone:
-                if restarted or "continue" not in page_query:
+                if "continue" not in page_query or "limit" not in page_query:
                     raise
-                restarted = True
-                page_query = {**query, "limit": PAGE_SIZE}
+                expired += 1
+                page_query = {**query, "limit": PAGE_SIZE} if expired == 1 else dict(query)
                 continue
             yield page.get("items") or []
             page_token = (page.get("metadata") or {}).get("continue")
@@ -248,7 +282,8 @@ class KubernetesCluster:
         )
         response = self._send(method, request)
         if not 200 <= response.status <= 299:
-            raise translate_error(response.status, response.reason, (response.data or b"").decode(errors="replace"))
+            body_text = (response.data or b"").decode(errors="replace")
+            raise translate_error(response.status, response.reason, body_text, credentials=self._credentials())
         with self._lock:
             self._answered += 1
         answer: dict[str, Any] = json.loads(response.data or b"{}")
@@ -265,7 +300,7 @@ class KubernetesCluster:
                 response = self._api.call_api(method, url, headers, body, post_params, _request_timeout=timeout)
                 response.read()  # type: ignore[no-untyped-call]
             except ApiException as exc:  # the client's wording for TLS failures (status 0)
-                error = translate_error(exc.status or 0, exc.reason, exc.body)
+                error = translate_error(exc.status or 0, exc.reason, exc.body, credentials=self._credentials())
                 if self._tls_hint and not exc.status:
                     error = ApiUnavailable(f"{error}; {self._tls_hint}")
                 raise error from exc
@@ -273,7 +308,8 @@ class KubernetesCluster:
                 try:
                     retry = retry.increment(method, url, error=exc)
                 except (urllib3.exceptions.HTTPError, OSError):
-                    raise ApiUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}: {exc}") from exc
+                    text = redact(f"{type(exc).__name__}: {exc}", self._credentials())
+                    raise ApiUnavailable(f"Kubernetes API unreachable: {text}") from exc
                 self._wait(retry.get_backoff_time())
                 continue
             raw = response.response
@@ -285,6 +321,11 @@ class KubernetesCluster:
                 return response
             if not self._wait(retry.get_retry_after(raw) or retry.get_backoff_time()):
                 return response
+
+    def _credentials(self) -> list[str]:
+        """The bearer token (and any other key) this client sends: never repeated in an error's text."""
+        keys = self._api.configuration.api_key or {}
+        return [str(value).removeprefix("Bearer ").strip() for value in keys.values() if value]
 
     def _seconds_for_an_attempt(self) -> float:
         left = self._time_left()
@@ -323,16 +364,58 @@ def secret_body(secret: SecretState) -> dict[str, Any]:
     return body
 
 
-def translate_error(status: int, http_reason: str | None, body: str | None) -> KubernetesError:
-    """The project's error for an API answer, with the server's own message (never the request)."""
+def write_records(metadata: Mapping[str, Any]) -> tuple[WriteRecord, ...] | None:
+    """managedFields as the core reads them; None when the server sent none."""
+    entries = metadata.get("managedFields")
+    if not isinstance(entries, list):
+        return None
+    return tuple(
+        WriteRecord(
+            manager=str(entry.get("manager", "")),
+            time=_server_time(entry.get("time")),
+            fields=frozenset(_field_paths(entry.get("fieldsV1") or {}, ())),
+            operation=str(entry.get("operation", "")),
+        )
+        for entry in entries
+        if isinstance(entry, dict)
+    )
+
+
+def _field_paths(fields: Mapping[str, Any], prefix: FieldPath) -> Iterable[FieldPath]:
+    """The `f:` keys of a FieldsV1 tree as paths (`k:`/`v:` list entries and `.` are not fields we read)."""
+    for key, sub in fields.items():
+        if key.startswith("f:"):
+            path = (*prefix, key[2:])
+            yield path
+            if isinstance(sub, dict):
+                yield from _field_paths(sub, path)
+
+
+def _server_time(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def translate_error(
+    status: int, http_reason: str | None, body: str | None, *, credentials: Iterable[str] = ()
+) -> KubernetesError:
+    """The project's error for an API answer, with the server's own message (never the request).
+
+    A server or proxy may echo what it was sent: only a known StatusReason is kept as the reason, and the
+    message is scrubbed of the credentials this client holds and of anything shaped like a token.
+    """
     try:
         status_body = json.loads(body or "{}")
     except ValueError:
         status_body = {}
     if not isinstance(status_body, dict):
         status_body = {}
-    reason = status_body.get("reason") or http_reason or "Error"
-    message = f"{status} {reason}: {str(status_body.get('message') or http_reason)[:300]}"
+    reason = status_body.get("reason")
+    if reason not in STATUS_REASONS:
+        reason = _phrase(status)
+    message = f"{status} {reason}: {redact(str(status_body.get('message') or http_reason or ''), credentials)[:300]}"
     if status == 401:
         return Unauthorized(message)
     if status == 403:
@@ -349,3 +432,10 @@ def translate_error(status: int, http_reason: str | None, body: str | None) -> K
     if status in (400, 422):
         return Invalid(message, status=status)
     return ApiUnavailable(message, status=status or None)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase.replace(" ", "")
+    except ValueError:
+        return "Error"

@@ -204,4 +204,4 @@ def test_the_summary_line_is_json_with_its_level(deployed: Deployed) -> None:
     finished = [line for line in lines if line.get("message") == "refresh finished"]
     assert finished
     assert {line["level"] for line in finished} == {"INFO"}
-    assert all(line["service"] == "ecr-token-refresher" for line in finished)
+    assert all(line["service"] == "EcrTokenRefresher" for line in finished)  # the stack names the series

@@ -63,6 +63,12 @@ def test_the_cdks_own_context_keys_are_not_checked() -> None:
         ({"scheduleMinutes": 360}, "scheduleMinutes: a run every 360 min with refreshThresholdMinutes=360"),
         ({"scheduleMinutes": 0}, "scheduleMinutes: must be a whole number from 1 to 360"),
         ({"refreshThresholdMinutes": 30}, "scheduleMinutes: a run every 1 min with refreshThresholdMinutes=30"),
+        (
+            {"refreshThresholdMinutes": 60},
+            "expiryAlarmMinutes: 120 would alarm in a healthy steady state: secrets are renewed when "
+            "refreshThresholdMinutes=60 remain",
+        ),
+        ({"refreshThresholdMinutes": 150, "expiryAlarmMinutes": 120}, "(here 119) or raise refreshThresholdMinutes"),
         ({"clusters": ["ok", "not ok"]}, "clusters: 'not ok' is not a valid cluster name"),
         ({"clusters": ["a", "a"]}, "clusters: 'a' is listed twice"),
         ({"clusters": [{"name": "x", "kubeconfigSecretArn": "nope"}]}, "kubeconfigSecretArn 'nope' is not a Secrets"),

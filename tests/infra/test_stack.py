@@ -37,7 +37,7 @@ def test_function_runtime_architecture_handler_limits_and_logging(default_stack:
             "Environment": {
                 "Variables": {
                     "CLUSTER_NAME": "my-cluster",
-                    "POWERTOOLS_SERVICE_NAME": "ecr-token-refresher",
+                    "POWERTOOLS_SERVICE_NAME": "EcrTokenRefresher",  # the stack: its metrics series
                     "POWERTOOLS_METRICS_NAMESPACE": "EcrTokenRefresher",
                 }
             },
@@ -278,7 +278,7 @@ def test_alarms_per_cluster_and_the_expiry_watchdog(multi: Synthesized) -> None:
     assert watchdog["Period"] == 300
     assert {d["Name"]: d["Value"] for d in watchdog["Dimensions"]} == {
         "cluster": "blue",
-        "service": "ecr-token-refresher",
+        "service": "EcrTokenRefresher",
     }
     failed = next(alarm for name, alarm in alarms.items() if name.startswith("MonitoringFailedNamespacesgreen"))
     assert (failed["MetricName"], failed["Threshold"], failed["TreatMissingData"]) == (
@@ -368,3 +368,18 @@ def test_every_arn_the_stack_builds_names_the_partition(synthesized: str, reques
         text = text.replace(literal, "")
     assert "arn:aws:" not in text
     assert '"Ref": "AWS::Partition"' in text
+
+
+def test_two_stacks_on_one_cluster_never_share_a_metric_series() -> None:
+    """Each stack's functions publish, and its alarms watch, the series of its own `service` dimension."""
+    for stack_name in ("EcrTokenRefresher", "Other"):
+        _, template = synth(stackName=stack_name)
+        template.has_resource_properties(
+            "AWS::Lambda::Function",
+            {"Environment": {"Variables": Match.object_like({"POWERTOOLS_SERVICE_NAME": stack_name})}},
+        )
+        alarms = template.find_resources("AWS::CloudWatch::Alarm")
+        custom = [a["Properties"] for a in alarms.values() if a["Properties"].get("Namespace") == "EcrTokenRefresher"]
+        assert custom
+        for alarm in custom:
+            assert {"Name": "service", "Value": stack_name} in alarm["Dimensions"]

@@ -48,7 +48,8 @@ def expiring(kube: LocalKube, invoke: Invoke) -> dict[str, Any]:
     secret = kube.store.get("secrets", "default", "regcred")
     secret["metadata"]["annotations"]["ecr-token-refresher/expires-at"] = "2026-01-01T00:00:00+00:00"
     kube.clear_log()
-    return kube.store.replace("secrets", "default", "regcred", secret)
+    # Time passing, not an edit: written as the refresher's own field manager.
+    return kube.store.replace("secrets", "default", "regcred", secret, manager="ecr-token-refresher")
 
 
 def test_a_500_once_is_retried_and_recovers(kube: LocalKube, invoke: Invoke) -> None:

@@ -46,24 +46,28 @@ def test_creates_then_leaves_fresh_secrets_alone(kube: LocalKube, invoke: Invoke
     assert writes(kube) == []
 
 
-def test_an_expiring_secret_is_updated_in_place_keeping_foreign_data(
-    kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_hand_edited_secret_is_repaired_in_place_keeping_labels(kube: LocalKube, invoke: Invoke) -> None:
+    """A fresh secret someone edited (another registry planted, as `kubectl edit` would) is repaired at the
+    next run, not reported unchanged: the server's managedFields name the other writer."""
     invoke()
     secret = kube.store.get("secrets", "default", "regcred")
     uid = secret["metadata"]["uid"]
     secret["metadata"]["labels"]["team"] = "platform"
-    secret["metadata"]["annotations"]["ecr-token-refresher/expires-at"] = "2026-01-01T00:00:00+00:00"
     merged = {**auths(kube, "default"), "ghcr.io": {"auth": "Zm9vOmJhcg=="}}
     secret["data"][".dockerconfigjson"] = base64.b64encode(json.dumps({"auths": merged}).encode()).decode()
-    kube.store.replace("secrets", "default", "regcred", secret)
+    kube.store.replace("secrets", "default", "regcred", secret, manager="kubectl-edit")
     kube.clear_log()
-    assert outcomes(invoke()) == {"default": "updated"}
+    repaired = invoke()
+    assert outcomes(repaired) == {"default": "repaired"}
+    assert "kubectl-edit" in repaired["namespaces"][0]["reason"]
     after = kube.store.get("secrets", "default", "regcred")
     assert after["metadata"]["uid"] == uid  # the same object: never deleted
     assert after["metadata"]["labels"]["team"] == "platform"
-    assert auths(kube, "default")["ghcr.io"] == {"auth": "Zm9vOmJhcg=="}
+    assert set(auths(kube, "default")) == {OWN_REGISTRY}
     assert [method for method, _ in writes(kube)] == ["PUT"]
+    kube.clear_log()
+    assert outcomes(invoke()) == {"default": "unchanged"}
+    assert writes(kube) == []
 
 
 def test_a_foreign_secret_is_skipped_byte_for_byte_and_said_loudly(

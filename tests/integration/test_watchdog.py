@@ -43,7 +43,7 @@ def test_a_secret_that_could_not_be_renewed_publishes_its_own_expiry(
     secret = kube.store.get("secrets", "default", "regcred")
     three_hours = datetime.now(UTC) + timedelta(hours=3)
     secret["metadata"]["annotations"]["ecr-token-refresher/expires-at"] = three_hours.isoformat(timespec="seconds")
-    kube.store.replace("secrets", "default", "regcred", secret)
+    kube.store.replace("secrets", "default", "regcred", secret, manager="ecr-token-refresher")  # time passing
     kube.faults.append(FaultRule(method="PUT", status=500))
     with pytest.raises(RefreshFailed):
         invoke()

@@ -5,24 +5,24 @@ and cron line run that command as written."""
 from __future__ import annotations
 
 import configparser
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from localkube import LocalKube
+from tests.locks import locked
 
 ROOT = Path(__file__).parents[2]
 LOCK = ROOT / "lambda_fn" / "requirements.lock"
-# The runtime's wheels, downloaded once per lock (checked against its hashes), so that later runs
-# install offline.
-WHEELHOUSE = ROOT / ".cache" / "wheelhouse" / hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16]
 
 
 def run(*argv: str | Path, **options: object) -> subprocess.CompletedProcess[str]:
@@ -36,30 +36,39 @@ def cron(command: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built from the tracked files only (setuptools builds in the tree, and a stale build/ would leak)."""
-    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("dist")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tracked files only, as a fresh clone has them (setuptools builds in the tree; a stale build/ would leak)."""
+    source = tmp_path_factory.mktemp("source")
     for name in run("git", "ls-files", "-co", "--exclude-standard", cwd=ROOT).stdout.split():
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
+    return source
+
+
+@pytest.fixture(scope="module")
+def wheel(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
     run(sys.executable, "-m", "pip", "wheel", source, "--no-deps", "--no-build-isolation", "-q", "-w", out)
     (built,) = out.glob("ecr_token_refresher-*.whl")
     return built
 
 
 @pytest.fixture(scope="module")
-def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The command in a fresh venv: the wheel and its dependencies, nothing else."""
-    if not WHEELHOUSE.exists():
-        partial = WHEELHOUSE.with_suffix(".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        run(sys.executable, "-m", "pip", "download", "-q", "--require-hashes", "-r", LOCK, "-d", partial)
-        partial.rename(WHEELHOUSE)
-    venv = tmp_path_factory.mktemp("venv")
-    run(sys.executable, "-m", "venv", venv)
-    run(venv / "bin" / "pip", "install", "-q", "--no-index", "--find-links", WHEELHOUSE, wheel)
-    return venv / "bin" / "ecr-token-refresher"
+def host() -> Iterator[Path]:
+    """A folder every user may traverse, as /opt and /usr/local are (pytest's own tmp root is 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="host-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="module")
+def installed(source: Path, host: Path) -> Path:
+    """The README's host install, as written: deploy/host/install.sh from a clean tree."""
+    environment = dict(os.environ, PREFIX=str(host / "opt"), BINDIR=str(host / "bin"), PYTHON=sys.executable)
+    run(source / "deploy" / "host" / "install.sh", env=environment)
+    return host / "bin" / "ecr-token-refresher"
 
 
 def test_the_wheel_holds_lambda_fn_its_version_and_licence_only(wheel: Path) -> None:
@@ -78,6 +87,47 @@ def test_the_installed_command_prints_its_version(installed: Path) -> None:
     from lambda_fn import __version__  # noqa: PLC0415
 
     assert run(installed, "--version").stdout.strip() == f"ecr-token-refresher {__version__}"
+
+
+def test_the_host_install_holds_exactly_the_runtime_lock_and_the_package(installed: Path) -> None:
+    """Nothing resolved at install time: every package at its pin, no pip or setuptools left to drift."""
+    from lambda_fn import __version__  # noqa: PLC0415
+
+    python = installed.resolve().parent / "python"
+    listing = (
+        "import json, importlib.metadata as m; print(json.dumps([[d.name, d.version] for d in m.distributions()]))"
+    )
+    packages = {canonicalize_name(name): version for name, version in json.loads(run(python, "-c", listing).stdout)}
+    assert packages == locked(LOCK) | {"ecr-token-refresher": __version__}
+
+
+def test_the_host_install_is_root_owned_outside_any_home(installed: Path, host: Path) -> None:
+    """ProtectHome=yes hides /home, /root and /run/user from the service; its user may not change the code."""
+    target = installed.resolve()
+    assert not target.is_relative_to(Path.home())
+    assert not str(target).startswith(("/home/", "/run/user/"))
+    assert target.is_relative_to(host / "opt")
+    writable = [p for p in (host / "opt").rglob("*") if p.stat().st_uid != 0 or p.stat().st_mode & 0o022]
+    assert writable == [], writable[:3]
+
+
+def test_the_units_execstart_runs_as_an_unprivileged_user(installed: Path, kube: LocalKube, host: Path) -> None:
+    """The unit's own command line, run as nobody (not root, as User= would) with the unit's Environment=,
+    against a root-owned install: it refreshes, so nothing it needs sits where the service user cannot read."""
+    service = unit("ecr-token-refresher.service")["Service"]
+    etc = host / "etc"
+    etc.mkdir()
+    kube.write_kubeconfig(etc / "kubeconfig", token="admin-token")
+    (etc / "kubeconfig").chmod(0o644)
+    command = service["ExecStart"].replace("/usr/local/bin/ecr-token-refresher", str(installed))
+    command = command.replace("/etc/ecr-token-refresher", str(etc))
+    environment = {"PATH": "/usr/bin:/bin", "NAMESPACES": "team-*"} | {
+        k: v for k, v in os.environ.items() if k.startswith("AWS_") and k != "AWS_CONFIG_FILE"
+    }
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--no-new-privs"]
+    ran = subprocess.run([*as_nobody, *command.split()], capture_output=True, text=True, check=False, env=environment)  # noqa: S603
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert json.loads(ran.stdout)["counts"]["created"] == 2
 
 
 def test_the_installed_command_refreshes_a_cluster(installed: Path, kube: LocalKube, tmp_path: Path) -> None:

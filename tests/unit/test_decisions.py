@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from lambda_fn.config import Settings
+from lambda_fn.decisions import Action, RefreshPlan, Registries, decide, desired_secret, recorded_expiry
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
@@ -21,9 +22,10 @@ from lambda_fn.models import (
     Outcome,
     RegistryCredential,
     SecretState,
+    WriteRecord,
 )
-from lambda_fn.refresher import Action, RefreshPlan, Registries, decide, desired_secret, renew_pull_secrets
-from tests.fakes import NOW, FakeCluster
+from lambda_fn.refresher import renew_pull_secrets
+from tests.fakes import NOW, FakeCluster, written
 
 HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 OTHER = "210987654321.dkr.ecr.us-east-1.amazonaws.com"
@@ -43,7 +45,7 @@ def managed(registries: Registries = OWN, *, left: timedelta = timedelta(hours=1
     """A secret as this tool wrote it an hour ago (`left` of its token remaining)."""
     secret = desired_secret(None, registries, namespace="team-a", secret_name="regcred", now=NOW - timedelta(hours=1))
     annotations = {**secret.annotations, EXPIRES_AT_ANNOTATION: (NOW + left).isoformat()}
-    return replace(secret, annotations=annotations, **changes)  # type: ignore[arg-type]
+    return replace(written(secret, at=NOW - timedelta(hours=1)), annotations=annotations, **changes)  # type: ignore[arg-type]
 
 
 PRETTY = base64.b64encode(json.dumps({"auths": {HOST: {"auth": "QVdTOm9sZA=="}}}, indent="\t").encode()).decode()
@@ -65,10 +67,67 @@ def test_a_stale_secret_known_by_metadata_alone_is_read_in_full_first() -> None:
     assert decide(managed(left=timedelta(hours=1)), OWN, PLAN, now=NOW).action is Action.UPDATE
 
 
-def test_an_expiry_annotation_edited_into_the_future_is_not_trusted_past_12_hours_of_the_refresh() -> None:
+def test_an_expiry_annotation_in_the_future_is_not_trusted_past_12_hours_of_the_servers_time_of_the_write() -> None:
+    """Under this tool's own manager name (a stolen token), written 7 h ago by the server's clock."""
     forged = managed(left=timedelta(days=365))
     annotations = {**forged.annotations, REFRESHED_AT_ANNOTATION: (NOW - timedelta(hours=7)).isoformat()}
-    assert decide(replace(forged, annotations=annotations), OWN, PLAN, now=NOW).action is Action.UPDATE
+    seven_hours_ago = written(replace(forged, annotations=annotations), at=NOW - timedelta(hours=7))
+    assert recorded_expiry(seven_hours_ago) == NOW + timedelta(hours=5)
+    assert decide(seven_hours_ago, OWN, PLAN, now=NOW).action is Action.UPDATE
+
+
+def test_a_refreshed_at_later_than_the_servers_time_of_the_write_is_repaired() -> None:
+    """The reproduced forgery: refreshed-at 2099 written now; every later run used to say unchanged."""
+    forged = managed(left=timedelta(days=365 * 70))
+    annotations = {**forged.annotations, REFRESHED_AT_ANNOTATION: "2099-01-01T00:00:00+00:00"}
+    planted = written(replace(forged, annotations=annotations), at=NOW - timedelta(minutes=1))
+    assert recorded_expiry(planted) is None
+    assert decide(replace(planted, type=None, data=None), OWN, PLAN, now=NOW).action is Action.READ
+    verdict = decide(planted, OWN, PLAN, now=NOW)
+    assert (verdict.action, verdict.outcome) == (Action.UPDATE, Outcome.REPAIRED)
+    assert "later than the API server's time of the write" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("manager", "fields"),
+    [
+        ("kubectl-edit", {("data", DOCKERCONFIGJSON_KEY)}),  # a wrong password typed in
+        ("kubectl-client-side-apply", {("data", DOCKERCONFIGJSON_KEY), ("metadata", "annotations", "x")}),
+        ("kubectl-edit", {("metadata", "annotations", EXPIRES_AT_ANNOTATION)}),
+        ("kubectl-edit", {("data", "planted")}),  # an extra key
+    ],
+)
+def test_a_managed_secret_changed_by_another_writer_is_read_and_repaired(
+    manager: str, fields: set[tuple[str, ...]]
+) -> None:
+    ours = managed()
+    assert ours.writes is not None
+    edited = replace(ours, writes=(*ours.writes, WriteRecord(manager, NOW - timedelta(minutes=5), frozenset(fields))))
+    assert decide(replace(edited, type=None, data=None), OWN, PLAN, now=NOW).action is Action.READ
+    verdict = decide(edited, OWN, PLAN, now=NOW)
+    assert (verdict.action, verdict.outcome) == (Action.UPDATE, Outcome.REPAIRED)
+    assert manager in verdict.reason
+    assert recorded_expiry(edited) is None  # the watchdog does not believe it either
+
+
+def test_another_writer_of_labels_or_annotations_not_ours_leaves_the_secret_trusted() -> None:
+    """A controller that adds its own label (Argo CD, Kyverno) is no reason to rewrite every run."""
+    ours = managed()
+    assert ours.writes is not None
+    labeller = WriteRecord("argocd-controller", NOW, frozenset({("metadata", "labels", "app.kubernetes.io/part-of")}))
+    assert decide(replace(ours, writes=(*ours.writes, labeller)), OWN, PLAN, now=NOW).outcome is Outcome.UNCHANGED
+
+
+@pytest.mark.parametrize(
+    "writes",
+    [None, (), (WriteRecord("OpenAPI-Generator", NOW, frozenset({("data", DOCKERCONFIGJSON_KEY)})),)],
+    ids=["no record", "empty record", "an earlier release's manager name"],
+)
+def test_a_secret_without_a_record_of_this_tools_write_is_rewritten_once(
+    writes: tuple[WriteRecord, ...] | None,
+) -> None:
+    verdict = decide(replace(managed(), writes=writes), OWN, PLAN, now=NOW)
+    assert verdict.outcome is Outcome.REPAIRED
 
 
 def test_a_registry_edited_out_of_the_data_is_rewritten_when_the_data_is_read() -> None:

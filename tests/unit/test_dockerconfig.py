@@ -1,4 +1,4 @@
-"""The .dockerconfigjson payload: our entries set, other registries' entries kept."""
+"""The .dockerconfigjson payload: exactly the served registries' logins."""
 
 from __future__ import annotations
 
@@ -6,16 +6,11 @@ import base64
 import json
 from datetime import UTC, datetime
 
-from lambda_fn.dockerconfig import build_auths, merge_dockerconfigjson, read_auths
+from lambda_fn.dockerconfig import build_auths, build_dockerconfigjson, read_auths
 from lambda_fn.models import RegistryCredential
 
 EXPIRES = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
 ECR = RegistryCredential(host="123456789012.dkr.ecr.eu-west-1.amazonaws.com", password="s3cret", expires_at=EXPIRES)
-
-
-def decode(encoded: str) -> dict[str, object]:
-    document: dict[str, object] = json.loads(base64.b64decode(encoded))
-    return document
 
 
 def test_entries_use_bare_hosts_with_username_password_and_auth() -> None:
@@ -28,30 +23,16 @@ def test_entries_use_bare_hosts_with_username_password_and_auth() -> None:
     }
 
 
-def test_merge_keeps_other_registries_and_replaces_ours() -> None:
-    existing = base64.b64encode(
-        json.dumps({"auths": {"ghcr.io": {"auth": "x"}, ECR.host: {"auth": "old"}}}).encode()
-    ).decode()
-    merged = decode(merge_dockerconfigjson(existing, [ECR]))
-    assert merged == {"auths": {"ghcr.io": {"auth": "x"}, ECR.host: build_auths([ECR])[ECR.host]}}
-
-
-def test_merge_drops_hosts_we_no_longer_serve() -> None:
-    existing = merge_dockerconfigjson(None, [ECR])
+def test_the_payload_holds_exactly_the_served_registries_compactly() -> None:
     other = RegistryCredential(host="210987654321.dkr.ecr.us-east-1.amazonaws.com", password="p", expires_at=EXPIRES)
-    merged = decode(merge_dockerconfigjson(existing, [other], retired_hosts=[ECR.host]))
-    assert list(merged["auths"]) == [other.host]  # type: ignore[call-overload]
+    payload = base64.b64decode(build_dockerconfigjson([ECR, other]))
+    assert json.loads(payload) == {"auths": build_auths([ECR, other])}
+    assert b" " not in payload
 
 
-def test_unreadable_payloads_are_replaced_not_crashed_on() -> None:
-    for garbage in (
-        "not base64!",
-        base64.b64encode(b"[1,2]").decode(),
-        base64.b64encode(b"{").decode(),
-        None,
-    ):
+def test_unreadable_payloads_read_as_none_not_a_crash() -> None:
+    for garbage in ("not base64!", base64.b64encode(b"[1,2]").decode(), base64.b64encode(b"{").decode(), None):
         assert read_auths(garbage) is None
-        assert list(decode(merge_dockerconfigjson(garbage, [ECR]))["auths"]) == [ECR.host]  # type: ignore[call-overload]
 
 
 def test_the_password_never_shows_in_repr() -> None:

@@ -1,0 +1,265 @@
+"""The one per-namespace decision (create, update, adopt, repair, leave), and the secret it writes.
+
+A managed secret is believed only as far as the API server attests it: its managedFields say which
+field manager last changed which fields, and when (server time). The secret's content is this tool's
+only while this tool's manager is the last to have changed its data, its label and its annotations; a
+write by anyone else since (`kubectl edit`, the recipe's `kubectl apply`, a stolen token under another
+manager name) makes it suspect, and a suspect secret is read, rewritten whole and reported `repaired`.
+Its expiry is never believed past 12 hours after the server's time of this tool's last write, whatever
+the annotations say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+
+from lambda_fn.config import TOKEN_LIFETIME, Settings
+from lambda_fn.dockerconfig import build_dockerconfigjson, read_auths, recipe_host
+from lambda_fn.models import (
+    DOCKERCONFIGJSON_KEY,
+    DOCKERCONFIGJSON_TYPE,
+    EXPIRES_AT_ANNOTATION,
+    FIELD_MANAGER,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    REFRESHED_AT_ANNOTATION,
+    REGISTRIES_ANNOTATION,
+    FieldPath,
+    Outcome,
+    RegistryCredential,
+    SecretState,
+    TargetSpec,
+)
+
+# The fields a write by another manager may not have touched for the content to stay this tool's.
+GUARDED_FIELDS: frozenset[FieldPath] = frozenset(
+    {("metadata", "labels", MANAGED_BY_LABEL)}
+    | {
+        ("metadata", "annotations", key)
+        for key in (REFRESHED_AT_ANNOTATION, EXPIRES_AT_ANNOTATION, REGISTRIES_ANNOTATION)
+    }
+)
+OUR_DATA: FieldPath = ("data", DOCKERCONFIGJSON_KEY)
+# How far the refreshed-at annotation may run ahead of the server's time of the write (clock skew).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    """What to write where: the part of Settings the core needs."""
+
+    secret_name: str
+    targets: TargetSpec
+    service_accounts: tuple[str, ...]
+    refresh_threshold: timedelta
+    max_concurrency: int
+    deadline_margin: timedelta
+    dry_run: bool
+    force: bool
+    adopt_existing: bool
+    narrowing: TargetSpec | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RefreshPlan:
+        return cls(
+            secret_name=settings.secret_name,
+            targets=settings.targets,
+            service_accounts=settings.service_accounts,
+            refresh_threshold=settings.refresh_threshold,
+            max_concurrency=settings.max_concurrency,
+            deadline_margin=settings.deadline_margin,
+            dry_run=settings.dry_run,
+            force=settings.force,
+            adopt_existing=settings.adopt_existing,
+            narrowing=settings.narrowing,
+        )
+
+
+class Action(Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    ADOPT = "adopt"
+    READ = "read in full"  # the metadata alone cannot settle it
+    DONE = "done"  # nothing to write: the verdict's outcome stands
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    outcome: Outcome | None = None  # how the namespace ends once `action` is done; None for READ
+    reason: str = ""
+    foreign: bool = False  # a same-named secret this tool does not manage, left alone
+
+
+@dataclass(frozen=True)
+class Registries:
+    """The credentials of one run, and what the registries annotation records for them."""
+
+    credentials: tuple[RegistryCredential, ...]
+
+    @property
+    def annotation(self) -> str:
+        return ",".join(credential.scope for credential in self.credentials)
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        return frozenset(credential.host for credential in self.credentials)
+
+    @property
+    def expires_at(self) -> datetime:
+        return min(credential.expires_at for credential in self.credentials)
+
+
+def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan, *, now: datetime) -> Verdict:
+    """What to do with one namespace's secret, from its state as read (metadata only or whole)."""
+    if state is None:
+        return Verdict(Action.CREATE, Outcome.CREATED)
+    if state.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return _foreign(state, registries, plan)
+    if state.type is not None and state.type != DOCKERCONFIGJSON_TYPE:
+        return Verdict(
+            Action.DONE,
+            Outcome.FAILED,
+            f"the managed secret has type {state.type!r}, which cannot be changed in place; "
+            "delete it and the next run recreates it",
+        )
+    suspicion = suspect(state)
+    if not plan.force and suspicion is None and _is_fresh(state, registries, plan.refresh_threshold, now=now):
+        return Verdict(Action.DONE, Outcome.UNCHANGED)
+    if state.data is None:
+        return Verdict(Action.READ)
+    if state.immutable:
+        return Verdict(
+            Action.DONE,
+            Outcome.FAILED,
+            "the secret is marked immutable, so its token cannot be renewed in place; delete it (the next run "
+            "recreates it) and do not set `immutable` on it",
+        )
+    if suspicion is not None:
+        return Verdict(Action.UPDATE, Outcome.REPAIRED, suspicion)
+    return Verdict(Action.UPDATE, Outcome.UPDATED, _registry_change(state, registries))
+
+
+def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> Verdict:
+    """A same-named secret without our label: the kubectl recipe's (adopt it), or someone else's."""
+    unlabelled = f"a secret named {state.name!r} exists without the label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+    if not plan.adopt_existing:
+        return Verdict(Action.DONE, Outcome.SKIPPED, f"{unlabelled}; left untouched (adoption is off)", foreign=True)
+    if state.data is None:
+        return Verdict(Action.READ)
+    host = recipe_host(state.data.get(DOCKERCONFIGJSON_KEY))
+    if state.type == DOCKERCONFIGJSON_TYPE and not state.immutable and host in registries.hosts:
+        return Verdict(Action.ADOPT, Outcome.ADOPTED, f"the kubectl recipe's secret for {host}")
+    return Verdict(
+        Action.DONE,
+        Outcome.SKIPPED,
+        f"{unlabelled} and is not the kubectl recipe's pull secret for an ECR registry served here (one compact "
+        "`auths` entry, as `kubectl create secret docker-registry` writes it); left untouched",
+        foreign=True,
+    )
+
+
+def suspect(state: SecretState) -> str | None:
+    """Why a managed secret's content may not be this tool's, from the server's record of its writes;
+    None when the record shows this tool's manager as the last to change its data, label and annotations."""
+    if state.writes is None:
+        return "the API server keeps no record of who wrote the secret (managedFields); rewritten to be sure"
+    ours = [write for write in state.writes if write.manager == FIELD_MANAGER]
+    others = sorted(
+        {write.manager for write in state.writes if write.manager != FIELD_MANAGER and _touches_ours(write.fields)}
+    )
+    if others:
+        return f"repaired: changed by another writer since this tool's last write ({', '.join(others)})"
+    if len(ours) != 1 or ours[0].time is None or OUR_DATA not in ours[0].fields:
+        return "repaired: the API server does not record this tool as the last writer of its data"
+    extra = sorted(path[1] for path in ours[0].fields if len(path) == 2 and path[0] == "data" and path != OUR_DATA)
+    if extra:
+        return f"repaired: it holds data keys this tool never writes ({', '.join(extra)})"
+    refreshed_at = _timestamp(state.annotations.get(REFRESHED_AT_ANNOTATION))
+    if refreshed_at is None or refreshed_at > ours[0].time + CLOCK_SKEW:
+        return "repaired: its refreshed-at annotation is later than the API server's time of the write"
+    return None
+
+
+def _touches_ours(fields: frozenset[FieldPath]) -> bool:
+    return bool(fields & GUARDED_FIELDS) or any(path[:1] == ("data",) and len(path) == 2 for path in fields)
+
+
+def attested_write(state: SecretState) -> datetime | None:
+    """The server's time of this tool's last write of the secret, when nothing suspect happened since."""
+    if suspect(state) is not None or state.writes is None:
+        return None
+    return next(write.time for write in state.writes if write.manager == FIELD_MANAGER)
+
+
+def _is_fresh(state: SecretState, registries: Registries, threshold: timedelta, *, now: datetime) -> bool:
+    """Same registries and roles, exactly those in the data (when read), and more than the threshold left."""
+    if state.annotations.get(REGISTRIES_ANNOTATION) != registries.annotation:
+        return False
+    if state.data is not None:
+        auths = read_auths(state.data.get(DOCKERCONFIGJSON_KEY)) or {}
+        if set(auths) != registries.hosts or set(state.data) != {DOCKERCONFIGJSON_KEY}:
+            return False
+    expires_at = recorded_expiry(state)
+    return expires_at is not None and expires_at - now > threshold
+
+
+def recorded_expiry(state: SecretState | None) -> datetime | None:
+    """When a managed secret's token expires, as far as the server's record supports it: never later than
+    12 hours after the server's time of this tool's last write; None if it is not ours, or suspect."""
+    if state is None or state.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return None
+    written_at = attested_write(state)
+    expires_at = _timestamp(state.annotations.get(EXPIRES_AT_ANNOTATION))
+    if written_at is None or expires_at is None:
+        return None
+    return min(expires_at, written_at + TOKEN_LIFETIME)
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _registry_change(state: SecretState, registries: Registries) -> str:
+    """Names the hosts an update adds and retires (empty when only the token is renewed)."""
+    before = set(recorded_hosts(state))
+    added, retired = sorted(registries.hosts - before), sorted(before - registries.hosts)
+    parts = [f"adds {', '.join(added)}"] * bool(added and before) + [f"retires {', '.join(retired)}"] * bool(retired)
+    return "registries changed: " + "; ".join(parts) if parts else ""
+
+
+def recorded_hosts(state: SecretState) -> list[str]:
+    """The hosts this tool wrote last time, from the registries annotation (`host` or `host=role`)."""
+    entries = state.annotations.get(REGISTRIES_ANNOTATION, "").split(",")
+    return [entry.partition("=")[0] for entry in entries if entry]
+
+
+def desired_secret(
+    state: SecretState | None,
+    registries: Registries,
+    *,
+    namespace: str,
+    secret_name: str,
+    now: datetime,
+) -> SecretState:
+    """The secret this tool writes: one data key holding exactly the served registries' logins (whatever
+    else was planted in the data goes), with labels, annotations and the raw object of `state` kept."""
+    old = state or SecretState(secret_name, namespace, DOCKERCONFIGJSON_TYPE)
+    return replace(
+        old,
+        type=DOCKERCONFIGJSON_TYPE,
+        labels={**old.labels, MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+        annotations={
+            **old.annotations,
+            REFRESHED_AT_ANNOTATION: now.isoformat(timespec="seconds"),
+            EXPIRES_AT_ANNOTATION: registries.expires_at.isoformat(timespec="seconds"),
+            REGISTRIES_ANNOTATION: registries.annotation,
+        },
+        data={DOCKERCONFIGJSON_KEY: build_dockerconfigjson(registries.credentials)},
+    )
