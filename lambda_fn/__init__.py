@@ -1,3 +1,3 @@
 """ecr-token-refresher: keeps Amazon ECR image-pull secrets valid in Kubernetes namespaces."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -53,6 +53,7 @@ from lambda_fn.models import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     NAME_RULE,
+    Outcome,
     RegistryCredential,
     SecretState,
 )
@@ -492,6 +493,13 @@ class _Preflight:
                 "render the manifest with the deploy's AWS credentials (so that it knows the function's own "
                 'registry) and the current registries, and re-apply it: `make rbac CONTEXT="..." | kubectl apply -f -`',
             ),
+            "suspect": (
+                "secrets written by others",
+                "{count} managed secret(s) were changed by another writer since this tool's last write ({shown}): "
+                "pulls there may fail until the next run rewrites them",
+                "find the writer in the secret's managedFields (`kubectl get secret -o yaml --show-managed-fields`) "
+                "and stop it; the next run repairs the secret",
+            ),
             "foreign": (
                 "foreign secrets",
                 f"{{count}} namespace(s) hold a {plan.secret_name!r} secret this tool does not manage ({{shown}}): "
@@ -539,6 +547,8 @@ def _judged(
             return NamespaceState(
                 namespace, "refused", f"the kubectl recipe's secret; admission refuses adopting it: {answer}"
             )
+    if verdict.outcome is Outcome.REPAIRED:
+        return NamespaceState(namespace, "suspect", f"{verdict.reason}; rewritten on the next run")
     if verdict.action in described:
         return NamespaceState(namespace, *described[verdict.action])
     if verdict.foreign:

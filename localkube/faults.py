@@ -20,6 +20,8 @@ class FaultRule:
     drop: bool = False
     times: int | None = None
     before: Callable[[], None] | None = None  # runs first, e.g. to delete what the request is about
+    # A careless server or proxy: the status's reason and message repeat the request's Authorization header.
+    echo_authorization: bool = False
 
     hits: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -227,7 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             if fault is not None and fault.status:
-                raise StatusError(fault.status, reason_for(fault.status), f"injected fault: {fault.status}")
+                echoed = self.headers.get("Authorization") or "" if fault.echo_authorization else ""
+                reason = f"Bad {echoed}" if echoed else reason_for(fault.status)
+                raise StatusError(fault.status, reason, f"injected fault: {fault.status} {echoed}".strip())
             if parts.path in ("/healthz", "/readyz", "/livez"):
                 self._send(200, "ok")
                 return

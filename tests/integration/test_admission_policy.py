@@ -33,6 +33,8 @@ from tests.selectors import NUMERIC_LABELS
 
 pytestmark = pytest.mark.apiserver
 POLICY = "ValidatingAdmissionPolicy 'ecr-token-refresher'"
+# `{"auths":{}}`, what a failed fetch or a careless edit leaves: no login for any registry.
+DOCKERCONFIG_WITHOUT_OURS = "eyJhdXRocyI6e319"
 ACCOUNTS_POLICY = "ValidatingAdmissionPolicy 'ecr-token-refresher-serviceaccounts'"
 
 
@@ -358,3 +360,53 @@ def test_the_kubectl_recipes_secret_is_adopted_under_the_policy(
     assert after.metadata.labels == {"app.kubernetes.io/managed-by": "ecr-token-refresher"}
     assert admin.auths(f"{prefix}-a")[OWN_REGISTRY]["password"] != "from-the-cron-job"
     assert outcomes(invoke()) == {f"{prefix}-a": "unchanged", f"{prefix}-b": "unchanged"}
+
+
+def test_the_policy_holds_the_secrets_shape_one_key_of_bounded_size(
+    confined: tuple[RealKube, Cluster, Cluster, str],
+) -> None:
+    """The reproduced plant: a second data key (900 KB), or an oversize `.dockerconfigjson`, used to be
+    admitted as the function's identity; both are refused on create and on update."""
+    _, _, identity, prefix = confined
+    namespace, managed = f"{prefix}-a", {"app.kubernetes.io/managed-by": "ecr-token-refresher"}
+    planted = secret("regcred", DOCKERCONFIG, labels=managed)
+    planted.string_data = {"extra": "x" * 900_000}
+    message = denied_by_the_policy(lambda: identity.core.create_namespaced_secret(namespace, planted))
+    assert "must hold exactly one data key, .dockerconfigjson, of at most 10240 bytes" in message
+    huge = secret("regcred", DOCKERCONFIG, labels=managed)
+    huge.string_data = {".dockerconfigjson": '{"auths":{"x":{"auth":"' + "A" * 20_000 + '"}}}'}
+    denied_by_the_policy(lambda: identity.core.create_namespaced_secret(namespace, huge))
+    identity.core.create_namespaced_secret(namespace, secret("regcred", DOCKERCONFIG, labels=managed))
+    current = identity.core.read_namespaced_secret("regcred", namespace)
+    current.data = {**current.data, "extra": "eA=="}
+    denied_by_the_policy(lambda: identity.core.replace_namespaced_secret("regcred", namespace, current))
+
+
+def test_a_secret_written_by_anyone_else_is_repaired_at_the_next_run(
+    confined: tuple[RealKube, Cluster, Cluster, str], invoke: Invoke
+) -> None:
+    """kube-apiserver's managedFields are the witness: a hand edit (another field manager), and a forgery
+    under the function's own identity and manager name with refreshed-at in 2099, are both rewritten by the
+    next run instead of being reported unchanged; a label another controller adds is left alone."""
+    _, admin, identity, prefix = confined
+    names = [f"{prefix}-a", f"{prefix}-b"]
+    assert outcomes(invoke()) == dict.fromkeys(names, "created")
+    edited = admin.core.read_namespaced_secret("regcred", names[0])
+    edited.data = {".dockerconfigjson": DOCKERCONFIG_WITHOUT_OURS}
+    admin.core.replace_namespaced_secret("regcred", names[0], edited, field_manager="kubectl-edit")
+    forged = identity.core.read_namespaced_secret("regcred", names[1])
+    forged.metadata.annotations |= {
+        "ecr-token-refresher/refreshed-at": "2099-01-01T00:00:00+00:00",
+        "ecr-token-refresher/expires-at": "2099-01-01T11:00:00+00:00",
+    }
+    identity.core.replace_namespaced_secret("regcred", names[1], forged, field_manager="ecr-token-refresher")
+    result = invoke()
+    assert outcomes(result) == dict.fromkeys(names, "repaired")
+    reasons = {r["namespace"]: r["reason"] for r in result["namespaces"]}
+    assert "kubectl-edit" in reasons[names[0]]
+    assert "later than the API server's time of the write" in reasons[names[1]]
+    assert set(admin.auths(names[0])) == {OWN_REGISTRY}
+    labelled = admin.core.read_namespaced_secret("regcred", names[0])
+    labelled.metadata.labels["app.kubernetes.io/part-of"] = "platform"
+    admin.core.replace_namespaced_secret("regcred", names[0], labelled, field_manager="argocd-controller")
+    assert outcomes(invoke()) == dict.fromkeys(names, "unchanged")

@@ -274,6 +274,27 @@ def test_an_expired_continue_token_restarts_the_list_once(paged: LocalKube, invo
     assert pages == [(200, False), (410, True), (200, False), (200, True), (200, True)]
 
 
+def test_a_second_expired_continue_token_reads_the_whole_list_in_one_answer(paged: LocalKube, invoke: Invoke) -> None:
+    """Two 410s (a busy etcd compacting, or a list from an older apiserver's cache) no longer end the run
+    with zero targets: the third try asks for the list without `limit`, which has no token to expire."""
+    paged.faults.append(FaultRule(method="GET", path="^/api/v1/secrets$", status=410, times=2))
+    original_claim = paged.faults[0].claim
+
+    def after_a_first_page(method: str, path: str) -> bool:
+        listed = [r for r in paged.requests if r.path == "/api/v1/secrets"]
+        after_first_page = bool(listed) and listed[-1].status == 200 and "limit" in listed[-1].query
+        return after_first_page and original_claim(method, path)
+
+    paged.faults[0].claim = after_a_first_page  # type: ignore[method-assign]
+    result = invoke()
+    assert result["counts"]["unchanged"] == 30
+    assert result["ok"]
+    pages = [
+        (r.status, "continue" in r.query, "limit" in r.query) for r in paged.requests if r.path == "/api/v1/secrets"
+    ]
+    assert pages == [(200, False, True), (410, True, True), (200, False, True), (410, True, True), (200, False, False)]
+
+
 def test_a_secret_someone_else_creates_between_the_list_and_our_create_is_decided_again(
     kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:

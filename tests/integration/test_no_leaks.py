@@ -98,3 +98,24 @@ def test_a_debug_cli_run_logs_no_credential(
     assert len(secrets) >= 4
     assert [secret[:6] for secret in secrets if secret in debug_root.text] == []
     assert {logging.getLogger(name).level for name in LIBRARY_LOGGERS} == {logging.WARNING}
+
+
+def test_a_server_that_echoes_the_authorization_header_leaks_no_token(
+    kube: LocalKube, invoke: Invoke, logs: Callable[[], str]
+) -> None:
+    """A server or proxy repeating the bearer token in the Status `reason` and `message` (a 403 on every
+    write): neither the invocation's error, nor its log lines, nor the summary carries the EKS token."""
+    from lambda_fn.errors import RefreshFailed  # noqa: PLC0415
+    from localkube import FaultRule  # noqa: PLC0415
+
+    kube.faults.append(FaultRule(method="POST", status=403, echo_authorization=True))
+    with pytest.raises(RefreshFailed) as raised:
+        invoke()
+    tokens = list(kube.eks._verified) if kube.eks is not None else []
+    assert tokens, "the run authenticated with an EKS token"
+    texts = [str(raised.value), logs()]
+    for token in tokens:
+        for text in texts:
+            assert token not in text
+            assert token.removeprefix("k8s-aws-v1.")[:40] not in text
+    assert "403 Forbidden: injected fault: 403 Bearer <redacted>" in logs()

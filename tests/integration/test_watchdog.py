@@ -48,3 +48,39 @@ def test_a_secret_that_could_not_be_renewed_publishes_its_own_expiry(
     with pytest.raises(RefreshFailed):
         invoke()
     assert 3 * 3600 - 120 < published(logs())[-1] <= 3 * 3600
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        FaultRule(method="GET", path="^/api/v1/namespaces$", status=401),  # access entry deleted, token expired
+        FaultRule(method="GET", path="^/api/v1/namespaces$", status=403),  # RBAC drift
+        FaultRule(method="GET", path="^/api/v1/namespaces$", drop=True),  # unreachable
+    ],
+    ids=["401", "403", "unreachable"],
+)
+def test_a_glob_run_that_cannot_list_namespaces_publishes_zero_and_a_failure(
+    kube: LocalKube, invoke: Invoke, logs: Callable[[], str], monkeypatch: pytest.MonkeyPatch, fault: FaultRule
+) -> None:
+    """Unknown is never healthy: the README's own `team-*` with a cluster that refuses or cannot be reached
+    used to publish 12 hours left and no failed namespace, every minute, while every secret expired."""
+    monkeypatch.setenv("NAMESPACES", "team-*")
+    invoke()
+    kube.faults.append(fault)
+    with pytest.raises(RefreshFailed):
+        invoke()
+    assert published(logs())[-1] == 0
+    assert emf_values(logs(), "NamespacesFailed")[-1] >= 1
+
+
+def test_unknown_targets_publish_at_most_what_the_named_secrets_hold(
+    kube: LocalKube, invoke: Invoke, logs: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names beside a glob are still served when the list fails; the figure is theirs, never more."""
+    monkeypatch.setenv("NAMESPACES", "default,team-*")
+    invoke()
+    kube.faults.append(FaultRule(method="GET", path="^/api/v1/namespaces$", status=403))
+    with pytest.raises(RefreshFailed):
+        invoke()
+    assert TWELVE_HOURS - 120 < published(logs())[-1] <= TWELVE_HOURS
+    assert emf_values(logs(), "NamespacesFailed")[-1] == 1

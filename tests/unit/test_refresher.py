@@ -11,13 +11,14 @@ import pytest
 
 from lambda_fn.config import Settings
 from lambda_fn.decisions import RefreshPlan
-from lambda_fn.errors import ApiUnavailable, ConfigError, Conflict, Forbidden, Unauthorized
+from lambda_fn.errors import ApiUnavailable, ConfigError, Conflict, Forbidden, Invalid, Unauthorized
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
     EXPIRES_AT_ANNOTATION,
     MANAGED_BY_LABEL,
     REGISTRIES_ANNOTATION,
+    SCOPE_RULE,
     NamespaceResult,
     Outcome,
     RegistryCredential,
@@ -332,3 +333,25 @@ def test_an_update_writes_back_the_object_as_read(cluster: FakeCluster) -> None:
     cluster.secrets["team-a", "regcred"] = replace(old, raw=raw)
     run(cluster, plan(force=True))
     assert cluster.secrets["team-a", "regcred"].raw == raw
+
+
+def test_a_refusal_by_the_policys_namespace_rule_is_tried_once_more(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy reads namespace labels from the API server's cache: right after a namespace is created or
+    labelled its answer can be a transient 422. Tried again a moment later; any other refusal is not."""
+    monkeypatch.setattr("lambda_fn.refresher.SCOPE_RETRY_SECONDS", 0.0)
+    refusals = iter([Invalid(f"422 Invalid: denied request: {SCOPE_RULE} (the configured names ...)")])
+
+    def refuse_once() -> None:
+        error = next(refusals, None)
+        if error is not None:
+            raise error
+
+    cluster.hooks["create_secret", "team-a"] = refuse_once
+    assert run(cluster, plan())["team-a"].outcome is Outcome.CREATED
+    assert cluster.calls.count(("create_secret", "team-a")) == 2
+
+    cluster.hooks["create_secret", "team-b"] = lambda: (_ for _ in ()).throw(Invalid("422 Invalid: other rule"))
+    assert run(cluster, plan("team-b"))["team-b"].outcome is Outcome.FAILED
+    assert cluster.calls.count(("create_secret", "team-b")) == 1
