@@ -47,6 +47,7 @@ KEPT_BOTOCORE_DATA = {
     "eks",
     "sts",
     "secretsmanager",
+    "lambda",  # check, in the Lambda: GetFunctionConfiguration on itself (its VPC, for a private endpoint)
     "xray",
     "endpoints.json",
     "partitions.json",

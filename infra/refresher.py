@@ -111,9 +111,7 @@ class ClusterRefresher(Construct):
         )
         # The schedule is the retry: a failed run is not retried (the next one comes within a period), and a
         # run queued longer than two periods is dropped, so throttled runs never pile up.
-        self.function.configure_async_invoke(
-            retry_attempts=0, max_event_age=Duration.minutes(max(2 * config.schedule_minutes, 1))
-        )
+        self.function.configure_async_invoke(retry_attempts=0, max_event_age=max_event_age(config.schedule_minutes))
         if config.subnet_ids:
             function = self.function.node.default_child
             assert isinstance(function, lambda_.CfnFunction)  # noqa: S101 - an L2 Function's default child
@@ -150,7 +148,7 @@ class ClusterRefresher(Construct):
             targets.LambdaFunction(
                 self.function,
                 retry_attempts=2,
-                max_event_age=Duration.minutes(max(2 * config.schedule_minutes, 1)),
+                max_event_age=max_event_age(config.schedule_minutes),
                 dead_letter_queue=dead_letter_queue,
             )
         )
@@ -200,3 +198,12 @@ class RunOnDeployProvider(Construct):
             description="ecr-token-refresher: invokes each refresher once on deploy",
         )
         self.log_group.grant_write(self.role)
+
+
+# Lambda and EventBridge accept an event age of 60 s to 6 h.
+MAX_EVENT_AGE_MINUTES = 360
+
+
+def max_event_age(schedule_minutes: int) -> Duration:
+    """Two schedule periods, within what Lambda and EventBridge accept (a 4-hour schedule gets 6 hours)."""
+    return Duration.minutes(min(max(2 * schedule_minutes, 1), MAX_EVENT_AGE_MINUTES))

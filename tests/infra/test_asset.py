@@ -3,6 +3,7 @@ recipe is a new asset (a new S3 key cdk-assets uploads), so no two bundles ever 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,13 @@ def test_the_architecture_and_the_source_are_in_the_name(recipe_copy: Path) -> N
 
 def test_the_same_inputs_give_the_same_name() -> None:
     assert s3_key() == s3_key()
+
+
+def test_every_aws_service_the_function_creates_a_client_for_keeps_its_model_in_the_bundle() -> None:
+    """The trim keeps botocore's model of each service named in a `.client("...")` call of lambda_fn (a
+    missing one is `UnknownServiceError` at run time, as `check` in VPC mode once was for `lambda`)."""
+    called = set()
+    for source in Path(bundling.SOURCE_PACKAGE).rglob("*.py"):
+        called |= set(re.findall(r"\.client\(\s*\"([a-z0-9-]+)\"", source.read_text()))
+    assert called >= {"ecr", "eks", "sts", "secretsmanager", "lambda"}
+    assert called <= bundling.KEPT_BOTOCORE_DATA, called - bundling.KEPT_BOTOCORE_DATA

@@ -383,3 +383,15 @@ def test_two_stacks_on_one_cluster_never_share_a_metric_series() -> None:
         assert custom
         for alarm in custom:
             assert {"Name": "service", "Value": stack_name} in alarm["Dimensions"]
+
+
+def test_a_schedule_over_three_hours_keeps_the_event_age_within_six_hours() -> None:
+    """scheduleMinutes 181 to 360 used to crash synth (two periods exceed the 21,600 s Lambda accepts)."""
+    _, template = synth(scheduleMinutes=240, expiryAlarmMinutes=60)
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig", {"MaximumEventAgeInSeconds": 21600, "MaximumRetryAttempts": 0}
+    )
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {"Targets": [Match.object_like({"RetryPolicy": Match.object_like({"MaximumEventAgeInSeconds": 21600})})]},
+    )
