@@ -16,6 +16,7 @@ from typing import Any
 
 from lambda_fn.config import CLUSTER_NAME, RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem, shown
+from lambda_fn.telemetry import METRICS_NAMESPACE
 
 # Context key -> the function's environment variable it becomes.
 SETTING_KEYS = {
@@ -72,6 +73,8 @@ KNOWN_KEYS = frozenset(
 )
 DEFAULT_STACK_NAME = "EcrTokenRefresher"
 SCHEDULE_MARGIN_MINUTES = 30
+# Lambda refuses a function whose environment variables (names and values) exceed 4 KB in all.
+ENVIRONMENT_BYTES = 4096
 # The values CloudWatch Logs accepts for a log group's retention.
 LOG_RETENTION_DAYS = (
     1,
@@ -174,8 +177,14 @@ class DeploymentConfig:
         return kubernetes_name(self.stack_name)
 
     def environment(self, cluster: Cluster) -> dict[str, str]:
-        """The function's environment for `cluster`."""
-        environment = {**self.setting_environment, "CLUSTER_NAME": cluster.name}
+        """The function's whole environment for `cluster`."""
+        environment = {
+            **self.setting_environment,
+            "CLUSTER_NAME": cluster.name,
+            # The metrics' `service` dimension: the stack, so no two stacks share a series.
+            "POWERTOOLS_SERVICE_NAME": self.stack_name,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        }
         if cluster.kubeconfig_secret_arn:
             environment["KUBECONFIG_SECRET"] = cluster.kubeconfig_secret_arn
         return environment
@@ -231,6 +240,15 @@ class DeploymentConfig:
                 f"refreshThresholdMinutes={threshold} remain; keep expiryAlarmMinutes <= refreshThresholdMinutes - "
                 f"scheduleMinutes - {SCHEDULE_MARGIN_MINUTES} (here {alarm_ceiling}) or raise refreshThresholdMinutes",
             )
+        for cluster in config.clusters:
+            size = sum(len(key.encode()) + len(value.encode()) for key, value in config.environment(cluster).items())
+            if size > ENVIRONMENT_BYTES:
+                reader.problem(
+                    "namespaces",
+                    f"the function's environment for cluster {cluster.name!r} would be {size} bytes; Lambda accepts "
+                    f"{ENVIRONMENT_BYTES} in all: serve the namespaces with globs or a namespaceSelector rather than "
+                    "a long list of names (or split them across stacks)",
+                )
         if bool(config.subnet_ids) != bool(config.security_group_ids):
             reader.problem("vpcSubnetIds", "set vpcSubnetIds and vpcSecurityGroupIds together (private endpoints)")
         if config.alarm_email and config.alarm_topic_arn:

@@ -46,7 +46,9 @@ class Monitoring(Construct):
             self._alarm(
                 "DeadLetters",
                 "Scheduled runs could not be delivered to the function (see the dead-letter queue)",
-                dead_letter_queue.metric_approximate_number_of_messages_visible(period=self.period),
+                # Messages sent in the period, not those still visible: a visible message stays for the
+                # queue's 14-day retention, which would hold the alarm on and hide every later failure.
+                dead_letter_queue.metric_number_of_messages_sent(period=self.period, statistic="Sum"),
             )
         )
         for alarm in self.alarms:
@@ -59,13 +61,16 @@ class Monitoring(Construct):
         # A customer-managed key: the AWS-managed alias/aws/sns key's policy does not let CloudWatch
         # publish, so every alarm action on a topic encrypted with it fails.
         key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="ecr-token-refresher alarm topic")
+        # The statement AWS documents for CloudWatch alarms publishing to an encrypted topic (Amazon SNS
+        # Developer Guide, "Configuring AWS KMS permissions" for AWS service event sources), without a
+        # condition: a condition key CloudWatch does not send would drop every notification silently.
+        # Who may publish is held by the topic policy below (this account's alarms only).
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],  # in a key policy, "*" is this key
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
         topic = sns.Topic(

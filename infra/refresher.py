@@ -22,7 +22,6 @@ from constructs import Construct, IConstruct
 from infra.config import Cluster, DeploymentConfig
 from infra.nag import acknowledge
 from infra.role import RefresherRole
-from lambda_fn.telemetry import METRICS_NAMESPACE
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
@@ -95,12 +94,7 @@ class ClusterRefresher(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             tracing=lambda_.Tracing.ACTIVE,
-            environment={
-                **config.environment(cluster),
-                # The metrics' `service` dimension: the stack, so no two stacks share a series.
-                "POWERTOOLS_SERVICE_NAME": config.stack_name,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            },
+            environment=config.environment(cluster),
             description=f"Keeps ECR image-pull secrets valid in cluster {cluster.name}",
         )
         acknowledge(

@@ -6,8 +6,6 @@ policy against every call the function and the Lambda platform make for it.
 
 from __future__ import annotations
 
-import re
-
 from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -16,7 +14,6 @@ from constructs import Construct
 from infra.config import Cluster, DeploymentConfig
 from infra.nag import acknowledge
 
-COMPLETE_SECRET_ARN = re.compile(r"-[A-Za-z0-9]{6}$")
 ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
 # What Lambda calls, as the function's role, to attach the function to the VPC's subnets: the
 # network-interface actions of AWSLambdaVPCAccessExecutionRole, without its logs:* on every group.
@@ -97,10 +94,12 @@ class RefresherRole(Construct):
     def _grant_kubeconfig_secret(self, cluster: Cluster) -> None:
         """GetSecretValue on the secret, and Decrypt on its own key only through Secrets Manager, for it."""
         arn = str(cluster.kubeconfig_secret_arn)
-        # Secrets Manager appends six random characters to a secret's name in its ARN: a partial ARN
-        # (without them) is granted with them as wildcards, as the CDK does for Secret.fromSecretPartialArn.
-        secret = arn if COMPLETE_SECRET_ARN.search(arn) else f"{arn}-??????"
-        self._statement("KubeconfigSecret", ["secretsmanager:GetSecretValue"], [secret])
+        # Secrets Manager appends `-` and six random characters to a secret's name in its ARN. Whether an
+        # ARN has them cannot be told from its text (`secret:team-onprem` ends like a complete ARN), so
+        # both readings are granted: the ARN as given, and as a partial ARN with the six as wildcards (as
+        # the CDK does for Secret.fromSecretPartialArn).
+        secrets = [arn, f"{arn}-??????"]
+        self._statement("KubeconfigSecret", ["secretsmanager:GetSecretValue"], secrets)
         if cluster.kms_key_arn:
             self.role.add_to_policy(
                 iam.PolicyStatement(
@@ -109,7 +108,7 @@ class RefresherRole(Construct):
                     resources=[cluster.kms_key_arn],
                     conditions={
                         "StringEquals": {"kms:ViaService": f"secretsmanager.{arn.split(':')[3]}.{Aws.URL_SUFFIX}"},
-                        "StringLike": {"kms:EncryptionContext:SecretARN": secret},
+                        "StringLike": {"kms:EncryptionContext:SecretARN": secrets},
                     },
                 )
             )

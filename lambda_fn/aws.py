@@ -179,8 +179,11 @@ class KubeconfigSecrets:
         self._configs = configs
 
     def read(self, secret_id: str) -> str:
-        """The secret's string; ClusterLookupError naming the secret and the fix (never its value)."""
-        client = self._session.client("secretsmanager", config=self._configs())
+        """The secret's string; ClusterLookupError naming the secret and the fix (never its value).
+
+        A secret given by ARN is read in the ARN's region, which may not be the function's own."""
+        region = secret_id.split(":")[3] if secret_id.startswith("arn:") and secret_id.count(":") >= 6 else None
+        client = self._session.client("secretsmanager", region_name=region or None, config=self._configs())
         try:
             answer = client.get_secret_value(SecretId=secret_id)
         except ClientError as exc:

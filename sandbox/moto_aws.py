@@ -91,11 +91,11 @@ class MotoAws:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
         urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, *, region_name: str = REGION) -> Any:
         make_client: Any = boto3.client  # typed per service name; here the name is a variable
         return make_client(
             service,
-            region_name=REGION,
+            region_name=region_name,
             endpoint_url=self.url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106 - moto's test key

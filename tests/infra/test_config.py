@@ -69,6 +69,10 @@ def test_the_cdks_own_context_keys_are_not_checked() -> None:
             "refreshThresholdMinutes=60 remain",
         ),
         ({"refreshThresholdMinutes": 150, "expiryAlarmMinutes": 120}, "(here 119) or raise refreshThresholdMinutes"),
+        (  # the security model's names-only mode, 250 namespaces: CreateFunction would refuse it
+            {"namespaces": [f"team-{index:03d}-production" for index in range(250)]},
+            "namespaces: the function's environment for cluster 'my-cluster' would be",
+        ),
         ({"clusters": ["ok", "not ok"]}, "clusters: 'not ok' is not a valid cluster name"),
         ({"clusters": ["a", "a"]}, "clusters: 'a' is listed twice"),
         ({"clusters": [{"name": "x", "kubeconfigSecretArn": "nope"}]}, "kubeconfigSecretArn 'nope' is not a Secrets"),

@@ -81,7 +81,10 @@ class Deployed:
             properties = self.resources[name]["Properties"]
             if {"Ref": role} in properties.get("Roles", []):
                 statements += properties["PolicyDocument"]["Statement"]
-        return IAMPolicy(json.dumps({"Version": "2012-10-17", "Statement": self.resolve(statements)}))
+        document = json.dumps({"Version": "2012-10-17", "Statement": self.resolve(statements)})
+        # moto matches a resource as a regex with only `*` translated; IAM's `?` (any one character) is
+        # the regex `.` there (ARNs here hold no other regex character that `?` could meet).
+        return IAMPolicy(document.replace("?", "."))
 
 
 def policy_statements(deployed: Deployed, cluster: str) -> list[dict[str, Any]]:
@@ -195,19 +198,31 @@ def test_a_kubeconfig_cluster_reads_its_secret_and_nothing_of_eks(with_key: bool
         key_statement = next(s for s in policy_statements(deployed, "onprem") if s.get("Sid") == "KubeconfigSecretKey")
         assert key_statement["Condition"] == {
             "StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"},
-            "StringLike": {"kms:EncryptionContext:SecretARN": KUBECONFIG_SECRET},
+            "StringLike": {"kms:EncryptionContext:SecretARN": [KUBECONFIG_SECRET, f"{KUBECONFIG_SECRET}-??????"]},
         }
 
 
-def test_a_partial_secret_arn_is_granted_with_the_suffix_secrets_manager_adds() -> None:
-    partial = KUBECONFIG_SECRET.removesuffix("-AbCdEf")
-    _, template = synth(clusters=[{"name": "onprem", "kubeconfigSecretArn": partial}])
+@pytest.mark.parametrize(
+    ("given", "secret"),
+    [
+        (KUBECONFIG_SECRET.removesuffix("-AbCdEf"), KUBECONFIG_SECRET),  # partial: the suffix is wildcarded
+        (KUBECONFIG_SECRET, KUBECONFIG_SECRET),  # complete
+        # A name that ends like a suffix (`team-onprem`): partial, though its text reads as complete.
+        (
+            KUBECONFIG_SECRET.removesuffix("-AbCdEf").replace("onprem", "team-onprem"),
+            KUBECONFIG_SECRET.replace("onprem", "team-onprem"),
+        ),
+    ],
+    ids=["partial", "complete", "partial-ending-like-a-suffix"],
+)
+def test_a_secret_arn_is_granted_whether_partial_or_complete(given: str, secret: str) -> None:
+    _, template = synth(clusters=[{"name": "onprem", "kubeconfigSecretArn": given}])
     deployed = Deployed(template.to_json())
     # moto's evaluator turns `?` into a broken regex; IAM's `*` and `?` are fnmatch's, without classes.
     (granted,) = [s["Resource"] for s in policy_statements(deployed, "onprem") if s.get("Sid") == "KubeconfigSecret"]
-    assert "[" not in granted
-    assert fnmatchcase(KUBECONFIG_SECRET, granted)
-    assert not fnmatchcase(f"{partial}-other-AbCdEf", granted)
+    assert not any("[" in resource for resource in granted)
+    assert any(fnmatchcase(secret, resource) for resource in granted)
+    assert not any(fnmatchcase(f"{given}-other-AbCdEf", resource) for resource in granted)
 
 
 def test_the_run_on_deploy_provider_writes_its_own_logs_and_invokes_the_refreshers_only(

@@ -192,7 +192,6 @@ def test_the_alarm_topic_key_lets_cloudwatch_publish_and_rotates(default_stack: 
             "Principal": {"Service": "cloudwatch.amazonaws.com"},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Resource": "*",
-            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
         }
     ]
     topic = next(iter(resources(template, "AWS::SNS::Topic").values()))
@@ -395,3 +394,11 @@ def test_a_schedule_over_three_hours_keeps_the_event_age_within_six_hours() -> N
         "AWS::Events::Rule",
         {"Targets": [Match.object_like({"RetryPolicy": Match.object_like({"MaximumEventAgeInSeconds": 21600})})]},
     )
+
+
+def test_the_dead_letter_alarm_counts_new_failures_so_one_never_holds_it_for_two_weeks() -> None:
+    """ApproximateNumberOfMessagesVisible stays up for the queue's 14-day retention after one failed
+    delivery, hiding later ones; messages sent in the period alarm on each new failure and clear after."""
+    _, template = synth()
+    (alarm,) = [a for a in resources(template, "AWS::CloudWatch::Alarm").values() if a.get("Namespace") == "AWS/SQS"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Threshold"]) == ("NumberOfMessagesSent", "Sum", 1)

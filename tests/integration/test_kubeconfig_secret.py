@@ -71,6 +71,20 @@ def test_the_lambda_reaches_a_cluster_through_its_kubeconfig_secret(onprem: Loca
     assert {r.user for r in onprem.requests} == {"system:serviceaccount:kube-system:ecr-token-refresher"}
 
 
+def test_a_secret_in_another_region_is_read_in_that_region(
+    aws: MotoAws, onprem: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The function runs in us-east-1; the kubeconfig is held in eu-west-1 and named by its ARN."""
+    elsewhere = aws.client("secretsmanager", region_name="eu-west-1").create_secret(
+        Name="onprem-elsewhere",
+        SecretString=aws.client("secretsmanager").get_secret_value(SecretId=SECRET_NAME)["SecretString"],
+    )
+    monkeypatch.setenv("KUBECONFIG_SECRET", elsewhere["ARN"])
+    assert ":eu-west-1:" in elsewhere["ARN"]
+    result = invoke()
+    assert {r["outcome"] for r in result["namespaces"]} == {"created"}
+
+
 def test_the_cli_reads_the_same_secret(onprem: LocalKube, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBECONFIG_SECRET")
     stdout, stderr = io.StringIO(), io.StringIO()
