@@ -95,6 +95,8 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 synth: $(STAMP) $(NODE_STAMP) ## cdk synth offline (bundles the function), cdk-nag, cfn-lint; the template stays in cdk.out/
+	@# A template or manifest of an earlier synth (another stackName) would be linted and listed as this one's.
+	@rm -f cdk.out/*.template.json cdk.out/rbac*.yaml
 	$(call split_words,args,CDK_ARGS) $(CDK) synth --quiet --no-notices "$${args[@]}"
 	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
 	@echo "template: cdk.out/$$(ls cdk.out | grep -m1 'template.json$$'); Kubernetes manifests: $$(cd cdk.out && ls rbac*.yaml | tr '\n' ' ')(or: make rbac)"

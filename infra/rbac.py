@@ -89,7 +89,13 @@ def render(
         "labels": {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"},
     }
     subjects = [subject(config, cluster)]
+    # The policies and their bindings first: `kubectl apply` creates in order, so the identity is
+    # confined before any RBAC binds it (and a cluster without the policy kinds fails before the grant).
     manifests: list[dict[str, Any]] = []
+    if config.admission_policy:
+        manifests += admission_policy(
+            config, subjects[0], metadata=metadata, adoptable_hosts=adoptable_hosts(config, own_registry)
+        )
     if not cluster.is_eks:
         namespace, account = config.kubernetes_service_account
         manifests.append(
@@ -122,10 +128,6 @@ def render(
                 "subjects": subjects,
             },
         ]
-    if config.admission_policy:
-        manifests += admission_policy(
-            config, subjects[0], metadata=metadata, adoptable_hosts=adoptable_hosts(config, own_registry)
-        )
     return manifests
 
 

@@ -3,6 +3,9 @@ after the stack, and confines the identity with an admission policy; rendered fr
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import yaml
 
 from infra.config import Cluster
@@ -22,19 +25,24 @@ def kinds(manifests: list[dict[str, object]]) -> list[str]:
     return [str(manifest["kind"]) for manifest in manifests]
 
 
+def of_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """The first manifest of `kind` (the policies come first, then the grants)."""
+    return next(manifest for manifest in manifests if manifest["kind"] == kind)
+
+
 def test_names_only_get_a_role_per_namespace_and_no_listing() -> None:
     manifests = render(config_for(namespaces=["team-b", "team-a"]))
     assert [(m["kind"], m["metadata"].get("namespace")) for m in manifests] == [
+        ("ValidatingAdmissionPolicy", None),
+        ("ValidatingAdmissionPolicyBinding", None),
         ("Role", "team-a"),
         ("RoleBinding", "team-a"),
         ("Role", "team-b"),
         ("RoleBinding", "team-b"),
-        ("ValidatingAdmissionPolicy", None),
-        ("ValidatingAdmissionPolicyBinding", None),
     ]
-    assert manifests[0]["rules"] == SECRET_RULES
-    assert manifests[1]["subjects"] == GROUP
-    assert manifests[1]["roleRef"] == {
+    assert of_kind(manifests, "Role")["rules"] == SECRET_RULES
+    assert of_kind(manifests, "RoleBinding")["subjects"] == GROUP
+    assert of_kind(manifests, "RoleBinding")["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
         "name": "ecr-token-refresher",
@@ -43,7 +51,7 @@ def test_names_only_get_a_role_per_namespace_and_no_listing() -> None:
 
 def test_globs_and_selectors_need_a_cluster_role_that_lists_namespaces_and_the_secret_by_name() -> None:
     for context in ({"namespaces": ["team-*"]}, {"namespaces": [], "namespaceSelector": "ecr=yes"}):
-        role, binding, *admission = render(config_for(**context))
+        *admission, role, binding = render(config_for(**context))
         assert (role["kind"], binding["kind"], kinds(admission)) == ("ClusterRole", "ClusterRoleBinding", ADMISSION)
         assert role["rules"] == [
             {**SECRET_RULES[0], "verbs": ["get", "list", "update"]},
@@ -54,7 +62,9 @@ def test_globs_and_selectors_need_a_cluster_role_that_lists_namespaces_and_the_s
 
 
 def test_service_accounts_add_get_and_patch_on_those_accounts_only() -> None:
-    role, *_ = render(config_for(namespaces=["default"], serviceAccounts=["default", "builder"], secretName="pull"))
+    role = of_kind(
+        render(config_for(namespaces=["default"], serviceAccounts=["default", "builder"], secretName="pull")), "Role"
+    )
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "update"], "resourceNames": ["pull"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
@@ -72,19 +82,22 @@ def test_two_deployments_in_one_cluster_never_share_an_object_name() -> None:
     second = render(config_for(namespaces=["team-*"], stackName="Staging", secretName="staging-pull"))
     assert {m["metadata"]["name"] for m in first} == {"ecr-token-refresher"}
     assert {m["metadata"]["name"] for m in second} == {"ecr-token-refresher-staging"}
-    assert second[1]["subjects"][0]["name"] == "ecr-token-refresher-staging"  # its own group, too
-    assert second[3]["spec"]["policyName"] == "ecr-token-refresher-staging"
+    assert of_kind(second, "ClusterRoleBinding")["subjects"][0]["name"] == "ecr-token-refresher-staging"  # its group
+    assert of_kind(second, ADMISSION[1])["spec"]["policyName"] == "ecr-token-refresher-staging"
 
 
 def test_two_deployments_outside_eks_get_their_own_service_accounts() -> None:
     onprem = {"clusters": [{"name": "onprem", "kubeconfigSecretArn": SECRET_ARN}], "namespaces": ["team-*"]}
     first, second = render(config_for(**onprem)), render(config_for(**onprem, stackName="Staging"))
-    accounts = [(m[0]["kind"], m[0]["metadata"]["namespace"], m[0]["metadata"]["name"]) for m in (first, second)]
+    accounts = [
+        (a["kind"], a["metadata"]["namespace"], a["metadata"]["name"])
+        for a in (of_kind(first, "ServiceAccount"), of_kind(second, "ServiceAccount"))
+    ]
     assert accounts == [
         ("ServiceAccount", "kube-system", "ecr-token-refresher"),
         ("ServiceAccount", "kube-system", "ecr-token-refresher-staging"),
     ]
-    assert second[2]["subjects"] == [
+    assert of_kind(second, "ClusterRoleBinding")["subjects"] == [
         {"kind": "ServiceAccount", "namespace": "kube-system", "name": "ecr-token-refresher-staging"}
     ]
 
@@ -95,7 +108,10 @@ def test_a_cluster_outside_eks_binds_a_service_account_it_declares() -> None:
         namespaces=["team-*"],
         kubernetesServiceAccount="ops/pull-secrets",
     )
-    account, role, binding, policy, _ = render(config)
+    manifests = render(config)
+    account, role, binding, policy = (
+        of_kind(manifests, kind) for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", ADMISSION[0])
+    )
     assert (account["kind"], account["metadata"]["namespace"], account["metadata"]["name"]) == (
         "ServiceAccount",
         "ops",
@@ -113,12 +129,14 @@ def test_the_admission_policy_can_be_left_out() -> None:
 
 def test_adoption_under_the_policy_needs_the_registries_it_may_adopt() -> None:
     def adoptable(**kwargs: object) -> str:
-        policy = render(config_for(namespaces=["team-*"]), **kwargs)[2]  # type: ignore[arg-type]
+        policy = of_kind(render(config_for(namespaces=["team-*"]), **kwargs), ADMISSION[0])  # type: ignore[arg-type]
         return next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "oldAdoptable")
 
     assert adoptable() == "false"  # the function's own account is unknown at an offline synth
     assert ".matches(" in adoptable(own_registry="123456789012.dkr.ecr.us-east-1.amazonaws.com")
-    only_others = render(config_for(namespaces=["team-*"], adoptExisting=False), own_registry="x")[2]
+    only_others = of_kind(
+        render(config_for(namespaces=["team-*"], adoptExisting=False), own_registry="x"), ADMISSION[0]
+    )
     assert {v["name"]: v["expression"] for v in only_others["spec"]["variables"]}["oldAdoptable"] == "false"
 
 
@@ -133,6 +151,17 @@ def test_synth_writes_one_manifest_for_the_eks_clusters_and_one_per_kubeconfig_c
 
 def test_the_yaml_is_what_kubectl_applies() -> None:
     documents = list(yaml.safe_load_all(to_yaml(config_for(namespaces=["team-*"], kubernetesGroup="pullers"))))
-    assert kinds(documents) == ["ClusterRole", "ClusterRoleBinding", *ADMISSION]
-    assert documents[1]["subjects"][0]["name"] == "pullers"
-    assert "pullers" in documents[2]["spec"]["matchConditions"][0]["expression"]
+    assert kinds(documents) == [*ADMISSION, "ClusterRole", "ClusterRoleBinding"]
+    assert of_kind(documents, "ClusterRoleBinding")["subjects"][0]["name"] == "pullers"
+    assert "pullers" in of_kind(documents, ADMISSION[0])["spec"]["matchConditions"][0]["expression"]
+
+
+@pytest.mark.parametrize("context", [{"namespaces": ["team-*"]}, {"namespaces": ["team-a", "team-b"]}])
+def test_the_policies_and_their_bindings_come_before_any_grant(context: dict[str, object]) -> None:
+    """`kubectl apply` creates in file order: no moment where the identity is bound by RBAC and unconfined."""
+    kinds = [manifest["kind"] for manifest in render(config_for(**context))]
+    policy_kinds = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    grants = {"ClusterRoleBinding", "RoleBinding", "ClusterRole", "Role"}
+    last_policy = max(index for index, kind in enumerate(kinds) if kind in policy_kinds)
+    first_grant = min(index for index, kind in enumerate(kinds) if kind in grants)
+    assert last_policy < first_grant, kinds

@@ -58,14 +58,15 @@ def test_make_rbac_pipes_into_kubectl_apply_while_the_venv_is_set_up(real_kube: 
         check=False,
     )
     assert applied.returncode == 0, applied.stderr
+    # kubectl applies in file order: the policies and their bindings before the grants they confine.
     assert applied.stdout.splitlines() == [
-        "clusterrole.rbac.authorization.k8s.io/ecr-token-refresher created (dry run)",
-        "clusterrolebinding.rbac.authorization.k8s.io/ecr-token-refresher created (dry run)",
         "validatingadmissionpolicy.admissionregistration.k8s.io/ecr-token-refresher created (dry run)",
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/ecr-token-refresher created (dry run)",
         "validatingadmissionpolicy.admissionregistration.k8s.io/ecr-token-refresher-serviceaccounts created (dry run)",
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/ecr-token-refresher-serviceaccounts created "
         "(dry run)",
+        "clusterrole.rbac.authorization.k8s.io/ecr-token-refresher created (dry run)",
+        "clusterrolebinding.rbac.authorization.k8s.io/ecr-token-refresher created (dry run)",
     ]
 
 
