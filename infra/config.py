@@ -475,6 +475,15 @@ class _ContextReader:
         serving one cluster never share an identity, nor delete each other's with `kubectl delete -f`."""
         account = self.matching("kubernetesServiceAccount", SERVICE_ACCOUNT, "<namespace>/<name> of a service account")
         namespace, _, name = (account or f"kube-system/{default}").partition("/")
+        # Whoever may impersonate service accounts in its namespace acts as the function cluster-wide
+        # (`impersonate` on serviceaccounts is in the built-in edit and admin roles): a tenant's namespace
+        # would hand every tenant admin the other teams' pull secrets.
+        if account and namespace != "kube-system":
+            self.problem(
+                "kubernetesServiceAccount",
+                f"{account!r} is outside kube-system: the admins of {namespace!r} could impersonate it and act as the "
+                f"function in every target namespace; use kube-system/{name}",
+            )
         return namespace, name
 
     def ids(self, key: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:

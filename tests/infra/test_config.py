@@ -91,6 +91,10 @@ def test_the_cdks_own_context_keys_are_not_checked() -> None:
             "kubernetesGroup: 'system:masters' starts with system:, which Kubernetes reserves; use e.g. ecr-token",
         ),
         ({"kubernetesServiceAccount": "nope"}, "kubernetesServiceAccount: 'nope' is not <namespace>/<name>"),
+        (  # a tenant's admins could impersonate it (impersonate is in the built-in edit and admin roles)
+            {"kubernetesServiceAccount": "team-a/puller"},
+            "kubernetesServiceAccount: 'team-a/puller' is outside kube-system: the admins of 'team-a' could",
+        ),
         ({"runOnDeploy": "sometimes"}, "runOnDeploy: must be true or false"),
         ({"logRetentionDays": 100}, "logRetentionDays: CloudWatch Logs keeps logs for one of 1, 3, 5"),
         ({"architecture": "ppc64"}, "architecture: 'ppc64' is not one of arm64, x86_64"),

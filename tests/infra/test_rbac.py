@@ -106,7 +106,7 @@ def test_a_cluster_outside_eks_binds_a_service_account_it_declares() -> None:
     config = config_for(
         clusters=[{"name": "onprem", "kubeconfigSecretArn": SECRET_ARN}],
         namespaces=["team-*"],
-        kubernetesServiceAccount="ops/pull-secrets",
+        kubernetesServiceAccount="kube-system/pull-secrets",
     )
     manifests = render(config)
     account, role, binding, policy = (
@@ -114,12 +114,12 @@ def test_a_cluster_outside_eks_binds_a_service_account_it_declares() -> None:
     )
     assert (account["kind"], account["metadata"]["namespace"], account["metadata"]["name"]) == (
         "ServiceAccount",
-        "ops",
+        "kube-system",
         "pull-secrets",
     )
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "namespace": "ops", "name": "pull-secrets"}]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "namespace": "kube-system", "name": "pull-secrets"}]
     condition = policy["spec"]["matchConditions"][0]["expression"]
-    assert condition == 'request.userInfo.username == "system:serviceaccount:ops:pull-secrets"'
+    assert condition == 'request.userInfo.username == "system:serviceaccount:kube-system:pull-secrets"'
     assert role["kind"] == "ClusterRole"
 
 
