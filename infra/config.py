@@ -8,6 +8,7 @@ is listed in KNOWN_KEYS (and in the README); an unknown key fails synth naming t
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -261,9 +262,17 @@ class DeploymentConfig:
 
 
 def kubernetes_name(stack_name: str) -> str:
-    """`EcrTokenRefresher` -> `ecr-token-refresher`; any other stack `Prod` -> `ecr-token-refresher-prod`."""
+    """`EcrTokenRefresher` -> `ecr-token-refresher`; any other stack `Prod` -> `ecr-token-refresher-prod`.
+
+    Two stacks never get one name: a slug has one PascalCase stack name (`TeamA` for `team-a`); any other
+    spelling of it (`Team-A`, `teamA`, `TEAMA`) gets a hash of the stack name, so two such stacks on one
+    cluster never share a group, a service account or a policy."""
     slug = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", stack_name).lower()
-    return slug if slug == "ecr-token-refresher" else f"ecr-token-refresher-{slug}"[:63].rstrip("-")
+    name = slug if slug == "ecr-token-refresher" else f"ecr-token-refresher-{slug}"
+    if stack_name == "".join(part.capitalize() for part in slug.split("-")) and len(name) <= 63:
+        return name
+    digest = hashlib.sha256(stack_name.encode()).hexdigest()[:6]
+    return f"{name[:56].rstrip('-')}-{digest}"
 
 
 class _ContextReader:

@@ -159,6 +159,11 @@ class ClusterRefresher(Construct):
                 "Payload": json.dumps({}),
             },
             physical_resource_id=cr.PhysicalResourceId.of(f"run-on-deploy-{self._code_hash[:16]}"),
+            # The invoke grant is an IAM policy created just before this call, and IAM is eventually
+            # consistent: an AccessDenied in that window would fail the deploy and roll it back
+            # (aws/aws-cdk#37675, #31429, #23340). AwsSdkCall's documented way out is to ignore that error
+            # code: the schedule's first run follows within one period, and its failure raises the alarm.
+            ignore_error_codes_matching="AccessDeniedException",
         )
         run = cr.AwsCustomResource(
             self,

@@ -169,3 +169,15 @@ def test_cluster_wide_kubernetes_names_come_from_the_stack_name(stack: str, name
     assert kubernetes_name(stack) == name
     config = config_for(stackName=stack)
     assert (config.kubernetes_name, config.kubernetes_group) == (name, name)
+
+
+def test_stack_names_that_would_share_a_kubernetes_name_never_do() -> None:
+    """`TeamA` and `Team-A` both used to become ecr-token-refresher-team-a: one group, one ClusterRole and one
+    policy for two stacks, the second apply overwriting the first. PascalCase names keep their names."""
+    spellings = ["TeamA", "Team-A", "teamA", "team-a", "TEAMA"]
+    names = [kubernetes_name(spelling) for spelling in spellings]
+    assert len(set(names)) == len(spellings)
+    assert names[0] == "ecr-token-refresher-team-a"
+    assert kubernetes_name("EcrTokenRefresher") == "ecr-token-refresher"
+    assert kubernetes_name("Staging") == "ecr-token-refresher-staging"
+    assert all(len(kubernetes_name(name)) <= 63 for name in ["A" * 120, "a-" * 60 + "b"])
