@@ -3,6 +3,8 @@ defaults, no typo passing unnoticed."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from infra.config import DEFAULT_STACK_NAME, Cluster, DeploymentConfig, kubernetes_name
@@ -162,7 +164,7 @@ def test_repository_prefixes_per_registry() -> None:
     [
         ("EcrTokenRefresher", "ecr-token-refresher"),
         ("Prod", "ecr-token-refresher-prod"),
-        ("TeamA-Staging", "ecr-token-refresher-team-a-staging"),
+        ("TeamA-Staging", f"ecr-token-refresher-team-a-staging-{hashlib.sha256(b'TeamA-Staging').hexdigest()[:6]}"),
     ],
 )
 def test_cluster_wide_kubernetes_names_come_from_the_stack_name(stack: str, name: str) -> None:
