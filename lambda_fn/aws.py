@@ -272,8 +272,8 @@ def function_vpc(session: boto3.Session, *, function_name: str, region: str, con
     decides whether it reaches a private endpoint. ClusterLookupError if it cannot be read."""
     # One short attempt: in a VPC without a Lambda endpoint, retries would only spend the run's time.
     once = configs().merge(Config(connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 1}))
-    client = session.client("lambda", region_name=region, config=once)
-    try:
+    try:  # the client too: a bundle without botocore's model of the service fails here, not in `check`
+        client = session.client("lambda", region_name=region, config=once)
         configuration = client.get_function_configuration(FunctionName=function_name)
     except (ClientError, BotoCoreError) as exc:
         raise ClusterLookupError(

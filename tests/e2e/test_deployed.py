@@ -13,9 +13,11 @@ from typing import Any
 import jmespath
 import pytest
 from kubernetes import client as k8s
+from moto.eks.models import eks_backends
 
 from sandbox.cdk_deploy import ROOT, SKIPPED_BY_MOTO
-from tests.e2e.conftest import CONTEXT, OTHER_REGISTRY, Deployed
+from sandbox.moto_aws import ACCOUNT, REGION, MotoAws
+from tests.e2e.conftest import CLUSTER, CONTEXT, OTHER_REGISTRY, Deployed
 
 pytestmark = pytest.mark.e2e
 EVENTS = ROOT / "events"
@@ -205,3 +207,30 @@ def test_the_summary_line_is_json_with_its_level(deployed: Deployed) -> None:
     assert finished
     assert {line["level"] for line in finished} == {"INFO"}
     assert all(line["service"] == "EcrTokenRefresher" for line in finished)  # the stack names the series
+
+
+@pytest.mark.parametrize(
+    ("network", "access"),
+    [
+        ({"endpointPublicAccess": False, "endpointPrivateAccess": True, "vpcId": "vpc-0e2e"}, "private only"),
+        ({"publicAccessCidrs": ["203.0.113.0/24"], "vpcId": "vpc-0e2e"}, "public, open to 203.0.113.0/24 only"),
+    ],
+    ids=["private", "cidr-restricted"],
+)
+def test_check_in_the_deployed_zip_judges_a_private_or_restricted_endpoint(
+    aws: MotoAws, deployed: Deployed, network: dict[str, Any], access: str
+) -> None:
+    """The bundle's botocore trim once dropped the `lambda` model: `{"check": true}` crashed with
+    UnknownServiceError for every VPC-mode user, the ones who need the preflight most. Here the deployed
+    function (outside any VPC) asks for its own configuration and says it cannot reach the endpoint."""
+    cluster = eks_backends[ACCOUNT][REGION].clusters[CLUSTER]
+    before = dict(cluster.resources_vpc_config)
+    cluster.resources_vpc_config = {**before, **network}
+    try:
+        invocation = deployed.invoke({"check": True})
+    finally:
+        cluster.resources_vpc_config = before
+    assert (invocation.status, invocation.error_type) == (200, None), invocation.body
+    (line,) = [c for c in invocation.body["checks"] if c["check"] == "EKS endpoint"]
+    assert line["status"] == "failed", line
+    assert f"{access}, and the function runs outside any VPC" in line["detail"]

@@ -238,7 +238,7 @@ def test_a_missing_rbac_rule_fails_naming_it(
 ) -> None:
     _, admin, prefix, names = teams
     manifest = render(configure(monkeypatch, namespaces=[f"{prefix}-*"]))
-    role = manifest[0]
+    role = next(document for document in manifest if document["kind"] == "ClusterRole")
     role["rules"] = [rule for rule in role["rules"] if rule["verbs"] != ["create"]]
     admin.apply(manifest)
     before = secrets_version(admin, names)
