@@ -33,6 +33,7 @@ from typing import Any
 from infra.base64_pattern import recipe_secret_pattern
 from infra.config import DeploymentConfig
 from lambda_fn.config import INT64_MAX, Requirement, parse_selector
+from lambda_fn.dockerconfig import recipe_keys
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
@@ -147,9 +148,10 @@ def variables(config: DeploymentConfig, adoptable_hosts: Sequence[str]) -> list[
     if config.settings.adopt_existing and adoptable_hosts:
         # Data values reach CEL as base64 strings (the schema says bytes): string(dyn(...)) takes both.
         data = f"string(dyn(oldObject.?data[?{_cel(DOCKERCONFIGJSON_KEY)}].orValue(b'')))"
+        keys = [key for host in adoptable_hosts for key in recipe_keys(host)]
         adoptable = (
             f"oldObject != null && oldObject.?type.orValue('') == {_cel(DOCKERCONFIGJSON_TYPE)} && "
-            f"{data}.matches({_cel(recipe_secret_pattern(adoptable_hosts))})"
+            f"{data}.matches({_cel(recipe_secret_pattern(keys))})"
         )
     found.append({"name": "oldAdoptable", "expression": adoptable})
     return found

@@ -41,17 +41,28 @@ def read_auths(encoded: str | None) -> dict[str, Any] | None:
 # byte language the admission policy recognises in base64 (infra/base64_pattern.py), so the function
 # never decides on an adoption the policy would refuse.
 RECIPE_PAYLOAD = re.compile(rb'\{"auths":\{"([^"]*)":\{[^{}]*\}\}\}')
+# The key is whatever the recipe gave --docker-server; cron scripts often write the URL
+# (https://<host>, sometimes with a trailing /), which the kubelet resolves to the same registry.
+RECIPE_SCHEME, RECIPE_SLASH = "https://", "/"
+
+
+def recipe_keys(host: str) -> list[str]:
+    """Every spelling of `host` as the recipe's key that is adopted: bare, with the scheme, with the slash."""
+    return [f"{scheme}{host}{slash}" for scheme in ("", RECIPE_SCHEME) for slash in ("", RECIPE_SLASH)]
 
 
 def recipe_host(encoded: str | None) -> str | None:
-    """The registry host of the kubectl recipe's payload (valid JSON of exactly that shape), else None."""
+    """The registry host of the kubectl recipe's payload (valid JSON of exactly that shape), its key
+    read without the scheme and the trailing slash recipe_keys() allows, else None."""
     try:
         payload = base64.b64decode(encoded or "", validate=True)
         json.loads(payload)
     except (binascii.Error, ValueError):
         return None
     match = RECIPE_PAYLOAD.fullmatch(payload)
-    return match[1].decode(errors="replace") if match else None
+    if not match:
+        return None
+    return match[1].decode(errors="replace").removeprefix(RECIPE_SCHEME).removesuffix(RECIPE_SLASH)
 
 
 def build_dockerconfigjson(credentials: Sequence[RegistryCredential]) -> str:

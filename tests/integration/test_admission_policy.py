@@ -362,6 +362,18 @@ def test_the_kubectl_recipes_secret_is_adopted_under_the_policy(
     assert outcomes(invoke()) == {f"{prefix}-a": "unchanged", f"{prefix}-b": "unchanged"}
 
 
+def test_the_recipe_given_the_registrys_url_is_adopted_under_the_policy(
+    confined: tuple[RealKube, Cluster, Cluster, str], invoke: Invoke, tmp_path: Path
+) -> None:
+    """Cron scripts often pass --docker-server=https://<host> (with or without a trailing /): the same
+    registry for the kubelet, so adopted, and rewritten under the bare host."""
+    kube, admin, _, prefix = confined
+    recipe_secret(kube, f"{prefix}-a", tmp_path, server=f"https://{OWN_REGISTRY}")
+    recipe_secret(kube, f"{prefix}-b", tmp_path, server=f"https://{OWN_REGISTRY}/")
+    assert outcomes(invoke()) == dict.fromkeys([f"{prefix}-a", f"{prefix}-b"], "adopted")
+    assert set(admin.auths(f"{prefix}-b")) == {OWN_REGISTRY}
+
+
 def test_the_policy_holds_the_secrets_shape_one_key_of_bounded_size(
     confined: tuple[RealKube, Cluster, Cluster, str],
 ) -> None:
@@ -410,3 +422,34 @@ def test_a_secret_written_by_anyone_else_is_repaired_at_the_next_run(
     labelled.metadata.labels["app.kubernetes.io/part-of"] = "platform"
     admin.core.replace_namespaced_secret("regcred", names[0], labelled, field_manager="argocd-controller")
     assert outcomes(invoke()) == dict.fromkeys(names, "unchanged")
+
+
+def test_applied_in_order_no_grant_lands_before_the_policy(
+    real: tuple[RealKube, Cluster], credentials: AwsCredentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest applied one object at a time, as `kubectl apply -f` does, probing after each: a secret
+    the function may never write is refused by RBAC until the first binding, because the policy and its
+    binding come first. kube-apiserver compiles a new policy asynchronously (measured here: about 0.4 s
+    after its creation), so a first apply leaves that moment in which the grant is in force and the policy
+    not yet; docs/security.md says how to close it (apply the policies, wait, then the rest)."""
+    kube, admin = real
+    prefix = f"ord{uuid.uuid4().hex[:6]}"
+    names = [admin.namespace(f"{prefix}-a"), admin.namespace(f"{prefix}-b")]
+    identity = role_client(kube, credentials)
+    forbidden = secret("not-regcred", DOCKERCONFIG, labels={"app.kubernetes.io/managed-by": "ecr-token-refresher"})
+
+    def answers() -> set[str]:
+        refusals = [
+            refusal(lambda n=n: identity.core.create_namespaced_secret(n, forbidden, dry_run="All")) for n in names
+        ]
+        return {"admitted" if r is None else "policy" if POLICY in r else r[:3] for r in refusals}
+
+    steps = []
+    for document in render(configure(monkeypatch, namespaces=names), own_registry=OWN_REGISTRY):
+        steps.append(document["kind"])
+        if document["kind"] == "RoleBinding" and steps.count("RoleBinding") == 1:
+            assert set(steps[:2]) == {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+            assert answers() == {"403"}, "nothing is bound yet: RBAC refuses"
+        admin.apply([document])
+    wait_for_policy(identity, names[1], "'ecr-token-refresher'", timeout=3.0, admitted=ours_in(identity, names[1]))
+    assert answers() == {"policy"}

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from infra.base64_pattern import recipe_secret_pattern
-from lambda_fn.dockerconfig import recipe_host
+from lambda_fn.dockerconfig import recipe_host, recipe_keys
 
 HOSTS = ["123456789012.dkr.ecr.us-east-1.amazonaws.com", "210987654321.dkr.ecr.eu-west-1.amazonaws.com"]
 # What `kubectl create secret docker-registry regcred --docker-server=<host> ...` writes.
@@ -54,10 +54,15 @@ def test_the_pattern_matches_exactly_the_encodings_of_the_language(hosts: list[s
 @pytest.mark.parametrize("hosts", [HOSTS[:1], HOSTS])
 def test_the_function_adopts_exactly_the_valid_json_the_policy_admits(hosts: list[str]) -> None:
     """lambda_fn's adoption decision (recipe_host) and the admission policy's regex agree: the function
-    never decides on an adoption the policy would refuse, nor skips one it would admit."""
-    pattern = re.compile(recipe_secret_pattern(hosts))
+    never decides on an adoption the policy would refuse, nor skips one it would admit, for every spelling
+    of the key the recipe may have been given (https://, a trailing /) and for near misses."""
+    keys = [key for host in hosts for key in recipe_keys(host)]
+    pattern = re.compile(recipe_secret_pattern(keys))
+    near_misses = [
+        spelling for host in hosts for spelling in (f"http://{host}", f"https://https://{host}", f"{host}//")
+    ]
     verdicts = []
-    for raw in samples(hosts):
+    for raw in samples(keys + near_misses):
         encoded = base64.b64encode(raw).decode()
         adopted, admitted = recipe_host(encoded) in hosts, bool(pattern.match(encoded))
         assert not adopted or admitted, raw
@@ -73,6 +78,13 @@ def _is_json(raw: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_the_recipe_given_a_url_is_read_as_its_host() -> None:
+    for key in recipe_keys(HOSTS[0]):
+        payload = json.dumps({"auths": {key: {"username": "AWS", "password": "x", "auth": "QVdTOng="}}})
+        assert recipe_host(base64.b64encode(payload.replace(" ", "").encode()).decode()) == HOSTS[0], key
+    assert recipe_keys(HOSTS[0])[1:] == [f"{HOSTS[0]}/", f"https://{HOSTS[0]}", f"https://{HOSTS[0]}/"]
 
 
 def test_kubectls_own_secret_matches_and_another_registry_does_not() -> None:

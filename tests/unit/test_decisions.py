@@ -158,8 +158,9 @@ def test_an_immutable_stale_secret_fails_saying_how_to_fix_it() -> None:
     assert decide(managed(immutable=True), OWN, PLAN, now=NOW).outcome is Outcome.UNCHANGED
 
 
-def test_the_kubectl_recipes_secret_is_adopted() -> None:
-    verdict = decide(recipe_secret(HOST), OWN, PLAN, now=NOW)
+@pytest.mark.parametrize("server", [HOST, f"https://{HOST}", f"https://{HOST}/", f"{HOST}/"])
+def test_the_kubectl_recipes_secret_is_adopted(server: str) -> None:
+    verdict = decide(recipe_secret(server), OWN, PLAN, now=NOW)
     assert (verdict.action, verdict.outcome) == (Action.ADOPT, Outcome.ADOPTED)
     assert decide(replace(recipe_secret(HOST), type=None, data=None), OWN, PLAN, now=NOW).action is Action.READ
 
@@ -171,6 +172,7 @@ def test_the_kubectl_recipes_secret_is_adopted() -> None:
         recipe_secret(HOST, HOST.replace("123456789012", "123456789013")),  # two entries: not kubectl's
         replace(recipe_secret(HOST), data={DOCKERCONFIGJSON_KEY: PRETTY}),  # docker login's file, pretty-printed
         recipe_secret(OTHER),  # an ECR host this configuration does not serve
+        recipe_secret(f"http://{HOST}"),  # a scheme the recipe's key is not adopted under
         recipe_secret(),  # no auths at all
         replace(recipe_secret(HOST), type="Opaque"),
         replace(recipe_secret(HOST), immutable=True),
