@@ -35,7 +35,7 @@ split_words = set -f; read -a $(1) <<<"$$$(2)";
 # e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
 CLUSTER ?=
 
-.PHONY: demo test test-apiserver e2e bootstrap lint lock lock-check format unit integration synth deploy destroy install rbac asset bench soak clean
+.PHONY: demo test test-apiserver e2e bootstrap lint lock lock-check format unit integration synth deploy destroy install rbac apply remove asset bench soak clean
 
 # Set-up talks on stderr only, so that `make rbac ... | kubectl apply -f -` gets nothing but the manifest.
 # Only the committed locks drive the install: make never regenerates them behind your back.
@@ -116,6 +116,17 @@ install: ## the CLI on a host: a root-owned venv holding exactly lambda_fn/requi
 
 rbac: $(STAMP) ## print a cluster's RBAC + admission policy for kubectl apply -f - (CLUSTER=name for one of several)
 	@$(call split_words,context,CONTEXT) $(BIN)/python -m infra.rbac $(if $(CLUSTER),--cluster $(CLUSTER)) "$${context[@]}"
+
+# e.g. make apply CONTEXT="clusterName=prod namespaces=team-a,team-b" KUBECTL_ARGS="--context prod"
+KUBECTL_ARGS ?=
+export KUBECTL_ARGS
+apply: $(STAMP) ## kubectl apply a cluster's manifest (policies first) and delete what it no longer renders
+	@$(call split_words,context,CONTEXT) $(call split_words,kubectl,KUBECTL_ARGS) \
+	  $(BIN)/python -m infra.apply $(if $(CLUSTER),--cluster $(CLUSTER)) $${kubectl[@]/#/--kubectl-arg=} "$${context[@]}"
+
+remove: $(STAMP) ## delete every object of a cluster's manifest from the cluster (grants first, policies last)
+	@$(call split_words,context,CONTEXT) $(call split_words,kubectl,KUBECTL_ARGS) \
+	  $(BIN)/python -m infra.apply --delete $(if $(CLUSTER),--cluster $(CLUSTER)) $${kubectl[@]/#/--kubectl-arg=} "$${context[@]}"
 
 asset: $(STAMP) ## the Lambda asset's size and cold import time, trimmed or not
 	$(BIN)/python -m bench.asset_footprint

@@ -21,7 +21,9 @@ from lambda_fn.aws import caller_registry_host
 from lambda_fn.errors import ConfigError
 
 RBAC = "rbac.authorization.k8s.io/v1"
-LABELS = {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"}
+NAME_LABEL = "app.kubernetes.io/name"
+LABELS = {NAME_LABEL: "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"}
+POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 
 
 def rules(config: DeploymentConfig) -> list[dict[str, Any]]:
@@ -84,10 +86,7 @@ def render(
     recipe secrets be adopted."""
     cluster = cluster or config.clusters[0]
     name = config.kubernetes_name
-    metadata = {
-        "name": name,
-        "labels": {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"},
-    }
+    metadata = {"name": name, "labels": dict(LABELS)}
     subjects = [subject(config, cluster)]
     # The policies and their bindings first: `kubectl apply` creates in order, so the identity is
     # confined before any RBAC binds it (and a cluster without the policy kinds fails before the grant).
@@ -163,13 +162,11 @@ def context_from_cdk_json(path: Path, overrides: list[str]) -> dict[str, Any]:
     return context
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.rbac", description=__doc__)
-    parser.add_argument("--cluster", help="which cluster's manifest (default: the first one listed)")
-    parser.add_argument("context", nargs="*", metavar="KEY=VALUE", help="CDK context, as with -c KEY=VALUE")
-    args = parser.parse_args(argv)
+def load_config(overrides: list[str], cluster_name: str | None) -> tuple[DeploymentConfig, Cluster, str | None] | int:
+    """cdk.json's context with the overrides, the cluster chosen, and the function's own registry host
+    (from the caller's AWS credentials); or, having said why on stderr, the exit code 2."""
     try:
-        config = DeploymentConfig.from_context(context_from_cdk_json(Path("cdk.json"), args.context))
+        config = DeploymentConfig.from_context(context_from_cdk_json(Path("cdk.json"), overrides))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -181,12 +178,24 @@ def main(argv: list[str]) -> int:
             "credentials (AWS_PROFILE, AWS_REGION) to include it.",
             file=sys.stderr,
         )
-    chosen = [cluster for cluster in config.clusters if args.cluster in (None, cluster.name)]
+    chosen = [cluster for cluster in config.clusters if cluster_name in (None, cluster.name)]
     if not chosen:
         names = ", ".join(cluster.name for cluster in config.clusters)
-        print(f"error: --cluster {args.cluster!r} is not one of the configured clusters ({names})", file=sys.stderr)
+        print(f"error: --cluster {cluster_name!r} is not one of the configured clusters ({names})", file=sys.stderr)
         return 2
-    sys.stdout.write(to_yaml(config, chosen[0], own_registry=own_registry))
+    return config, chosen[0], own_registry
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.rbac", description=__doc__)
+    parser.add_argument("--cluster", help="which cluster's manifest (default: the first one listed)")
+    parser.add_argument("context", nargs="*", metavar="KEY=VALUE", help="CDK context, as with -c KEY=VALUE")
+    args = parser.parse_args(argv)
+    loaded = load_config(args.context, args.cluster)
+    if isinstance(loaded, int):
+        return loaded
+    config, cluster, own_registry = loaded
+    sys.stdout.write(to_yaml(config, cluster, own_registry=own_registry))
     return 0
 
 

@@ -74,10 +74,7 @@ POLICY_FIX = (
     "admissionPolicy=false leaves it out)"
 )
 EMPTY_DOCKERCONFIG = base64.b64encode(b'{"auths":{}}').decode()
-RBAC_FIX = (
-    'apply the manifest this configuration renders: `make rbac CONTEXT="..." | kubectl apply -f -` '
-    "(cdk.out/rbac.yaml after a synth)"
-)
+RBAC_FIX = 'apply the manifest this configuration renders: `make apply CONTEXT="..."` (cdk.out/rbac.yaml after a synth)'
 SHOWN = 10  # namespaces named in a finding; the rest are counted
 
 
@@ -352,11 +349,40 @@ class _Preflight:
         needed += [("update", "secrets", secret, True)]
         for account in self.settings.service_accounts:
             needed += [("get", "serviceaccounts", account, True), ("patch", "serviceaccounts", account, True)]
+        if not self.settings.targets.discovers:
+            self._no_wider_grant(api, secret)
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
             for verb, resource, name, per_namespace in needed:
                 self._permission(
                     api, pool, namespaces, verb=verb, resource=resource, name=name, per_namespace=per_namespace
                 )
+
+    def _no_wider_grant(self, api: KubernetesCluster, secret: str) -> None:
+        """Names only need a Role per namespace: a grant on the secret in every namespace is left over
+        from an earlier configuration (globs, a selector) and lets a stolen token read it everywhere."""
+        label = "grants no wider than the configuration"
+        try:
+            wider = api.may("get", "secrets", name=secret)
+            # Any other secret too: an administrator's identity (check run from a laptop), not the manifest's.
+            anything = wider and api.may("get", "secrets", name=PROBE_SECRET)
+        except KubernetesError as exc:
+            self.report.add(label, Status.UNKNOWN, f"could not ask: {exc}")
+            return
+        if anything:
+            self.report.add(
+                label,
+                Status.UNKNOWN,
+                "this identity may read every secret (an administrator?): run check as the function to judge it",
+            )
+        elif wider:
+            self.report.add(
+                label,
+                Status.FAILED,
+                f"this identity may read {secret!r} in every namespace, though only named namespaces are configured",
+                'remove what this configuration no longer renders: `make apply CONTEXT="..."`',
+            )
+        else:
+            self.report.add(label, Status.OK, "only in the named namespaces")
 
     def _permission(
         self,
@@ -439,7 +465,7 @@ class _Preflight:
                 Status.FAILED,
                 f"refused in {_shown(refused)}; first: {next(iter(refused.values()))}",
                 "re-apply the manifest rendered for this configuration (its admission policy names the target "
-                'namespaces): `make rbac CONTEXT="..." | kubectl apply -f -`; a refusal by another policy or a '
+                'namespaces): `make apply CONTEXT="..."`; a refusal by another policy or a '
                 "webhook is for its owner to lift",
             )
         elif unasked:
@@ -491,7 +517,7 @@ class _Preflight:
                 "adoption",
                 "admission refuses adopting the kubectl recipe's secret in {shown}: every run would fail there",
                 "render the manifest with the deploy's AWS credentials (so that it knows the function's own "
-                'registry) and the current registries, and re-apply it: `make rbac CONTEXT="..." | kubectl apply -f -`',
+                'registry) and the current registries, and re-apply it: `make apply CONTEXT="..."`',
             ),
             "suspect": (
                 "secrets written by others",

@@ -141,7 +141,7 @@ def explain(exc: KubernetesError) -> str:
             "Kubernetes group with an EKS access entry (or check the kubeconfig's user)"
         )
     if isinstance(exc, Forbidden):
-        return f"{exc}: apply the RBAC manifest from `make rbac`, which grants what this configuration needs"
+        return f"{exc}: apply the manifest with `make apply`, which grants what this configuration needs"
     return str(exc)
 
 

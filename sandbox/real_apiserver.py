@@ -3,6 +3,7 @@ admin token and the EKS-style token webhook: the ground truth the local API serv
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import ssl
@@ -33,10 +34,17 @@ def build() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port free now, below the kernel's ephemeral range: a port the kernel hands out (bind to 0) may be
+    taken by an outgoing connection (kube-apiserver's own, to etcd) before the server binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        port = random.randrange(10000, low)  # noqa: S311 - not a secret
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class RealKube:

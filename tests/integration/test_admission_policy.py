@@ -431,7 +431,7 @@ def test_applied_in_order_no_grant_lands_before_the_policy(
     the function may never write is refused by RBAC until the first binding, because the policy and its
     binding come first. kube-apiserver compiles a new policy asynchronously (measured here: about 0.4 s
     after its creation), so a first apply leaves that moment in which the grant is in force and the policy
-    not yet; docs/security.md says how to close it (apply the policies, wait, then the rest)."""
+    not yet, which `make apply` closes with a pause between the two (tests/integration/test_apply.py)."""
     kube, admin = real
     prefix = f"ord{uuid.uuid4().hex[:6]}"
     names = [admin.namespace(f"{prefix}-a"), admin.namespace(f"{prefix}-b")]

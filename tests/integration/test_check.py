@@ -105,7 +105,7 @@ def test_a_missing_rbac_rule_is_one_failed_line_with_the_fix(aws: MotoAws, crede
     assert (code, report["ok"]) == (1, False)
     status, detail = findings(report)["may list secrets 'regcred'"]
     assert status == "failed"
-    assert "not granted cluster-wide | apply the manifest this configuration renders: `make rbac" in detail
+    assert "not granted cluster-wide | apply the manifest this configuration renders: `make apply" in detail
     assert [f["check"] for f in report["checks"] if f["status"] == "failed"] == ["may list secrets 'regcred'"]
     assert writes(kube) == []
 

@@ -35,9 +35,10 @@ pytestmark = pytest.mark.apiserver
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 
 
-def check(namespaces: str) -> tuple[int, dict[str, Any]]:
+def check(*namespaces: str) -> tuple[int, dict[str, Any]]:
     stdout = io.StringIO()
-    argv = ["check", "--cluster", CLUSTER_NAME, "--region", "us-east-1", "--namespace", namespaces, "--output", "json"]
+    argv = ["check", "--cluster", CLUSTER_NAME, "--region", "us-east-1", "--output", "json"]
+    argv += [argument for namespace in namespaces for argument in ("--namespace", namespace)]
     code = main(argv, stdout=stdout, stderr=io.StringIO())
     return code, json.loads(stdout.getvalue())
 
@@ -246,7 +247,7 @@ def test_a_missing_rbac_rule_fails_naming_it(
     assert code == 1
     assert list(failed(report)) == ["may create secrets"]
     assert "not granted in " + ", ".join(names) in failed(report)["may create secrets"]
-    assert "make rbac" in failed(report)["may create secrets"]
+    assert "make apply" in failed(report)["may create secrets"]
     assert secrets_version(admin, names) == before
 
 
@@ -261,3 +262,19 @@ def test_without_an_access_entry_authentication_fails(teams: tuple[RealKube, Clu
     assert code == 1
     assert "401 Unauthorized" in failed(report)["Kubernetes authentication"]
     assert secrets_version(admin, names) == []
+
+
+def test_a_grant_left_by_a_wider_configuration_fails(
+    teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
+) -> None:
+    """Applied for a glob, then configured by name (the README's advice) without removing the ClusterRole:
+    the identity may still read the secret everywhere, and check says so with the fix."""
+    kube, admin, prefix, names = teams
+    admin.apply(render(configure(monkeypatch, namespaces=[f"{prefix}-*"])))
+    admin.apply(render(configure(monkeypatch, namespaces=names))[2:])  # the Roles, beside the ClusterRole
+    wait_for_policy(role_client(kube, credentials), names[0], "'ecr-token-refresher'")
+    code, report = check(*names)
+    assert code == 1
+    assert list(failed(report)) == ["grants no wider than the configuration"]
+    assert "may read 'regcred' in every namespace" in failed(report)["grants no wider than the configuration"]
+    assert "make apply" in failed(report)["grants no wider than the configuration"]

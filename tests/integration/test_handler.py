@@ -228,7 +228,7 @@ def test_without_rbac_the_error_names_the_missing_rule(
         kube.stop()
     logged = logs()
     assert 'cannot get resource \\"secrets\\" in API group \\"\\" in the namespace \\"default\\"' in logged
-    assert "make rbac" in logged
+    assert "make apply" in logged
 
 
 def test_no_secret_material_in_logs_results_or_errors(

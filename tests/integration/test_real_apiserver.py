@@ -125,7 +125,7 @@ def test_with_the_entry_but_no_rbac_403_names_the_fix(
         invoke()
     logged = logs()
     assert 'User \\"ecr-token-refresher\\" cannot get resource \\"secrets\\"' in logged
-    assert "make rbac" in logged
+    assert "make apply" in logged
 
 
 def test_the_cli_in_kubeconfig_mode_against_kube_apiserver(real: tuple[RealKube, Cluster], tmp_path: Path) -> None:

@@ -195,7 +195,7 @@ def test_forbidden_names_the_rbac_fix(cluster: FakeCluster) -> None:
         raise Forbidden('403 Forbidden: secrets "regcred" is forbidden')
 
     cluster.hooks["read_secret", "team-a"] = forbidden
-    assert "make rbac" in run(cluster, plan())["team-a"].reason
+    assert "make apply" in run(cluster, plan())["team-a"].reason
 
 
 def test_unauthorized_stops_further_attempts_and_names_the_access_entry(cluster: FakeCluster) -> None:
