@@ -176,6 +176,7 @@ class _Preflight:
     settings: Settings
     aws_configs: ConfigSource  # botocore Configs, with timeouts that fit the run
     function_name: str | None = None  # the Lambda this runs in; None from a laptop
+    absent: set[str] = field(default_factory=set)  # named targets the API server says do not exist
 
     def aws_identity(self) -> str | None:
         try:
@@ -457,8 +458,9 @@ class _Preflight:
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
             found = pool.map(lambda ns: _admission(api, self._secret(secret, ns)), namespaces)
             answers = dict(zip(namespaces, found, strict=True))
-        refused = {ns: answer for ns, answer in answers.items() if answer not in (ADMITTED, UNASKED)}
-        unasked = [ns for ns, answer in answers.items() if answer == UNASKED]
+        self.absent = {ns for ns, answer in answers.items() if answer == ABSENT}
+        refused = {ns: answer for ns, answer in answers.items() if answer not in (ADMITTED, UNASKED, ABSENT)}
+        unasked = [ns for ns, answer in answers.items() if answer in (UNASKED, ABSENT)]
         if refused:
             self.report.add(
                 name,
@@ -501,6 +503,8 @@ class _Preflight:
         def state_of(target: Target) -> NamespaceState:
             if target.terminating:
                 return NamespaceState(target.name, "terminating", "skipped: the namespace is being deleted")
+            if target.name in self.absent:
+                return NamespaceState(target.name, "absent", "no such namespace: every run fails here")
             try:
                 state = (
                     listed.get(target.name) if listed is not None else api.read_secret(target.name, plan.secret_name)
@@ -513,6 +517,11 @@ class _Preflight:
             self.report.namespaces = list(pool.map(state_of, targets))
         # Namespaces in these states fail `check`: every run would fail there, or leave them without a token.
         failing = {
+            "absent": (
+                "named namespaces exist",
+                "{count} namespace(s) named in the configuration do not exist ({shown}): every run fails there",
+                "create them, or remove them from the configured namespaces",
+            ),
             "refused": (
                 "adoption",
                 "admission refuses adopting the kubectl recipe's secret in {shown}: every run would fail there",
@@ -589,11 +598,11 @@ def _shown(names: Iterable[str]) -> str:
     return ", ".join(listed[:SHOWN]) + (f" (+{len(listed) - SHOWN} more)" if len(listed) > SHOWN else "")
 
 
-ADMITTED, UNASKED = "admitted", "unasked"
+ADMITTED, UNASKED, ABSENT = "admitted", "unasked", "absent"
 
 
 def _admission(api: KubernetesCluster, secret: SecretState) -> str:
-    """ADMITTED, UNASKED (RBAC decided, or there is no such namespace), or the refusal: a dry-run create,
+    """ADMITTED, UNASKED (RBAC decided), ABSENT (no such namespace), or the refusal: a dry-run create,
     or for a secret that exists already (409: validating admission runs before the existence check) a
     dry-run replace of it as an update would write it."""
     try:
@@ -603,7 +612,9 @@ def _admission(api: KubernetesCluster, secret: SecretState) -> str:
             api.dry_run_create(secret)
     except (AlreadyExists, Conflict):
         return ADMITTED
-    except (NotFound, NamespaceTerminating):
+    except NotFound:
+        return ABSENT
+    except NamespaceTerminating:
         return UNASKED
     except Forbidden as exc:
         return UNASKED if RBAC_DENIAL.search(str(exc)) else str(exc)

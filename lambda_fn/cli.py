@@ -22,6 +22,7 @@ from lambda_fn.render import render_report, render_summary
 from lambda_fn.runner import Cluster, KubeconfigCluster, configured_cluster, run_refresh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 # Each setting's flag, for error messages.
 FLAG_NAMES = {
@@ -87,8 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run() -> None:
-    """The `ecr-token-refresher` command."""
-    raise SystemExit(main())
+    """The `ecr-token-refresher` command: an interrupt or a reader that went away (`| head`) ends it
+    without a traceback. Every write is a whole-object create or update, so an interrupted run leaves
+    each secret either as it was or as written; the next run finishes the rest."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("interrupted: every secret is as it was or fully written; run again to finish", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Python's documented way: point stdout at devnull so that the flush at exit raises nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_FAILED
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:

@@ -124,6 +124,19 @@ def test_no_access_entry_is_a_failed_authentication_naming_the_entry(aws: MotoAw
     assert writes(kube) == []
 
 
+def test_a_named_namespace_that_does_not_exist_fails_as_refresh_would(kube: LocalKube) -> None:
+    """`refresh --namespace team-zzz` fails ("does not exist"): check says so instead of "ready"."""
+    stdout = io.StringIO()
+    argv = ["check", "--cluster", CLUSTER_NAME, "--region", "us-east-1", "--namespace", "team-a"]
+    code = main([*argv, "--namespace", "team-zzz", "--output", "json"], stdout=stdout, stderr=io.StringIO())
+    report = json.loads(stdout.getvalue())
+    assert code == 1
+    assert {n["namespace"]: n["state"] for n in report["namespaces"]} == {"team-a": "missing", "team-zzz": "absent"}
+    status, detail = findings(report)["named namespaces exist"]
+    assert status == "failed"
+    assert "do not exist (team-zzz): every run fails there | create them" in detail
+
+
 def test_a_foreign_secret_is_a_skip_per_namespace_and_a_failed_line(kube: LocalKube) -> None:
     recipe_secret(kube, "team-b", "ghcr.io")
     code, report = check()

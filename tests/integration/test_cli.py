@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +172,49 @@ def test_python_dash_m_runs_the_same_cli(kube: LocalKube, kubeconfig: str) -> No
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["namespaces"] == [{"namespace": "default", "outcome": "created"}]
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(kube: LocalKube, kubeconfig: str) -> None:
+    """`check ... | head -1`: the pipe closes after the first line; no BrokenPipeError, no traceback."""
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before the first write
+    completed = subprocess.run(  # noqa: S603 - our own module
+        [sys.executable, "-m", "lambda_fn", "check", "--kubeconfig", kubeconfig],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+        check=False,
+    )
+    os.close(writer)
+    assert completed.returncode == 1
+    assert completed.stderr == ""
+
+
+def test_an_interrupt_exits_130_without_a_traceback(kubeconfig: str, tmp_path: Path) -> None:
+    """Ctrl-C while a run waits on the API server (here one that accepts and never answers)."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{silent.getsockname()[1]}"
+    stalled = tmp_path / "stalled"
+    stalled.write_text(yaml.safe_dump(config))
+    with (
+        silent,
+        subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "lambda_fn", "refresh", "--kubeconfig", str(stalled), "--namespace", "team-a"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        ) as running,
+    ):
+        silent.accept()  # the run is now waiting for the TLS handshake
+        running.send_signal(signal.SIGINT)
+        _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 130
+    assert "interrupted: every secret is as it was or fully written" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_cluster_and_kubeconfig_together_are_bad_usage(kube: LocalKube, kubeconfig: str) -> None:
