@@ -19,7 +19,6 @@ names its configuration gives them (another stack's on the same cluster have oth
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 import yaml
 
 from infra.config import Cluster, DeploymentConfig
-from infra.rbac import LABELS, NAME_LABEL, POLICY_KINDS, load_config, render
+from infra.rbac import LABELS, NAME_LABEL, POLICY_KINDS, load_config, manifest_parser, render
 
 # The kinds a manifest holds, in the order a delete goes: grants first, policies last, so that no grant
 # is ever left without its policy.
@@ -115,13 +114,11 @@ def apply(kubectl: Kubectl, config: DeploymentConfig, cluster: Cluster, own_regi
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.apply", description=__doc__)
+    parser = manifest_parser("python -m infra.apply", __doc__)
     parser.add_argument("--delete", action="store_true", help="remove every object of this deployment")
-    parser.add_argument("--cluster", help="which cluster's manifest (default: the first one listed)")
     parser.add_argument(
         "--kubectl-arg", action="append", default=[], help="passed to kubectl, e.g. --kubectl-arg=--context=prod"
     )
-    parser.add_argument("context", nargs="*", metavar="KEY=VALUE", help="CDK context, as with -c KEY=VALUE")
     args = parser.parse_args(argv)
     loaded = load_config(args.context, args.cluster)
     if isinstance(loaded, int):

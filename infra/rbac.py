@@ -186,11 +186,16 @@ def load_config(overrides: list[str], cluster_name: str | None) -> tuple[Deploym
     return config, chosen[0], own_registry
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.rbac", description=__doc__)
+def manifest_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The arguments every command on a cluster's manifest takes: which cluster, and the CDK context."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--cluster", help="which cluster's manifest (default: the first one listed)")
     parser.add_argument("context", nargs="*", metavar="KEY=VALUE", help="CDK context, as with -c KEY=VALUE")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = manifest_parser("python -m infra.rbac", __doc__).parse_args(argv)
     loaded = load_config(args.context, args.cluster)
     if isinstance(loaded, int):
         return loaded

@@ -24,10 +24,12 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 GLOB_CLASS = re.compile(r"\[!?((?:[a-z0-9](?:-[a-z0-9])?)+)\]")
 NAMESPACE_GLOB = re.compile(rf"^(?:[a-z0-9*?-]|{GLOB_CLASS.pattern})+$")
 ECR_HOST = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)\.amazonaws\.com(\.cn)?$"
+    r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z]{2}(-[a-z]+)+-\d)\.amazonaws\.com(?P<china>\.cn)?$"
 )
 ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+# Region-name prefixes of the partitions other than `aws` (botocore's endpoints.json regionRegex).
+PARTITIONS = [("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-iso-", "aws-iso")]
 CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 LABEL_KEY = rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}"
@@ -72,6 +74,11 @@ ENV_NAMES = {
 }
 
 
+def partition(region: str) -> str:
+    """The AWS partition of a region, by its name: credentials and tokens never cross partitions."""
+    return next((name for prefix, name in PARTITIONS if region.startswith(prefix)), "aws")
+
+
 @dataclass(frozen=True)
 class RegistrySpec:
     """An ECR registry host to serve, and the role to assume for its token (None: the caller's own)."""
@@ -88,6 +95,9 @@ class RegistrySpec:
         match = ECR_HOST.match(host.strip())
         if not match:
             raise ValueError(f"{shown(host)} is not an ECR registry host; use <account>.dkr.ecr.<region>.amazonaws.com")
+        if bool(match["china"]) != match["region"].startswith("cn-"):
+            suffix = "amazonaws.com.cn" if match["region"].startswith("cn-") else "amazonaws.com"
+            raise ValueError(f"{shown(host)} cannot exist: a registry in {match['region']} ends in .{suffix}")
         role = role.strip()
         if role and not ROLE_ARN.match(role):
             raise ValueError(f"{shown(role)} is not an IAM role ARN; use arn:aws:iam::<account>:role/<name>")
@@ -207,6 +217,14 @@ class Settings:
             ]
             if self.narrowing.selector is not None and not is_valid_selector(self.narrowing.selector):
                 found.append(("narrow_selector", _selector_fix(self.narrowing.selector)))
+        found += [
+            (
+                "registries",
+                f"{spec.host} is in another AWS partition than {self.region}: its token cannot be fetched here",
+            )
+            for spec in self.registries
+            if REGION.match(self.region) and partition(spec.region) != partition(self.region)
+        ]
         if not self.registries and not self.include_own_registry:
             found.append(
                 (

@@ -15,7 +15,14 @@ def render_summary(summary: dict[str, Any]) -> str:
         if result.get("service_accounts_patched"):
             details.append("service accounts: " + ", ".join(result["service_accounts_patched"]))
         rows.append((result["namespace"], result["outcome"], "; ".join(filter(None, details))))
-    lines = _columns(rows)
+    lines = _columns(rows) if summary["namespaces"] else []
+    # A short or empty table must not read as "all done": say why rows are missing.
+    if not summary.get("targets_known", True):
+        lines.append("the target namespaces could not be listed: those not shown were not attempted (see the error)")
+    elif not summary["namespaces"]:
+        lines.append(
+            "no namespace matched the targets: compare the globs or selector with `kubectl get ns --show-labels`"
+        )
     counts = "  ".join(f"{name} {count}" for name, count in summary["counts"].items())
     lines += [
         "",

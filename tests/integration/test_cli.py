@@ -115,6 +115,19 @@ def test_a_cluster_flag_replaces_the_environments_way_to_the_cluster(
         assert configured_cluster(settings) == EksCluster(cluster)
 
 
+def test_a_glob_that_matches_nothing_says_so(kube: LocalKube, kubeconfig: str) -> None:
+    code, out, _ = run_cli("refresh", "--kubeconfig", kubeconfig, "--namespace", "nothing-*")
+    assert code == 0
+    assert out.splitlines()[1].startswith("no namespace matched the targets")
+
+
+def test_a_glob_run_that_cannot_list_says_nothing_was_attempted(kube: LocalKube, kubeconfig: str) -> None:
+    kube.faults.append(FaultRule(path="/api/v1/namespaces", status=500))
+    code, out, _ = run_cli("refresh", "--kubeconfig", kubeconfig, "--namespace", "team-*")
+    assert code == 1
+    assert out.splitlines()[1].startswith("the target namespaces could not be listed")
+
+
 def test_a_failed_namespace_exits_1(kube: LocalKube, kubeconfig: str) -> None:
     kube.faults.append(FaultRule(path="/namespaces/team-b/", status=500))
     code, out, _ = run_cli("refresh", "--kubeconfig", kubeconfig, "--namespace", "team-*")
@@ -140,6 +153,15 @@ def test_bad_usage_exits_2_naming_the_flag_and_writes_nothing(
     assert message in err
     assert out == ""
     assert kube.requests == []
+
+
+def test_without_a_region_the_error_names_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    code, out, err = run_cli("check", "--cluster", CLUSTER_NAME)
+    assert (code, out) == (2, "")
+    assert "--region: required: an AWS region such as eu-west-1 (or AWS_REGION" in err
 
 
 @pytest.mark.parametrize(
