@@ -28,19 +28,20 @@ from typing import Any
 
 import yaml
 
+from infra.admission import ADMISSION
 from infra.config import Cluster, DeploymentConfig
-from infra.rbac import LABELS, NAME_LABEL, POLICY_KINDS, load_config, manifest_parser, render
+from infra.rbac import LABELS, NAME_LABEL, POLICY_KINDS, RBAC, load_config, manifest_parser, render
 
 # The kinds a manifest holds, in the order a delete goes: grants first, policies last, so that no grant
 # is ever left without its policy.
 API_VERSIONS = {
-    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
-    "RoleBinding": "rbac.authorization.k8s.io/v1",
-    "ClusterRole": "rbac.authorization.k8s.io/v1",
-    "Role": "rbac.authorization.k8s.io/v1",
+    "ClusterRoleBinding": RBAC,
+    "RoleBinding": RBAC,
+    "ClusterRole": RBAC,
+    "Role": RBAC,
     "ServiceAccount": "v1",
-    "ValidatingAdmissionPolicyBinding": "admissionregistration.k8s.io/v1",
-    "ValidatingAdmissionPolicy": "admissionregistration.k8s.io/v1",
+    "ValidatingAdmissionPolicyBinding": ADMISSION,
+    "ValidatingAdmissionPolicy": ADMISSION,
 }
 # Twice what kube-apiserver took to enforce a new policy here (0.4 s), and above its one-second reload.
 POLICY_LOAD_SECONDS = 2.0
@@ -81,8 +82,11 @@ class Kubectl:
         """In the order given: one kubectl call per kind, so the order holds whatever kubectl does inside one."""
         for kind in dict.fromkeys(kind for kind, _, _ in keys):
             stubs = [
-                {"apiVersion": API_VERSIONS[kind], "kind": kind, "metadata": {"name": name}}
-                | ({"metadata": {"name": name, "namespace": namespace}} if namespace else {})
+                {
+                    "apiVersion": API_VERSIONS[kind],
+                    "kind": kind,
+                    "metadata": {"name": name} | ({"namespace": namespace} if namespace else {}),
+                }
                 for each, namespace, name in keys
                 if each == kind
             ]

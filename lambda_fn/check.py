@@ -164,8 +164,8 @@ def run_check(
         if preflight.kubernetes_identity(api):
             targets = preflight.targets(api)
             preflight.permissions(api, targets)
-            preflight.admission(api, targets)
-            preflight.secrets(api, targets, credentials)
+            absent = preflight.admission(api, targets)
+            preflight.secrets(api, targets, credentials, absent)
     return report
 
 
@@ -176,7 +176,6 @@ class _Preflight:
     settings: Settings
     aws_configs: ConfigSource  # botocore Configs, with timeouts that fit the run
     function_name: str | None = None  # the Lambda this runs in; None from a laptop
-    absent: set[str] = field(default_factory=set)  # named targets the API server says do not exist
 
     def aws_identity(self) -> str | None:
         try:
@@ -414,13 +413,15 @@ class _Preflight:
         else:
             self.report.add(label, Status.OK, f"in all {len(namespaces)} target namespaces")
 
-    def admission(self, api: KubernetesCluster, targets: Sequence[Target]) -> None:
+    def admission(self, api: KubernetesCluster, targets: Sequence[Target]) -> set[str]:
         """Whether the shipped admission policy confines this identity, and admits its secret in every
-        target namespace. Dry-run creates: judged by RBAC and admission, never stored."""
+        target namespace. Dry-run creates: judged by RBAC and admission, never stored. Returns the
+        target namespaces the API server says do not exist."""
         namespaces = [target.name for target in targets if not target.terminating]
-        if namespaces:
-            self._confinement(api, namespaces[0])
-            self._admitted(api, namespaces)
+        if not namespaces:
+            return set()
+        self._confinement(api, namespaces[0])
+        return self._admitted(api, namespaces)
 
     def _confinement(self, api: KubernetesCluster, namespace: str) -> None:
         """A secret under another name: the shipped policy refuses it with its own rule."""
@@ -449,7 +450,7 @@ class _Preflight:
             POLICY_FIX + ". From your own kubeconfig this is expected: the policy binds only the function's identity",
         )
 
-    def _admitted(self, api: KubernetesCluster, namespaces: Sequence[str]) -> None:
+    def _admitted(self, api: KubernetesCluster, namespaces: Sequence[str]) -> set[str]:
         """The secret itself, in each target namespace: a stale policy (rendered before a namespace,
         glob or selector was added), another policy or a webhook refuses it there, and every run would fail
         in those namespaces."""
@@ -458,7 +459,6 @@ class _Preflight:
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
             found = pool.map(lambda ns: _admission(api, self._secret(secret, ns)), namespaces)
             answers = dict(zip(namespaces, found, strict=True))
-        self.absent = {ns for ns, answer in answers.items() if answer == ABSENT}
         refused = {ns: answer for ns, answer in answers.items() if answer not in (ADMITTED, UNASKED, ABSENT)}
         unasked = [ns for ns, answer in answers.items() if answer in (UNASKED, ABSENT)]
         if refused:
@@ -479,6 +479,7 @@ class _Preflight:
             )
         else:
             self.report.add(name, Status.OK, f"a dry-run create is admitted in all {len(namespaces)} target namespaces")
+        return {ns for ns, answer in answers.items() if answer == ABSENT}
 
     @staticmethod
     def _secret(name: str, namespace: str) -> SecretState:
@@ -490,7 +491,13 @@ class _Preflight:
             data={DOCKERCONFIGJSON_KEY: EMPTY_DOCKERCONFIG},
         )
 
-    def secrets(self, api: KubernetesCluster, targets: Sequence[Target], credentials: list[RegistryCredential]) -> None:
+    def secrets(
+        self,
+        api: KubernetesCluster,
+        targets: Sequence[Target],
+        credentials: list[RegistryCredential],
+        absent: set[str],
+    ) -> None:
         """Each target namespace's secret as it stands, judged by the same decision `refresh` makes."""
         plan, registries = RefreshPlan.from_settings(self.settings), Registries(tuple(credentials))
         listed: dict[str, SecretState] | None = None
@@ -503,7 +510,7 @@ class _Preflight:
         def state_of(target: Target) -> NamespaceState:
             if target.terminating:
                 return NamespaceState(target.name, "terminating", "skipped: the namespace is being deleted")
-            if target.name in self.absent:
+            if target.name in absent:
                 return NamespaceState(target.name, "absent", "no such namespace: every run fails here")
             try:
                 state = (

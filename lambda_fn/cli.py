@@ -152,12 +152,13 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Setti
         )
     region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     session = new_session(region, profile=environ.get("AWS_PROFILE"))
-    if not (region or session.region_name):
+    region = region or session.region_name
+    if not region:
         raise ConfigError(
             [Problem("--region", "required: an AWS region such as eu-west-1 (or AWS_REGION, or the profile's region)")],
             source="command line",
         )
-    settings = settings_from_args(args, {**environ, "AWS_REGION": region or session.region_name or ""})
+    settings = settings_from_args(args, {**environ, "AWS_REGION": region})
     cluster: Cluster
     if kubeconfig_file or not (settings.cluster_name or settings.kubeconfig_secret):
         cluster = KubeconfigCluster(args.kubeconfig, args.context)

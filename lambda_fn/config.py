@@ -28,8 +28,17 @@ ECR_HOST = re.compile(
 )
 ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-# Region-name prefixes of the partitions other than `aws` (botocore's endpoints.json regionRegex).
-PARTITIONS = [("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-iso-", "aws-iso")]
+# Region-name prefixes of the partitions other than `aws`, as botocore's endpoints.json regionRegex
+# gives them: written here because the core never imports botocore; tests/unit/test_config.py holds the
+# table to botocore's data for every region it knows.
+PARTITIONS = [
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("us-iso-", "aws-iso"),
+    ("eu-isoe-", "aws-iso-e"),
+]
 CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 LABEL_KEY = rf"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}"
@@ -95,8 +104,9 @@ class RegistrySpec:
         match = ECR_HOST.match(host.strip())
         if not match:
             raise ValueError(f"{shown(host)} is not an ECR registry host; use <account>.dkr.ecr.<region>.amazonaws.com")
-        if bool(match["china"]) != match["region"].startswith("cn-"):
-            suffix = "amazonaws.com.cn" if match["region"].startswith("cn-") else "amazonaws.com"
+        china = partition(match["region"]) == "aws-cn"
+        if bool(match["china"]) != china:
+            suffix = "amazonaws.com.cn" if china else "amazonaws.com"
             raise ValueError(f"{shown(host)} cannot exist: a registry in {match['region']} ends in .{suffix}")
         role = role.strip()
         if role and not ROLE_ARN.match(role):

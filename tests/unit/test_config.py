@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import botocore.loaders
 import pytest
 
-from lambda_fn.config import RegistrySpec, Settings, is_valid_selector
+from lambda_fn.config import REGION, RegistrySpec, Settings, is_valid_selector, partition
 from lambda_fn.errors import ConfigError
 from lambda_fn.runner import KubeconfigSecretCluster, configured_cluster
 
@@ -190,6 +191,15 @@ def test_registry_entries_must_be_ecr_hosts_and_role_arns(entry: str) -> None:
 def test_a_registry_host_that_cannot_exist_is_refused(host: str, region: str) -> None:
     with pytest.raises(ValueError, match=f"cannot exist: a registry in {region} ends in"):
         RegistrySpec.parse(host)
+
+
+def test_the_partition_table_agrees_with_botocore_for_every_region_it_knows() -> None:
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    known = {region: entry["partition"] for entry in endpoints["partitions"] for region in entry["regions"]}
+    # Regions the configuration accepts at all (REGION: two letters first; eusc-de-east-1 is not one).
+    judged = {region: name for region, name in known.items() if REGION.match(region)}
+    assert {region: partition(region) for region in judged} == judged
+    assert len(set(judged.values())) >= 6
 
 
 def test_a_registry_in_another_partition_is_refused_naming_it() -> None:
