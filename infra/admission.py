@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from infra.base64_pattern import recipe_secret_pattern
-from infra.config import DeploymentConfig
+from infra.config import SERVICE_ACCOUNTS_SUFFIX, DeploymentConfig
 from lambda_fn.config import INT64_MAX, Requirement, parse_selector
 from lambda_fn.dockerconfig import recipe_keys
 from lambda_fn.models import (
@@ -295,6 +295,6 @@ def admission_policy(
     objects, the service accounts' (when any are configured) with `-serviceaccounts` after it."""
     found = _policy(who, metadata, "secrets", variables(config, adoptable_hosts), validations(config))
     if config.settings.service_accounts:
-        accounts = {**metadata, "name": f"{metadata['name']}-serviceaccounts"}
+        accounts = {**metadata, "name": metadata["name"] + SERVICE_ACCOUNTS_SUFFIX}
         found += _policy(who, accounts, "serviceaccounts", scope_variables(config), account_validations(config))
     return found

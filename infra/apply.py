@@ -13,8 +13,10 @@ decides what and in which order:
 - delete: every object of this deployment, the grants first and the policies last, so that the
   identity is never bound and unconfined on the way out either.
 
-This deployment's objects are those labelled app.kubernetes.io/name=ecr-token-refresher under the
-names its configuration gives them (another stack's on the same cluster have other names).
+This deployment's objects are those labelled app.kubernetes.io/instance=<its Kubernetes name>, unique
+per stack name (infra.config.kubernetes_name); another stack's on the same cluster carry another value.
+Objects applied before that label existed are adopted by the next apply (same names), except those the
+configuration no longer renders: delete those once by hand.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import yaml
 
 from infra.admission import ADMISSION
 from infra.config import Cluster, DeploymentConfig
-from infra.rbac import LABELS, NAME_LABEL, POLICY_KINDS, RBAC, load_config, manifest_parser, render
+from infra.rbac import INSTANCE_LABEL, POLICY_KINDS, RBAC, load_config, manifest_parser, render
 
 # The kinds a manifest holds, in the order a delete goes: grants first, policies last, so that no grant
 # is ever left without its policy.
@@ -51,14 +53,6 @@ Key = tuple[str, str | None, str]  # kind, namespace, name
 def key(document: dict[str, Any]) -> Key:
     metadata = document["metadata"]
     return document["kind"], metadata.get("namespace"), metadata["name"]
-
-
-def ours(config: DeploymentConfig, found: Key) -> bool:
-    """Whether an object carrying our name label is this deployment's: the names its configuration gives."""
-    kind, namespace, name = found
-    if kind == "ServiceAccount":
-        return (namespace, name) == config.kubernetes_service_account
-    return name in {config.kubernetes_name, f"{config.kubernetes_name}-serviceaccounts"}
 
 
 class Kubectl:
@@ -96,11 +90,10 @@ class Kubectl:
     def deployed(self, config: DeploymentConfig) -> list[Key]:
         """This deployment's objects on the cluster, whatever configuration rendered them, in delete order."""
         kinds = ",".join(kind.lower() for kind in API_VERSIONS)
-        selector = f"{NAME_LABEL}={LABELS[NAME_LABEL]}"
+        selector = f"{INSTANCE_LABEL}={config.kubernetes_name}"
         listed = json.loads(self.run("get", kinds, "--all-namespaces", "-l", selector, "-o", "json"))
         order = list(API_VERSIONS)
-        found = [key(item) for item in listed["items"]]
-        return sorted((k for k in found if ours(config, k)), key=lambda k: order.index(k[0]))
+        return sorted((key(item) for item in listed["items"]), key=lambda k: order.index(k[0]))
 
 
 def apply(kubectl: Kubectl, config: DeploymentConfig, cluster: Cluster, own_registry: str | None) -> list[Key]:

@@ -261,6 +261,9 @@ class DeploymentConfig:
         return config
 
 
+SERVICE_ACCOUNTS_SUFFIX = "-serviceaccounts"
+
+
 def kubernetes_name(stack_name: str) -> str:
     """`EcrTokenRefresher` -> `ecr-token-refresher`; any other stack `Prod` -> `ecr-token-refresher-prod`.
 
@@ -269,7 +272,10 @@ def kubernetes_name(stack_name: str) -> str:
     cluster never share a group, a service account or a policy."""
     slug = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", stack_name).lower()
     name = slug if slug == "ecr-token-refresher" else f"ecr-token-refresher-{slug}"
-    if stack_name == "".join(part.capitalize() for part in slug.split("-")) and len(name) <= 63:
+    # The service accounts' policy is `<name>-serviceaccounts`: a stack named `ProdServiceaccounts` would
+    # take stack `Prod`'s, so such a name gets the hash too (a hashed name ends in hex digits).
+    pascal = stack_name == "".join(part.capitalize() for part in slug.split("-"))
+    if pascal and len(name) <= 63 and not name.endswith(SERVICE_ACCOUNTS_SUFFIX):
         return name
     digest = hashlib.sha256(stack_name.encode()).hexdigest()[:6]
     return f"{name[:56].rstrip('-')}-{digest}"

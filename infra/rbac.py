@@ -21,8 +21,9 @@ from lambda_fn.aws import caller_registry_host
 from lambda_fn.errors import ConfigError
 
 RBAC = "rbac.authorization.k8s.io/v1"
-NAME_LABEL = "app.kubernetes.io/name"
-LABELS = {NAME_LABEL: "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"}
+LABELS = {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"}
+# Which deployment (stack) an object belongs to: `make apply` and `make remove` select by it alone.
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 
 
@@ -86,7 +87,7 @@ def render(
     recipe secrets be adopted."""
     cluster = cluster or config.clusters[0]
     name = config.kubernetes_name
-    metadata = {"name": name, "labels": dict(LABELS)}
+    metadata = {"name": name, "labels": {**LABELS, INSTANCE_LABEL: name}}
     subjects = [subject(config, cluster)]
     # The policies and their bindings first: `kubectl apply` creates in order, so the identity is
     # confined before any RBAC binds it (and a cluster without the policy kinds fails before the grant).

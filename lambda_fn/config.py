@@ -84,7 +84,7 @@ ENV_NAMES = {
 
 
 def partition(region: str) -> str:
-    """The AWS partition of a region, by its name: credentials and tokens never cross partitions."""
+    """The AWS partition of a region, by its name (a registry's host suffix depends on it)."""
     return next((name for prefix, name in PARTITIONS if region.startswith(prefix)), "aws")
 
 
@@ -227,14 +227,6 @@ class Settings:
             ]
             if self.narrowing.selector is not None and not is_valid_selector(self.narrowing.selector):
                 found.append(("narrow_selector", _selector_fix(self.narrowing.selector)))
-        found += [
-            (
-                "registries",
-                f"{spec.host} is in another AWS partition than {self.region}: its token cannot be fetched here",
-            )
-            for spec in self.registries
-            if REGION.match(self.region) and partition(spec.region) != partition(self.region)
-        ]
         if not self.registries and not self.include_own_registry:
             found.append(
                 (

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from infra.config import DEFAULT_STACK_NAME, Cluster, DeploymentConfig, kubernetes_name
+from infra.config import DEFAULT_STACK_NAME, SERVICE_ACCOUNTS_SUFFIX, Cluster, DeploymentConfig, kubernetes_name
 from lambda_fn.errors import ConfigError
 from tests.infra.conftest import DEFAULTS, config_for
 
@@ -183,3 +183,11 @@ def test_stack_names_that_would_share_a_kubernetes_name_never_do() -> None:
     assert kubernetes_name("EcrTokenRefresher") == "ecr-token-refresher"
     assert kubernetes_name("Staging") == "ecr-token-refresher-staging"
     assert all(len(kubernetes_name(name)) <= 63 for name in ["A" * 120, "a-" * 60 + "b"])
+
+
+def test_no_stack_takes_another_stacks_service_account_policy_name() -> None:
+    """Stack `Prod` names its service accounts' policy ecr-token-refresher-prod-serviceaccounts: a stack
+    named `ProdServiceaccounts` (or `Serviceaccounts`, beside the default stack) must not be given it."""
+    for stack, other in [("ProdServiceaccounts", "Prod"), ("Serviceaccounts", "EcrTokenRefresher")]:
+        assert kubernetes_name(stack) != kubernetes_name(other) + SERVICE_ACCOUNTS_SUFFIX
+        assert not kubernetes_name(stack).endswith(SERVICE_ACCOUNTS_SUFFIX)

@@ -53,7 +53,9 @@ def test_apply_removes_what_the_configuration_no_longer_renders_and_remove_remov
     prefix = f"apl{uuid.uuid4().hex[:6]}"
     a, b, other = (admin.namespace(f"{prefix}-{team}") for team in ("a", "b", "c"))
     kubeconfig = write_kubeconfig(tmp_path / "admin", server=real_kube.url, ca_pem=real_kube.ca_pem, token=ADMIN_TOKEN)
-    stack, neighbour = f"Apply{prefix}", f"Other{prefix}"
+    # The neighbour once collided: its name was ours with "-serviceaccounts" after it.
+    stack = f"Apply{prefix}"
+    neighbour = f"{stack}Serviceaccounts"
     name, neighbours = kubernetes_name(stack), kubernetes_name(neighbour)
 
     def make(*context: str, delete: bool = False) -> str:

@@ -202,16 +202,6 @@ def test_the_partition_table_agrees_with_botocore_for_every_region_it_knows() ->
     assert len(set(judged.values())) >= 6
 
 
-def test_a_registry_in_another_partition_is_refused_naming_it() -> None:
-    china = "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
-    with pytest.raises(ConfigError, match=f"REGISTRIES: {china} is in another AWS partition than eu-west-1"):
-        Settings.from_env(
-            BASE | {"REGISTRIES": f"{china},123456789012.dkr.ecr.us-east-1.amazonaws.com"}, require_cluster=True
-        )
-    served = Settings.from_env(BASE | {"AWS_REGION": "cn-northwest-1", "REGISTRIES": china}, require_cluster=True)
-    assert [spec.host for spec in served.registries] == [china]
-
-
 def test_cluster_name_is_optional_for_the_cli_but_required_for_the_lambda() -> None:
     settings = Settings.from_env({"AWS_REGION": "eu-west-1"}, require_cluster=False)
     assert settings.cluster_name is None
