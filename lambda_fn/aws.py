@@ -145,9 +145,7 @@ class EcrTokenSource:
         try:
             data = ecr.get_authorization_token()["authorizationData"][0]
         except (ClientError, BotoCoreError) as exc:
-            raise CredentialError(
-                f"ECR GetAuthorizationToken in {region} failed ({describe_error(exc)}); nothing was written"
-            ) from exc
+            raise CredentialError(f"ECR GetAuthorizationToken in {region} failed ({describe_error(exc)})") from exc
         return AuthorizationToken(
             token=data["authorizationToken"],
             expires_at=data["expiresAt"],
@@ -160,8 +158,7 @@ class EcrTokenSource:
             credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
         except (ClientError, BotoCoreError) as exc:
             raise CredentialError(
-                f"could not assume {role_arn} ({describe_error(exc)}): its trust policy must allow "
-                "this function's role; nothing was written"
+                f"could not assume {role_arn} ({describe_error(exc)}): its trust policy must allow this function's role"
             ) from exc
         return boto3.Session(
             aws_access_key_id=credentials["AccessKeyId"],

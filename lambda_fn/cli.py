@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import boto3
@@ -17,12 +18,14 @@ from lambda_fn.check import run_check
 from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem, RefresherError
 from lambda_fn.library_logs import pin_library_loggers
+from lambda_fn.models import NamespaceResult, RunSummary
 from lambda_fn.progress import ProgressLine
 from lambda_fn.render import render_report, render_summary
 from lambda_fn.runner import Cluster, KubeconfigCluster, configured_cluster, run_refresh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+INTERRUPTED = "interrupted: every secret is as it was or fully written; run again to finish"
 
 # Each setting's flag, for error messages.
 FLAG_NAMES = {
@@ -95,7 +98,7 @@ def run() -> None:
         code = main()
         sys.stdout.flush()
     except KeyboardInterrupt:
-        print("interrupted: every secret is as it was or fully written; run again to finish", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         # Python's documented way: point stdout at devnull so that the flush at exit raises nothing more.
@@ -123,13 +126,19 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stde
             report = run_check(settings, cluster, session=session).to_dict()
             print(json.dumps(report, indent=2) if args.output == "json" else render_report(report), file=stdout)
             return EXIT_OK if report["ok"] else EXIT_FAILED
-        summary = run_refresh(
-            settings,
-            cluster,
-            session=session,
-            announce=announce,
-            progress=ProgressLine(stderr) if watching else lambda *_: None,
-        )
+        settled = SettledSoFar(ProgressLine(stderr) if watching else lambda *_: None)
+        try:
+            summary = run_refresh(settings, cluster, session=session, announce=announce, progress=settled)
+        except KeyboardInterrupt:
+            if not target:
+                raise  # nothing was about to be written: the plain interrupt line says it all
+            summary = settled.interrupted(settings, target[0])
+            print(
+                json.dumps(summary.to_dict(), indent=2) if args.output == "json" else render_summary(summary.to_dict()),
+                file=stdout,
+            )
+            print(INTERRUPTED, file=stderr)
+            return EXIT_INTERRUPTED
     except ConfigError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
@@ -139,6 +148,37 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stde
     result = {"target": target[0], **summary.to_dict()} if target else summary.to_dict()
     print(json.dumps(result, indent=2) if args.output == "json" else render_summary(result), file=stdout)
     return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+class SettledSoFar:
+    """Hears each namespace as it settles (passing it on), so an interrupted run can say what it did."""
+
+    def __init__(self, progress: Callable[[NamespaceResult, int, int], None]) -> None:
+        self._progress = progress
+        self._results: list[NamespaceResult] = []
+        self._total = 0
+        self._started = time.monotonic()
+
+    def __call__(self, result: NamespaceResult, done: int, total: int) -> None:
+        self._results.append(result)
+        self._total = total
+        self._progress(result, done, total)
+
+    def interrupted(self, settings: Settings, cluster: str) -> RunSummary:
+        """The namespaces settled before the interrupt; the run is failed, and the error says how far it got."""
+        results = tuple(sorted(self._results, key=lambda result: result.namespace))
+        return RunSummary(
+            cluster=cluster,
+            secret_name=settings.secret_name,
+            dry_run=settings.dry_run,
+            registries=(),
+            token_expires_at=None,
+            results=results,
+            errors=(
+                f"interrupted after {len(results)} of {self._total or '?'} namespaces; the others were not attempted",
+            ),
+            duration_seconds=time.monotonic() - self._started,
+        )
 
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Settings, Cluster, boto3.Session]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlparse
 
@@ -33,16 +33,36 @@ def token_scopes(settings: Settings) -> dict[TokenScope, list[str | None]]:
     return dict(sorted(scopes.items(), key=lambda item: (item[0].region, item[0].role_arn or "")))
 
 
-def fetch_registry_credentials(
-    source: RegistryTokenSource, settings: Settings, *, now: datetime
-) -> list[RegistryCredential]:
-    """Fetch one token per scope, validate each, and return one credential per registry host."""
-    credentials = {
-        credential.host: credential
-        for scope, hosts in token_scopes(settings).items()
-        for credential in scope_credentials(source, scope, hosts, now=now)
-    }
-    return [credentials[host] for host in sorted(credentials)]
+@dataclass(frozen=True)
+class FetchedCredentials:
+    """One run's credentials, and the extra registries whose token could not be had (host → why)."""
+
+    credentials: list[RegistryCredential]
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+def fetch_registry_credentials(source: RegistryTokenSource, settings: Settings, *, now: datetime) -> FetchedCredentials:
+    """Fetch one token per scope, validate each, and return one credential per registry host.
+
+    An extra registry whose token fails is reported unavailable, so the others are still written; the
+    run fails for it. Raises CredentialError, before anything is written, when the own registry's token
+    fails (its host is only known from its token) or no token at all could be had.
+    """
+    credentials: dict[str, RegistryCredential] = {}
+    unavailable: dict[str, str] = {}
+    for scope, hosts in token_scopes(settings).items():
+        try:
+            fetched = scope_credentials(source, scope, hosts, now=now)
+        except CredentialError as exc:
+            if None in hosts:
+                raise CredentialError(f"{exc}; nothing was written") from exc
+            unavailable.update({host: str(exc) for host in hosts if host is not None})
+            continue
+        credentials.update({credential.host: credential for credential in fetched})
+    if not credentials:
+        reasons = "; ".join(sorted(set(unavailable.values())))
+        raise CredentialError(f"no registry token could be had ({reasons}); nothing was written")
+    return FetchedCredentials([credentials[host] for host in sorted(credentials)], unavailable)
 
 
 def scope_credentials(
@@ -68,12 +88,10 @@ def validated_password(token: AuthorizationToken, *, scope: TokenScope, now: dat
     try:
         decoded = base64.b64decode(token.token, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise CredentialError(f"{where} is not base64 text; nothing was written") from exc
+        raise CredentialError(f"{where} is not base64 text") from exc
     username, separator, password = decoded.partition(":")
     if username != "AWS" or not separator or not password:
-        raise CredentialError(f"{where} does not decode to AWS:<password>; nothing was written")
+        raise CredentialError(f"{where} does not decode to AWS:<password>")
     if token.expires_at <= now:
-        raise CredentialError(
-            f"{where} expired at {token.expires_at.isoformat()} (now {now.isoformat()}); nothing was written"
-        )
+        raise CredentialError(f"{where} expired at {token.expires_at.isoformat()} (now {now.isoformat()})")
     return password

@@ -11,7 +11,8 @@ the annotations say.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -98,6 +99,8 @@ class Registries:
     """The credentials of one run, and what the registries annotation records for them."""
 
     credentials: tuple[RegistryCredential, ...]
+    # Configured registries whose token could not be had this run (host → why): not written, not dropped.
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def annotation(self) -> str:
@@ -115,7 +118,7 @@ class Registries:
 def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan, *, now: datetime) -> Verdict:
     """What to do with one namespace's secret, from its state as read (metadata only or whole)."""
     if state is None:
-        return Verdict(Action.CREATE, Outcome.CREATED)
+        return Verdict(Action.CREATE, Outcome.CREATED, _without(registries))
     if state.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
         return _foreign(state, registries, plan)
     if state.type is not None and state.type != DOCKERCONFIGJSON_TYPE:
@@ -126,6 +129,10 @@ def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan,
             "delete it and the next run recreates it",
         )
     suspicion = suspect(state)
+    held = sorted(set(recorded_hosts(state)) & set(registries.unavailable))
+    if held and suspicion is None:
+        # Rewriting it now would drop a login that may still be valid for hours.
+        return Verdict(Action.DONE, Outcome.FAILED, f"kept as it is: {_no_token(held)}; renewed once there is one")
     if not plan.force and suspicion is None and _is_fresh(state, registries, plan.refresh_threshold, now=now):
         return Verdict(Action.DONE, Outcome.UNCHANGED)
     if state.data is None:
@@ -139,7 +146,7 @@ def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan,
         )
     if suspicion is not None:
         return Verdict(Action.UPDATE, Outcome.REPAIRED, suspicion)
-    return Verdict(Action.UPDATE, Outcome.UPDATED, _registry_change(state, registries))
+    return Verdict(Action.UPDATE, Outcome.UPDATED, _joined(_registry_change(state, registries), _without(registries)))
 
 
 def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> Verdict:
@@ -150,8 +157,12 @@ def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> V
     if state.data is None:
         return Verdict(Action.READ)
     host = recipe_host(state.data.get(DOCKERCONFIGJSON_KEY))
+    if host is not None and host in registries.unavailable:
+        return Verdict(Action.DONE, Outcome.FAILED, f"the kubectl recipe's secret kept as it is: {_no_token([host])}")
     if state.type == DOCKERCONFIGJSON_TYPE and not state.immutable and host in registries.hosts:
-        return Verdict(Action.ADOPT, Outcome.ADOPTED, f"the kubectl recipe's secret for {host}")
+        return Verdict(
+            Action.ADOPT, Outcome.ADOPTED, _joined(f"the kubectl recipe's secret for {host}", _without(registries))
+        )
     return Verdict(
         Action.DONE,
         Outcome.SKIPPED,
@@ -232,6 +243,21 @@ def _registry_change(state: SecretState, registries: Registries) -> str:
     added, retired = sorted(registries.hosts - before), sorted(before - registries.hosts)
     parts = [f"adds {', '.join(added)}"] * bool(added and before) + [f"retires {', '.join(retired)}"] * bool(retired)
     return "registries changed: " + "; ".join(parts) if parts else ""
+
+
+def _without(registries: Registries) -> str:
+    """Names the configured registries a write leaves out this run (empty when none)."""
+    return f"written without {', '.join(sorted(registries.unavailable))}: no token this run" * bool(
+        registries.unavailable
+    )
+
+
+def _no_token(hosts: list[str]) -> str:
+    return f"no token for {', '.join(hosts)} this run (the run's errors say why)"
+
+
+def _joined(*reasons: str) -> str:
+    return "; ".join(reason for reason in reasons if reason)
 
 
 def recorded_hosts(state: SecretState) -> list[str]:

@@ -55,8 +55,12 @@ def renew_pull_secrets(
     now: Callable[[], datetime],
     remaining_seconds: Callable[[], float | None] = lambda: None,
     progress: Callable[[NamespaceResult, int, int], None] = lambda *_: None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> RunSummary:
     """Create or update the secret in every target namespace; every namespace is attempted.
+
+    `unavailable` names the configured registries whose token could not be had (host → why): the run
+    fails for them, a secret holding one is kept as it is, the others are written without them.
 
     `progress` hears each namespace's result as it settles, with the count done and the total.
 
@@ -64,7 +68,11 @@ def renew_pull_secrets(
     outside the configured targets.
     """
     started = time.monotonic()
-    errors: list[str] = []
+    unavailable = unavailable or {}
+    errors = [
+        f"{reason}: {', '.join(sorted(hosts))} not written (secrets holding them kept as they are)"
+        for reason, hosts in _by_reason(unavailable).items()
+    ]
     targets_known = True
     with ThreadPoolExecutor(max_workers=1) as lister:
         # The secrets are listed while the namespaces are: one list's round trips hide the other's.
@@ -89,7 +97,7 @@ def renew_pull_secrets(
                 )
             else:
                 states = {target.name: listed[target.name] for target in targets if target.name in listed}
-    registries = Registries(tuple(credentials))
+    registries = Registries(tuple(credentials), unavailable)
     renewer = _NamespaceRenewer(cluster, registries, plan, states, now=now, remaining_seconds=remaining_seconds)
     finished, lock = itertools.count(1), threading.Lock()
 
@@ -111,8 +119,13 @@ def renew_pull_secrets(
             renew_done(result)
     if waiting:
         with ThreadPoolExecutor(max_workers=min(plan.max_concurrency, len(waiting))) as pool:
-            for target, result in zip(waiting, pool.map(renew, waiting), strict=True):
-                settled[target.name] = result
+            try:
+                for target, result in zip(waiting, pool.map(renew, waiting), strict=True):
+                    settled[target.name] = result
+            except KeyboardInterrupt:
+                # Ctrl-C at the CLI: the writes in flight end whole (each is one request); none starts.
+                pool.shutdown(cancel_futures=True)
+                raise
     results = tuple(result for result in settled.values() if result is not None)
     return RunSummary(
         cluster=cluster_label,
@@ -125,6 +138,13 @@ def renew_pull_secrets(
         duration_seconds=time.monotonic() - started,
         targets_known=targets_known,
     )
+
+
+def _by_reason(unavailable: Mapping[str, str]) -> dict[str, list[str]]:
+    hosts: dict[str, list[str]] = {}
+    for host, reason in unavailable.items():
+        hosts.setdefault(reason, []).append(host)
+    return hosts
 
 
 def _listed_states(cluster: ClusterApi, secret_name: str) -> dict[str, SecretState]:

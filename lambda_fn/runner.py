@@ -92,19 +92,20 @@ def run_refresh(
     session = session or boto3.Session(region_name=settings.region)
     aws_configs = deadline_configs(request_budget(remaining_seconds))
     connection = connection_for(cluster, session, settings, aws_configs=aws_configs)
-    credentials = fetch_registry_credentials(EcrTokenSource(session, configs=aws_configs), settings, now=utc_now())
+    fetched = fetch_registry_credentials(EcrTokenSource(session, configs=aws_configs), settings, now=utc_now())
 
     announce(connection.description)
     with connect(connection, time_left=request_budget(remaining_seconds)) as api:
         try:
             summary = renew_pull_secrets(
                 api,
-                credentials,
+                fetched.credentials,
                 RefreshPlan.from_settings(settings),
                 cluster_label=connection.name,
                 now=utc_now,
                 remaining_seconds=remaining_seconds,
                 progress=progress,
+                unavailable=fetched.unavailable,
             )
         finally:
             if isinstance(cluster, EksCluster) and not api.answered:

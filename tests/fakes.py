@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from lambda_fn.errors import AlreadyExists, Conflict, KubernetesError, NotFound
+from lambda_fn.errors import AlreadyExists, Conflict, CredentialError, KubernetesError, NotFound
 from lambda_fn.models import FIELD_MANAGER, NamespaceInfo, SecretState, ServiceAccountState, WriteRecord
 from lambda_fn.ports import AuthorizationToken
 
@@ -113,9 +113,12 @@ class FakeTokenSource:
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     token_text: str | None = None
     error: KubernetesError | None = None
+    refused_roles: tuple[str, ...] = ()  # roles whose trust policy does not let the function assume them
 
     def fetch(self, *, region: str, role_arn: str | None) -> AuthorizationToken:
         self.calls.append((region, role_arn))
+        if role_arn in self.refused_roles:
+            raise CredentialError(f"could not assume {role_arn} (AccessDenied: not authorized to assume the role)")
         account = role_arn.split(":")[4] if role_arn else "123456789012"
         text = self.token_text or f"AWS:{self.password_prefix}-{region}-{account}"
         return AuthorizationToken(

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -237,6 +238,37 @@ def test_an_interrupt_exits_130_without_a_traceback(kubeconfig: str, tmp_path: P
     assert running.returncode == 130
     assert "interrupted: every secret is as it was or fully written" in stderr
     assert "Traceback" not in stderr
+
+
+def test_an_interrupted_run_prints_what_it_settled_and_starts_nothing_more(kube: LocalKube, kubeconfig: str) -> None:
+    """Ctrl-C in the middle of a run: the namespaces settled so far are shown, the queued ones never start."""
+    names = [f"slow-{number:02}" for number in range(40)]
+    for name in names:
+        kube.store.add_namespace(name)
+    kube.latency = 0.1  # every request: 40 namespaces x 2 requests on 2 connections take about 4 s
+    argv = ["refresh", "--kubeconfig", kubeconfig, "--namespace", "slow-*", "--concurrency", "2"]
+    with subprocess.Popen(  # noqa: S603 - our own module
+        [sys.executable, "-m", "lambda_fn", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    ) as running:
+        assert running.stdout is not None
+        assert running.stdout.readline().startswith("target: ")
+        time.sleep(1.0)
+        running.send_signal(signal.SIGINT)
+        stdout, stderr = running.communicate(timeout=60)
+    assert running.returncode == 130
+    assert "Traceback" not in stderr
+    assert stderr.strip() == "interrupted: every secret is as it was or fully written; run again to finish"
+    written = {name for name in names if kube.store.find("secrets", name, "regcred") is not None}
+    shown = {line.split()[0] for line in stdout.splitlines() if line.startswith("slow-")}
+    assert 0 < len(written) < len(names)  # the queued namespaces were never started
+    assert shown == written  # every write that landed is reported, and nothing else
+    assert (
+        f"error: interrupted after {len(written)} of {len(names)} namespaces; the others were not attempted" in stdout
+    )
 
 
 def test_cluster_and_kubeconfig_together_are_bad_usage(kube: LocalKube, kubeconfig: str) -> None:

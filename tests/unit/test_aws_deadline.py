@@ -63,6 +63,6 @@ def test_calls_to_a_hung_endpoint_end_before_the_deadline(
     budget, started = 12.0, time.monotonic()
     source = EcrTokenSource(session, configs=deadline_configs(lambda: budget - (time.monotonic() - started)))
     for region in ("eu-west-1", "us-east-1", "ap-south-1"):  # one run's calls, one after another
-        with pytest.raises(CredentialError, match="nothing was written"):
+        with pytest.raises(CredentialError, match=r"GetAuthorizationToken in .* failed"):
             source.fetch(region=region, role_arn=None)
     assert time.monotonic() - started < budget

@@ -31,7 +31,7 @@ def test_one_call_per_region_and_role_serves_every_host() -> None:
         require_cluster=True,
     )
     source = FakeTokenSource()
-    credentials = fetch_registry_credentials(source, settings, now=NOW)
+    credentials = fetch_registry_credentials(source, settings, now=NOW).credentials
     assert sorted(source.calls, key=str) == sorted(
         [("eu-west-1", None), ("us-east-1", None), ("us-east-1", "arn:aws:iam::333333333333:role/puller")], key=str
     )
@@ -74,3 +74,25 @@ def test_a_token_that_is_not_base64_is_refused() -> None:
     with pytest.raises(CredentialError, match="not base64"):
         fetch_registry_credentials(source, Settings.from_env(ENV, require_cluster=True), now=NOW)
     assert base64  # the module is used to build the fake's tokens
+
+
+PULLER = "arn:aws:iam::333333333333:role/puller"
+EXTRA = "333333333333.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def test_an_extra_registry_whose_token_fails_is_unavailable_and_the_others_are_served() -> None:
+    settings = Settings.from_env(ENV | {"REGISTRIES": f"{EXTRA}={PULLER}"}, require_cluster=True)
+    fetched = fetch_registry_credentials(FakeTokenSource(refused_roles=(PULLER,)), settings, now=NOW)
+    assert [c.host for c in fetched.credentials] == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
+    assert list(fetched.unavailable) == [EXTRA]
+    assert "could not assume" in fetched.unavailable[EXTRA]
+    assert "nothing was written" not in fetched.unavailable[EXTRA]
+
+
+def test_without_any_token_nothing_is_written() -> None:
+    settings = Settings.from_env(
+        ENV | {"REGISTRIES": f"{EXTRA}={PULLER}", "INCLUDE_OWN_REGISTRY": "false"}, require_cluster=True
+    )
+    refused = r"no registry token could be had \(could not assume .*nothing was written"
+    with pytest.raises(CredentialError, match=refused):
+        fetch_registry_credentials(FakeTokenSource(refused_roles=(PULLER,)), settings, now=NOW)

@@ -213,3 +213,41 @@ def test_a_dry_run_names_the_registries_an_update_would_retire() -> None:
         f"dry run: would update (registries changed: retires {OTHER})",
     )
     assert fake.writes() == []
+
+
+OTHER_DOWN = replace(OWN, unavailable={OTHER: f"could not assume {ROLE} (AccessDenied)"})
+
+
+def test_a_secret_holding_a_registry_without_a_token_is_kept_not_stripped_of_it() -> None:
+    due = managed(TWO, left=timedelta(hours=1))
+    verdict = decide(due, OTHER_DOWN, PLAN, now=NOW)
+    assert (verdict.action, verdict.outcome) == (Action.DONE, Outcome.FAILED)
+    assert f"kept as it is: no token for {OTHER} this run" in verdict.reason
+
+
+def test_the_recipes_secret_for_a_registry_without_a_token_is_kept() -> None:
+    verdict = decide(recipe_secret(OTHER), OTHER_DOWN, PLAN, now=NOW)
+    assert (verdict.action, verdict.outcome, verdict.foreign) == (Action.DONE, Outcome.FAILED, False)
+    assert f"no token for {OTHER}" in verdict.reason
+
+
+def test_one_registry_without_a_token_leaves_the_others_written_and_fails_the_run() -> None:
+    fake = FakeCluster()
+    for namespace in ("team-a", "team-b", "team-c"):
+        fake.add_namespace(namespace)
+    fake.secrets["team-b", "regcred"] = replace(managed(TWO, left=timedelta(hours=1)), namespace="team-b")
+    fake.secrets["team-c", "regcred"] = replace(managed(OWN), namespace="team-c")  # written without OTHER, fresh
+    summary = renew_pull_secrets(
+        fake, OWN.credentials, PLAN, cluster_label="t", now=lambda: NOW, unavailable=OTHER_DOWN.unavailable
+    )
+    by_namespace = {result.namespace: result for result in summary.results}
+    assert by_namespace["team-a"].outcome is Outcome.CREATED
+    assert f"written without {OTHER}: no token this run" in by_namespace["team-a"].reason
+    assert by_namespace["team-b"].outcome is Outcome.FAILED  # its OTHER login may still serve for an hour
+    assert fake.secrets["team-b", "regcred"] == replace(managed(TWO, left=timedelta(hours=1)), namespace="team-b")
+    assert by_namespace["team-c"].outcome is Outcome.UNCHANGED  # no rewrite every run while OTHER is down
+    assert not summary.ok
+    kept = "secrets holding them kept as they are"
+    assert summary.errors == (f"could not assume {ROLE} (AccessDenied): {OTHER} not written ({kept})",)
+    created = json.loads(base64.b64decode(fake.secrets["team-a", "regcred"].data[DOCKERCONFIGJSON_KEY]))  # type: ignore[index]
+    assert list(created["auths"]) == [HOST]
