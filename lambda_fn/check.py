@@ -149,7 +149,7 @@ def run_check(
         function_name,
     )
     arn = preflight.aws_identity()
-    credentials = preflight.registry_tokens()
+    credentials = preflight.registry_tokens(identified=arn is not None)
     if isinstance(cluster, EksCluster):
         preflight.eks_cluster(cluster.name, arn)
     report = preflight.report
@@ -185,25 +185,30 @@ class _Preflight:
                 "AWS identity",
                 Status.FAILED,
                 str(exc),
-                "give the function its role (the CLI: an instance role, AWS_PROFILE or IAM Roles Anywhere)",
+                "give the function its execution role (the stack does)"
+                if self.function_name
+                else "give this shell AWS credentials: AWS_PROFILE, `aws sso login`, an instance role or IAM Roles "
+                "Anywhere",
             )
             return None
         self.report.add("AWS identity", Status.OK, arn)
         return arn
 
-    def registry_tokens(self) -> list[RegistryCredential]:
-        """Each (region, role) token fetched and validated, not written."""
+    def registry_tokens(self, *, identified: bool) -> list[RegistryCredential]:
+        """Each (region, role) token fetched and validated, not written; `identified`: whether AWS
+        accepted the credentials at all (if not, that is the fix for every token)."""
         source, found = EcrTokenSource(self.session, configs=self.aws_configs), []
         for scope, hosts in token_scopes(self.settings).items():
             name = f"ECR token, {scope.region}" + (f", as {scope.role_arn}" if scope.role_arn else "")
             try:
                 credentials = scope_credentials(source, scope, hosts, now=utc_now())
             except CredentialError as exc:
-                fix = (
-                    "let this role assume it: the registry role's trust policy must name this role"
-                    if scope.role_arn
-                    else "the role needs ecr:GetAuthorizationToken (the stack grants it)"
-                )
+                if not identified:
+                    fix = "no token without AWS credentials: fix the AWS identity above first"
+                elif scope.role_arn:
+                    fix = "let this role assume it: the registry role's trust policy must name this role"
+                else:
+                    fix = "the role needs ecr:GetAuthorizationToken (the stack grants it)"
                 self.report.add(name, Status.FAILED, str(exc), fix)
                 continue
             expiry = min(c.expires_at for c in credentials).isoformat(timespec="minutes")

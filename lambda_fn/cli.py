@@ -17,6 +17,7 @@ from lambda_fn.aws import new_session
 from lambda_fn.check import run_check
 from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem, RefresherError
+from lambda_fn.k8s import kubeconfig_file_problems
 from lambda_fn.library_logs import pin_library_loggers
 from lambda_fn.models import NamespaceResult, RunSummary
 from lambda_fn.progress import ProgressLine
@@ -201,6 +202,10 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Setti
     settings = settings_from_args(args, {**environ, "AWS_REGION": region})
     cluster: Cluster
     if kubeconfig_file or not (settings.cluster_name or settings.kubeconfig_secret):
+        # A kubeconfig the user pointed at is usage: refused here, so refresh and check both exit 2.
+        problems = kubeconfig_file_problems(args.kubeconfig, args.context)
+        if problems:
+            raise ConfigError(problems, source="command line")
         cluster = KubeconfigCluster(args.kubeconfig, args.context)
     else:
         cluster = configured_cluster(settings)

@@ -88,9 +88,14 @@ class KubernetesError(RefresherError):
 
 
 class Unauthorized(KubernetesError):
-    """401: the API server does not accept the bearer token."""
+    """401: the API server does not accept the bearer token; `fix` says what to renew for this kind of
+    connection (an access entry for EKS, the kubeconfig's user otherwise)."""
 
     status = 401
+
+    def __init__(self, message: str, *, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class Forbidden(KubernetesError):

@@ -156,10 +156,11 @@ def _listed_states(cluster: ClusterApi, secret_name: str) -> dict[str, SecretSta
 def explain(exc: KubernetesError) -> str:
     """The error with the fix that applies to it."""
     if isinstance(exc, Unauthorized):
-        return (
-            f"{exc}: the API server rejected the credentials; map the function's IAM role to a "
-            "Kubernetes group with an EKS access entry (or check the kubeconfig's user)"
+        fix = (
+            exc.fix
+            or "map the IAM role to a Kubernetes group with an EKS access entry (or check the kubeconfig's user)"
         )
+        return f"{exc}: the API server rejected the credentials; {fix}"
     if isinstance(exc, Forbidden):
         return f"{exc}: apply the manifest with `make apply`, which grants what this configuration needs"
     return str(exc)

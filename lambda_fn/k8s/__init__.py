@@ -1,7 +1,13 @@
 """The only package that imports the kubernetes client: ClusterApi over it, and how to connect."""
 
 from lambda_fn.k8s.api import KubernetesCluster
-from lambda_fn.k8s.connection import Connection, connect, eks_connection, kubeconfig_file_connection
+from lambda_fn.k8s.connection import (
+    Connection,
+    connect,
+    eks_connection,
+    kubeconfig_file_connection,
+    kubeconfig_file_problems,
+)
 from lambda_fn.k8s.kubeconfig import kubeconfig_document_connection
 
 __all__ = [
@@ -11,4 +17,5 @@ __all__ = [
     "eks_connection",
     "kubeconfig_document_connection",
     "kubeconfig_file_connection",
+    "kubeconfig_file_problems",
 ]

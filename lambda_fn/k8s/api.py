@@ -114,10 +114,12 @@ class KubernetesCluster:
         *,
         time_left: Callable[[], float | None] = lambda: None,
         tls_hint: str = "",
+        unauthorized_fix: str = "",
     ) -> None:
         self._api = api_client
         self._time_left = time_left
         self._tls_hint = tls_hint
+        self._unauthorized_fix = unauthorized_fix
         self._answered = 0
         self._lock = threading.Lock()
 
@@ -283,7 +285,13 @@ class KubernetesCluster:
         response = self._send(method, request)
         if not 200 <= response.status <= 299:
             body_text = (response.data or b"").decode(errors="replace")
-            raise translate_error(response.status, response.reason, body_text, credentials=self._credentials())
+            raise translate_error(
+                response.status,
+                response.reason,
+                body_text,
+                credentials=self._credentials(),
+                unauthorized_fix=self._unauthorized_fix,
+            )
         with self._lock:
             self._answered += 1
         answer: dict[str, Any] = json.loads(response.data or b"{}")
@@ -300,7 +308,13 @@ class KubernetesCluster:
                 response = self._api.call_api(method, url, headers, body, post_params, _request_timeout=timeout)
                 response.read()  # type: ignore[no-untyped-call]
             except ApiException as exc:  # the client's wording for TLS failures (status 0)
-                error = translate_error(exc.status or 0, exc.reason, exc.body, credentials=self._credentials())
+                error = translate_error(
+                    exc.status or 0,
+                    exc.reason,
+                    exc.body,
+                    credentials=self._credentials(),
+                    unauthorized_fix=self._unauthorized_fix,
+                )
                 if self._tls_hint and not exc.status:
                     error = ApiUnavailable(f"{error}; {self._tls_hint}")
                 raise error from exc
@@ -399,7 +413,12 @@ def _server_time(text: object) -> datetime | None:
 
 
 def translate_error(
-    status: int, http_reason: str | None, body: str | None, *, credentials: Iterable[str] = ()
+    status: int,
+    http_reason: str | None,
+    body: str | None,
+    *,
+    credentials: Iterable[str] = (),
+    unauthorized_fix: str = "",
 ) -> KubernetesError:
     """The project's error for an API answer, with the server's own message (never the request).
 
@@ -417,7 +436,7 @@ def translate_error(
         reason = _phrase(status)
     message = f"{status} {reason}: {redact(str(status_body.get('message') or http_reason or ''), credentials)[:300]}"
     if status == 401:
-        return Unauthorized(message)
+        return Unauthorized(message, fix=unauthorized_fix)
     if status == 403:
         causes = (status_body.get("details") or {}).get("causes") or []
         if any(cause.get("reason") == "NamespaceTerminating" for cause in causes) or "being terminated" in message:

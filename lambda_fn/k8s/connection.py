@@ -41,6 +41,7 @@ class Connection:
     name: str
     description: str
     tls_hint: str = ""
+    unauthorized_fix: str = ""  # what to renew when the API server answers 401
     open_files: tuple[int, ...] = ()  # in-memory files (client certificates) closed with the connection
 
 
@@ -53,11 +54,42 @@ def eks_connection(
         api_key_prefix={"BearerToken": "Bearer"},
         ca_cert_data=ca_pem.decode(),  # in memory: the CA is never written to disk
     )
-    return Connection(tuned(configuration, pool_size=pool_size), name, description)
+    fix = (
+        f"map the function's IAM role to a Kubernetes group with an EKS access entry on {name} "
+        "(the stack creates it; `check` names the role)"
+    )
+    return Connection(tuned(configuration, pool_size=pool_size), name, description, unauthorized_fix=fix)
+
+
+def kubeconfig_file_problems(path: str | None, context: str | None) -> list[Problem]:
+    """What stops `context` of a kubeconfig file from being used, named by the flag that fixes it; read
+    without running any exec plugin, so the CLI can refuse bad usage before it does anything."""
+    where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        contexts, current = kube_config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        if path is not None and not os.path.exists(path):
+            return [Problem("--kubeconfig", f"{path} does not exist")]
+        if path is None and not any(os.path.exists(os.path.expanduser(file)) for file in where.split(os.pathsep)):
+            return [
+                Problem(
+                    "--kubeconfig", f"no kubeconfig at {where}: give --kubeconfig, --cluster or --kubeconfig-secret"
+                )
+            ]
+        return [Problem("--kubeconfig", f"{where} is not a usable kubeconfig: {exc}")]
+    names = sorted(str(entry.get("name")) for entry in contexts or [])
+    if context is not None and context not in names:
+        return [Problem("--context", f"{where} has no context {context!r} (it has: {', '.join(names) or 'none'})")]
+    if context is None and not current:
+        return [Problem("--context", f"{where} sets no current context: give one of {', '.join(names) or 'none'}")]
+    return []
 
 
 def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_size: int) -> Connection:
     """`context` (default: the current one) of a kubeconfig file, as kubectl reads it (exec plugins too)."""
+    problems = kubeconfig_file_problems(path, context)
+    if problems:
+        raise ConfigError(problems, source="command line")
     configuration = k8s.Configuration()
     try:
         kube_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -67,8 +99,12 @@ def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_si
     except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
         where = path or "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
         raise ConfigError(
-            [Problem("kubeconfig", f"cannot use {where}" + (f" context {context!r}" if context else "") + f": {exc}")],
-            source="kubeconfig",
+            [
+                Problem(
+                    "--kubeconfig", f"cannot use {where}" + (f" context {context!r}" if context else "") + f": {exc}"
+                )
+            ],
+            source="command line",
         ) from exc
     hint = ""
     if not configuration.verify_ssl:
@@ -79,7 +115,12 @@ def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_si
     name = context or current["name"]
     where = path or "the default kubeconfig"
     return Connection(
-        tuned(configuration, pool_size=pool_size), name, f"context {name} of {where} ({configuration.host})", hint
+        tuned(configuration, pool_size=pool_size),
+        name,
+        f"context {name} of {where} ({configuration.host})",
+        hint,
+        unauthorized_fix=f"the user of context {name} was rejected: renew its token or certificate "
+        f"(`kubectl --context {name} auth whoami` shows the same)",
     )
 
 
@@ -110,7 +151,12 @@ def connect(connection: Connection, *, time_left: Callable[[], float | None]) ->
     """A KubernetesCluster whose every request and retry ends within `time_left()` seconds."""
     api_client = k8s.ApiClient(connection.configuration)
     try:
-        yield KubernetesCluster(api_client, time_left=time_left, tls_hint=connection.tls_hint)
+        yield KubernetesCluster(
+            api_client,
+            time_left=time_left,
+            tls_hint=connection.tls_hint,
+            unauthorized_fix=connection.unauthorized_fix,
+        )
     finally:
         api_client.close()  # type: ignore[no-untyped-call]
         for descriptor in connection.open_files:

@@ -60,6 +60,8 @@ def kubeconfig_document_connection(text: str, context: str | None, *, source: st
         name,
         f"context {name} of kubeconfig secret {source} ({configuration.host})",
         hint,
+        f"the user of context {name} in kubeconfig secret {source} was rejected: put a valid token or client "
+        "certificate in the secret (read afresh every run)",
         open_files,
     )
 

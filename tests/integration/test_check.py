@@ -7,6 +7,7 @@ import base64
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,3 +166,22 @@ def test_the_table_marks_each_line(kube: LocalKube) -> None:
     assert code == 0
     assert lines[0].startswith("\u2713 AWS identity: arn:aws:iam::123456789012:role/ecr-token-refresher")
     assert lines[-1] == f"cluster {CLUSTER_NAME}: ready"
+
+
+def test_without_aws_credentials_every_token_names_the_identity_as_the_fix(
+    kube: LocalKube, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, report = check()
+    assert code == 1
+    found = findings(report)
+    assert found["AWS identity"][0] == "failed"
+    assert "give this shell AWS credentials" in found["AWS identity"][1]
+    token = found["ECR token, us-east-1"]
+    assert token[0] == "failed"
+    assert "fix the AWS identity above first" in token[1]
+    assert "ecr:GetAuthorizationToken (the stack grants it)" not in token[1]

@@ -143,7 +143,7 @@ def test_a_failed_namespace_exits_1(kube: LocalKube, kubeconfig: str) -> None:
         (["--selector", "a in ("], "--selector: 'a in (' is not a label selector"),
         (["--registry", "docker.io"], "--registry: 'docker.io' is not an ECR registry host"),
         (["--concurrency", "0"], "--concurrency: must be from 1 to 64"),
-        (["--context", "nope"], "kubeconfig: cannot use"),
+        (["--context", "nope"], "--context: "),
     ],
 )
 def test_bad_usage_exits_2_naming_the_flag_and_writes_nothing(
@@ -174,7 +174,7 @@ def test_a_missing_or_malformed_kubeconfig_exits_2(credentials: object, tmp_path
         path.write_text(content)
     code, out, err = run_cli("refresh", "--kubeconfig", str(path))
     assert (code, out) == (2, "")
-    assert f"kubeconfig: cannot use {path}" in err
+    assert f"--kubeconfig: {path}" in err
 
 
 def test_eks_mode_from_the_cli(kube: LocalKube) -> None:
@@ -330,3 +330,28 @@ def test_a_short_lived_exec_plugin_token_is_not_fetched_for_every_request(kube: 
     assert json.loads(out)["counts"]["created"] == 10
     assert len(kube.requests) >= 12
     assert len(runs.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["refresh", "check"])
+def test_a_kubeconfig_or_context_that_cannot_be_used_is_bad_usage_for_both_commands(
+    kube: LocalKube, kubeconfig: str, tmp_path: Path, command: str
+) -> None:
+    code, out, err = run_cli(command, "--kubeconfig", str(tmp_path / "missing"))
+    assert (code, out) == (2, "")
+    assert f"--kubeconfig: {tmp_path / 'missing'} does not exist" in err
+    code, out, err = run_cli(command, "--kubeconfig", kubeconfig, "--context", "prod")
+    assert (code, out) == (2, "")
+    assert f"--context: {kubeconfig} has no context 'prod' (it has: localkube)" in err
+    assert kube.requests == []
+
+
+def test_a_rejected_kubeconfig_user_is_told_to_renew_it_not_to_create_an_access_entry(
+    kube: LocalKube, tmp_path: Path
+) -> None:
+    path = kube.write_kubeconfig(tmp_path / "kubeconfig", token="expired-token")
+    code, out, _ = run_cli("refresh", "--kubeconfig", str(path), "--output", "json")
+    assert code == 1
+    reason = json.loads(out)["namespaces"][0]["reason"]
+    assert "401 Unauthorized" in reason
+    assert "the user of context localkube was rejected: renew its token or certificate" in reason
+    assert "access entry" not in reason
