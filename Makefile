@@ -114,19 +114,19 @@ destroy: $(STAMP) $(NODE_STAMP) ## cdk destroy with the pinned CLI (the same CDK
 install: ## the CLI on a host: a root-owned venv holding exactly lambda_fn/requirements.lock, then this package
 	PYTHON=$(PYTHON) deploy/host/install.sh
 
-rbac: $(STAMP) ## print a cluster's RBAC + admission policy for kubectl apply -f - (CLUSTER=name for one of several)
-	@$(call split_words,context,CONTEXT) $(BIN)/python -m infra.rbac $(if $(CLUSTER),--cluster $(CLUSTER)) "$${context[@]}"
+rbac: $(STAMP) ## print a cluster's RBAC + admission policy (CLUSTER=name of several; HOST=1 for a cluster served by the CLI)
+	@$(call split_words,context,CONTEXT) $(BIN)/python -m infra.rbac $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(HOST),--host) "$${context[@]}"
 
 # e.g. make apply CONTEXT="clusterName=prod namespaces=team-a,team-b" KUBECTL_ARGS="--context prod"
 KUBECTL_ARGS ?=
 export KUBECTL_ARGS
 apply: $(STAMP) ## kubectl apply a cluster's manifest (policies first) and delete what it no longer renders
 	@$(call split_words,context,CONTEXT) $(call split_words,kubectl,KUBECTL_ARGS) \
-	  $(BIN)/python -m infra.apply $(if $(CLUSTER),--cluster $(CLUSTER)) $${kubectl[@]/#/--kubectl-arg=} "$${context[@]}"
+	  $(BIN)/python -m infra.apply $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(HOST),--host) $${kubectl[@]/#/--kubectl-arg=} "$${context[@]}"
 
 remove: $(STAMP) ## delete every object of a cluster's manifest from the cluster (grants first, policies last)
 	@$(call split_words,context,CONTEXT) $(call split_words,kubectl,KUBECTL_ARGS) \
-	  $(BIN)/python -m infra.apply --delete $(if $(CLUSTER),--cluster $(CLUSTER)) $${kubectl[@]/#/--kubectl-arg=} "$${context[@]}"
+	  $(BIN)/python -m infra.apply --delete $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(HOST),--host) $${kubectl[@]/#/--kubectl-arg=} "$${context[@]}"
 
 asset: $(STAMP) ## the Lambda asset's size and cold import time, trimmed or not
 	$(BIN)/python -m bench.asset_footprint

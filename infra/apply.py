@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
         "--kubectl-arg", action="append", default=[], help="passed to kubectl, e.g. --kubectl-arg=--context=prod"
     )
     args = parser.parse_args(argv)
-    loaded = load_config(args.context, args.cluster)
+    loaded = load_config(args.context, args.cluster, from_host=args.host)
     if isinstance(loaded, int):
         return loaded
     config, cluster, own_registry = loaded

@@ -125,10 +125,19 @@ class Cluster:
     kubeconfig_secret_arn: str | None = None
     kms_key_arn: str | None = None
     manage_access_entry: bool = True
+    # Served from a host with the CLI and a kubeconfig, not by the Lambda (`make rbac HOST=1`): the
+    # manifest then binds the service account whose token that kubeconfig holds.
+    from_host: bool = False
 
     @property
     def is_eks(self) -> bool:
         return self.kubeconfig_secret_arn is None
+
+    @property
+    def binds_service_account(self) -> bool:
+        """Whether the manifest's identity is a service account (a kubeconfig) rather than the group an
+        EKS access entry maps the function's role to."""
+        return self.from_host or not self.is_eks
 
     @property
     def output_prefix(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def rules(config: DeploymentConfig) -> list[dict[str, Any]]:
 
 def subject(config: DeploymentConfig, cluster: Cluster) -> dict[str, str]:
     """EKS: the group the access entry maps the role to. Elsewhere: the kubeconfig's service account."""
-    if cluster.is_eks:
+    if not cluster.binds_service_account:
         return {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": config.kubernetes_group}
     namespace, name = config.kubernetes_service_account
     return {"kind": "ServiceAccount", "namespace": namespace, "name": name}
@@ -96,7 +97,7 @@ def render(
         manifests += admission_policy(
             config, subjects[0], metadata=metadata, adoptable_hosts=adoptable_hosts(config, own_registry)
         )
-    if not cluster.is_eks:
+    if cluster.binds_service_account:
         namespace, account = config.kubernetes_service_account
         manifests.append(
             {
@@ -163,9 +164,12 @@ def context_from_cdk_json(path: Path, overrides: list[str]) -> dict[str, Any]:
     return context
 
 
-def load_config(overrides: list[str], cluster_name: str | None) -> tuple[DeploymentConfig, Cluster, str | None] | int:
-    """cdk.json's context with the overrides, the cluster chosen, and the function's own registry host
-    (from the caller's AWS credentials); or, having said why on stderr, the exit code 2."""
+def load_config(
+    overrides: list[str], cluster_name: str | None, *, from_host: bool = False
+) -> tuple[DeploymentConfig, Cluster, str | None] | int:
+    """cdk.json's context with the overrides, the cluster chosen (served from a host if `from_host`),
+    and the function's own registry host (from the caller's AWS credentials); or, having said why on
+    stderr, the exit code 2."""
     try:
         config = DeploymentConfig.from_context(context_from_cdk_json(Path("cdk.json"), overrides))
     except ConfigError as exc:
@@ -184,20 +188,26 @@ def load_config(overrides: list[str], cluster_name: str | None) -> tuple[Deploym
         names = ", ".join(cluster.name for cluster in config.clusters)
         print(f"error: --cluster {cluster_name!r} is not one of the configured clusters ({names})", file=sys.stderr)
         return 2
-    return config, chosen[0], own_registry
+    return config, replace(chosen[0], from_host=from_host or chosen[0].from_host), own_registry
 
 
 def manifest_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     """The arguments every command on a cluster's manifest takes: which cluster, and the CDK context."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--cluster", help="which cluster's manifest (default: the first one listed)")
+    parser.add_argument(
+        "--host",
+        action="store_true",
+        help="the cluster is served from a host with the CLI and a kubeconfig, not by the Lambda: bind the "
+        "service account kubernetesServiceAccount (its token goes in that kubeconfig)",
+    )
     parser.add_argument("context", nargs="*", metavar="KEY=VALUE", help="CDK context, as with -c KEY=VALUE")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = manifest_parser("python -m infra.rbac", __doc__).parse_args(argv)
-    loaded = load_config(args.context, args.cluster)
+    loaded = load_config(args.context, args.cluster, from_host=args.host)
     if isinstance(loaded, int):
         return loaded
     config, cluster, own_registry = loaded

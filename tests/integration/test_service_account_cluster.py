@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -129,3 +130,51 @@ def test_the_shipped_script_builds_a_kubeconfig_that_works(
     assert document["users"][0]["user"]["token"].count(".") == 2  # a JWT from the TokenRequest API
     aws.client("secretsmanager").put_secret_value(SecretId="onprem-kubeconfig", SecretString=made.stdout)
     assert set(outcomes(invoke()).values()) == {"created"}
+
+
+def test_a_cluster_served_from_a_host_gets_its_confined_identity_from_make_rbac(
+    real: tuple[RealKube, Cluster], aws: MotoAws, tmp_path: Path
+) -> None:
+    """No Lambda and no kubeconfig secret: `make rbac HOST=1` renders the service account and its grants
+    for an EKS-style configuration, and the CLI on the host runs with that account's token only."""
+    kube, admin = real
+    prefix = f"ho{uuid.uuid4().hex[:6]}"
+    account = f"refresher-{prefix}"
+    rendered = subprocess.run(  # noqa: S603 - our own module, as `make rbac HOST=1` runs it
+        [
+            sys.executable,
+            "-m",
+            "infra.rbac",
+            "--host",
+            "clusterName=onprem",
+            f"stackName=Host{prefix}",
+            f"namespaces={prefix}-*",
+            f"kubernetesServiceAccount=kube-system/{account}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    manifest = list(yaml.safe_load_all(rendered.stdout))
+    identity = {"kind": "ServiceAccount", "namespace": "kube-system", "name": account}
+    subjects = [subject for item in manifest for subject in item.get("subjects", [])]
+    assert subjects
+    assert all(subject == identity for subject in subjects)  # no EKS group bound
+    assert ("ServiceAccount", account) in [(item["kind"], item["metadata"]["name"]) for item in manifest]
+    admin.apply(manifest)
+    admin.namespace(f"{prefix}-a")
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig(kube, {"token": service_account_token(admin, "kube-system", account)}))
+    argv = ["--kubeconfig", str(path), "--namespace", f"{prefix}-*", "--output", "json"]
+    for command, expected in (("refresh", 0), ("check", 0)):
+        completed = subprocess.run(  # noqa: S603 - our own module
+            [sys.executable, "-m", "lambda_fn", command, *argv],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "AWS_REGION": "us-east-1"},
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == expected, completed.stdout + completed.stderr
+    assert admin.core.read_namespaced_secret("regcred", f"{prefix}-a").metadata.labels
