@@ -112,7 +112,7 @@ destroy: $(STAMP) $(NODE_STAMP) ## cdk destroy with the pinned CLI (the same CDK
 
 # e.g. sudo make install (PREFIX=/opt/ecr-token-refresher BINDIR=/usr/local/bin): needs only python3 >= 3.11
 install: ## the CLI on a host: a root-owned venv holding exactly lambda_fn/requirements.lock, then this package
-	PYTHON=$(PYTHON) deploy/host/install.sh
+	$(if $(filter command line environment,$(origin PYTHON)),PYTHON=$(PYTHON)) deploy/host/install.sh
 
 rbac: $(STAMP) ## print a cluster's RBAC + admission policy (CLUSTER=name of several; HOST=1 for a cluster served by the CLI)
 	@$(call split_words,context,CONTEXT) $(BIN)/python -m infra.rbac $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(HOST),--host) "$${context[@]}"

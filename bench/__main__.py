@@ -280,7 +280,7 @@ class Bench:
 
     def page_sizes(self, size: int, repeats: int) -> dict[int, dict[str, float]]:
         """Fresh runs at `size` namespaces, 20 ms, with each page size in PAGE_SIZES: requests and the
-        median core seconds, the ground for the shipped PAGE_SIZE (README: Performance)."""
+        median core seconds, the ground for the shipped PAGE_SIZE (docs/performance.md)."""
         with self.cluster(size, 20) as (kube, _, name):
             found: dict[int, dict[str, float]] = {}
             self.refresher(kube, name, size, 20, FIRST)

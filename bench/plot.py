@@ -1,4 +1,4 @@
-"""The README's figure: seconds per run against namespaces, one line per contestant and run kind."""
+"""The figure of docs/performance.md: seconds per run against namespaces, one line per contestant and run kind."""
 
 from __future__ import annotations
 

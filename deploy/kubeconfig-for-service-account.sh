@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints a kubeconfig for the refresher's service account, to store in Secrets Manager (KUBECONFIG_SECRET).
-# Run it with kubectl pointing at the cluster, after applying the manifest `make rbac CLUSTER=<name>`
-# renders (it creates the account):
+# Run it with kubectl pointing at the cluster, after `make apply CLUSTER=<name>` (or `make apply HOST=1`
+# for a cluster the CLI serves from a host), which creates the account:
 #
 #   deploy/kubeconfig-for-service-account.sh kube-system/ecr-token-refresher 720h > kubeconfig.yaml
 #   aws secretsmanager create-secret --name onprem-kubeconfig --secret-string file://kubeconfig.yaml

@@ -16,7 +16,7 @@ named service accounts in every namespace. For requests by the function's group 
   `imagePullSecrets`; token automount, `secrets`, labels, annotations, owners and finalizers unchanged.
 
 Denials are 422 answers naming the policy. What no policy can confine: reads. With globs or a selector,
-the identity may read every secret of the configured name, cluster-wide (README: Security).
+the identity may read every secret of the configured name, cluster-wide (docs/security.md).
 
 admissionregistration.k8s.io/v1: Kubernetes 1.30 and later. Verified on kube-apiserver v1.34, where
 admission CEL has no base64 or JSON decoding: the recipe's secret is recognised by a regex over its

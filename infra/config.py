@@ -2,7 +2,7 @@
 
 The refresher's own settings are validated by the Lambda's Settings (one set of rules for the
 function, the CLI and the deployment); problems are reported under the context key's name. Every key
-is listed in KNOWN_KEYS (and in the README); an unknown key fails synth naming the closest known one.
+is listed in KNOWN_KEYS (and in docs/configuration.md); an unknown key fails synth naming the closest known one.
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ class _ContextReader:
             if key in KNOWN_KEYS or CDK_KEY.match(key):
                 continue
             close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else "see the README's Configuration table"
+            hint = f"did you mean {close[0]}?" if close else "see the table in docs/configuration.md"
             self.problem(key, f"unknown context key; {hint}")
 
     def names(self, key: str) -> tuple[str, ...]:

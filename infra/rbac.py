@@ -51,7 +51,8 @@ def rules(config: DeploymentConfig) -> list[dict[str, Any]]:
             {
                 "apiGroups": [""],
                 "resources": ["serviceaccounts"],
-                "verbs": ["get", "patch"],
+                # list (by name, cluster-wide) with globs or a selector: the run reads them all at once.
+                "verbs": ["get", "list", "patch"] if config.lists_namespaces else ["get", "patch"],
                 "resourceNames": list(settings.service_accounts),
             }
         )

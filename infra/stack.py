@@ -60,4 +60,4 @@ class EcrTokenRefresherStack(Stack):
             self, "Monitoring", config=config, refreshers=self.refreshers, dead_letter_queue=self.dead_letter_queue
         )
         CfnOutput(self, "AlarmTopic", value=self.monitoring.topic.topic_arn)
-        CfnOutput(self, "KubernetesGroup", value=config.kubernetes_group, description="bind it with `make rbac`")
+        CfnOutput(self, "KubernetesGroup", value=config.kubernetes_group, description="bind it with `make apply`")

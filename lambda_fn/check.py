@@ -31,7 +31,7 @@ from lambda_fn.aws import (
     function_vpc,
 )
 from lambda_fn.config import Settings
-from lambda_fn.credentials import scope_credentials, token_scopes
+from lambda_fn.credentials import FetchedCredentials, scope_credentials, token_scopes
 from lambda_fn.decisions import Action, RefreshPlan, Registries, decide, desired_secret, recorded_expiry
 from lambda_fn.errors import (
     AlreadyExists,
@@ -45,6 +45,7 @@ from lambda_fn.errors import (
     NamespaceTerminating,
     NotFound,
     Unauthorized,
+    explain,
 )
 from lambda_fn.k8s import KubernetesCluster, connect
 from lambda_fn.models import (
@@ -54,10 +55,8 @@ from lambda_fn.models import (
     MANAGED_BY_VALUE,
     NAME_RULE,
     Outcome,
-    RegistryCredential,
     SecretState,
 )
-from lambda_fn.refresher import explain
 from lambda_fn.runner import Cluster, EksCluster, KubeconfigSecretCluster, connection_for, request_budget, utc_now
 from lambda_fn.targets import Target, narrow_targets, resolve_targets
 
@@ -194,10 +193,11 @@ class _Preflight:
         self.report.add("AWS identity", Status.OK, arn)
         return arn
 
-    def registry_tokens(self, *, identified: bool) -> list[RegistryCredential]:
-        """Each (region, role) token fetched and validated, not written; `identified`: whether AWS
-        accepted the credentials at all (if not, that is the fix for every token)."""
-        source, found = EcrTokenSource(self.session, configs=self.aws_configs), []
+    def registry_tokens(self, *, identified: bool) -> FetchedCredentials:
+        """Each (region, role) token fetched and validated, not written, and the extra registries whose
+        token failed (judged below as refresh judges them); `identified`: whether AWS accepted the
+        credentials at all (if not, that is the fix for every token)."""
+        source, found = EcrTokenSource(self.session, configs=self.aws_configs), FetchedCredentials([])
         for scope, hosts in token_scopes(self.settings).items():
             name = f"ECR token, {scope.region}" + (f", as {scope.role_arn}" if scope.role_arn else "")
             try:
@@ -210,10 +210,11 @@ class _Preflight:
                 else:
                     fix = "the role needs ecr:GetAuthorizationToken (the stack grants it)"
                 self.report.add(name, Status.FAILED, str(exc), fix)
+                found.unavailable.update({host: str(exc) for host in hosts if host is not None})
                 continue
             expiry = min(c.expires_at for c in credentials).isoformat(timespec="minutes")
             self.report.add(name, Status.OK, f"valid until {expiry}; serves {', '.join(c.host for c in credentials)}")
-            found += credentials
+            found.credentials.extend(credentials)
         return found
 
     def eks_cluster(self, name: str, arn: str | None) -> None:
@@ -256,7 +257,7 @@ class _Preflight:
             return
         cidrs = ", ".join(facts.public_access_cidrs)
         access = "private only" if not facts.public_endpoint else f"public, open to {cidrs} only"
-        in_vpc_fix = "deploy with vpcSubnetIds and vpcSecurityGroupIds in the cluster's VPC (README: VPC mode)"
+        in_vpc_fix = "deploy with vpcSubnetIds and vpcSecurityGroupIds in the cluster's VPC (docs/deploy.md: VPC mode)"
         nat_fix = "a NAT gateway whose address publicAccessCidrs allows"
         fix = in_vpc_fix if not facts.public_endpoint else f"{in_vpc_fix}, with private access on or {nat_fix}"
         if self.function_name is None:
@@ -353,6 +354,8 @@ class _Preflight:
         needed += [("get", "secrets", secret, True), ("create", "secrets", None, True)]
         needed += [("update", "secrets", secret, True)]
         for account in self.settings.service_accounts:
+            if self.settings.targets.discovers:
+                needed += [("list", "serviceaccounts", account, False)]
             needed += [("get", "serviceaccounts", account, True), ("patch", "serviceaccounts", account, True)]
         if not self.settings.targets.discovers:
             self._no_wider_grant(api, secret)
@@ -500,11 +503,12 @@ class _Preflight:
         self,
         api: KubernetesCluster,
         targets: Sequence[Target],
-        credentials: list[RegistryCredential],
+        fetched: FetchedCredentials,
         absent: set[str],
     ) -> None:
         """Each target namespace's secret as it stands, judged by the same decision `refresh` makes."""
-        plan, registries = RefreshPlan.from_settings(self.settings), Registries(tuple(credentials))
+        plan = RefreshPlan.from_settings(self.settings)
+        registries = Registries(tuple(fetched.credentials), fetched.unavailable)
         listed: dict[str, SecretState] | None = None
         if plan.targets.discovers:
             try:
@@ -600,6 +604,8 @@ def _judged(
         return NamespaceState(namespace, *described[verdict.action])
     if verdict.foreign:
         return NamespaceState(namespace, "foreign", "skipped: " + verdict.reason)
+    if verdict.kept:
+        return NamespaceState(namespace, "managed", f"{until}; {verdict.reason}")
     if verdict.outcome is not None and verdict.outcome.value == "failed":
         return NamespaceState(namespace, "broken", verdict.reason)
     return NamespaceState(namespace, "managed", f"{until}; fresh")

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TextIO
 
 import boto3
@@ -25,6 +26,18 @@ from lambda_fn.render import render_report, render_summary
 from lambda_fn.runner import Cluster, KubeconfigCluster, configured_cluster, run_refresh
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EPILOG = """examples:
+  ecr-token-refresher check --kubeconfig ~/.kube/config --context dev --region eu-west-1 --namespace 'team-*'
+  ecr-token-refresher refresh --cluster prod --region eu-west-1 --namespace 'team-*' --dry-run
+  ecr-token-refresher refresh --kubeconfig-secret onprem-kubeconfig --selector pull=ecr --service-account default
+
+exit codes:
+  0    every target namespace holds a valid secret (check: every prerequisite holds)
+  1    a namespace failed, or AWS or the cluster refused (check: something is missing; each line names the fix)
+  2    bad usage or configuration: nothing was written
+  130  interrupted: each secret is as it was or fully written
+
+Settings not given as flags come from the environment (docs/configuration.md)."""
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 INTERRUPTED = "interrupted: every secret is as it was or fully written; run again to finish"
 
@@ -49,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ecr-token-refresher",
         description="Keep Amazon ECR image-pull secrets valid in Kubernetes namespaces "
         "(also runs as `python -m lambda_fn`).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
@@ -78,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "refresh",
         parents=[common],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="create or update the pull secret in every target namespace",
         description="Settings not given as flags come from the environment (NAMESPACES, REGISTRIES, ...). "
         "Namespaces, globs or a selector given as flags replace the environment's targeting as a whole.",
@@ -85,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check",
         parents=[common],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="read-only preflight: every prerequisite, with the fix for each missing one",
         description="Writes nothing. Exit 0 when everything holds, 1 when something is missing, 2 for bad usage.",
     )
@@ -127,19 +146,17 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stde
             report = run_check(settings, cluster, session=session).to_dict()
             print(json.dumps(report, indent=2) if args.output == "json" else render_report(report), file=stdout)
             return EXIT_OK if report["ok"] else EXIT_FAILED
-        settled = SettledSoFar(ProgressLine(stderr) if watching else lambda *_: None)
+        line = ProgressLine(stderr) if watching else None
+        settled = SettledSoFar(line or (lambda *_: None))
+        interrupted = False
         try:
             summary = run_refresh(settings, cluster, session=session, announce=announce, progress=settled)
         except KeyboardInterrupt:
             if not target:
                 raise  # nothing was about to be written: the plain interrupt line says it all
-            summary = settled.interrupted(settings, target[0])
-            print(
-                json.dumps(summary.to_dict(), indent=2) if args.output == "json" else render_summary(summary.to_dict()),
-                file=stdout,
-            )
-            print(INTERRUPTED, file=stderr)
-            return EXIT_INTERRUPTED
+            if line is not None:
+                line.clear()
+            summary, interrupted = settled.interrupted(settings, target[0]), True
     except ConfigError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
@@ -148,6 +165,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stde
         return EXIT_FAILED
     result = {"target": target[0], **summary.to_dict()} if target else summary.to_dict()
     print(json.dumps(result, indent=2) if args.output == "json" else render_summary(result), file=stdout)
+    if interrupted:
+        print(INTERRUPTED, file=stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -166,8 +186,9 @@ class SettledSoFar:
         self._progress(result, done, total)
 
     def interrupted(self, settings: Settings, cluster: str) -> RunSummary:
-        """The namespaces settled before the interrupt; the run is failed, and the error says how far it got."""
-        results = tuple(sorted(self._results, key=lambda result: result.namespace))
+        """The namespaces settled before the interrupt; the run is failed, and the error says how far it got.
+        No expiry is claimed: the namespaces not reached are unknown."""
+        results = tuple(sorted((replace(r, expires_at=None) for r in self._results), key=lambda r: r.namespace))
         return RunSummary(
             cluster=cluster,
             secret_name=settings.secret_name,

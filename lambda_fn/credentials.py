@@ -59,6 +59,8 @@ def fetch_registry_credentials(source: RegistryTokenSource, settings: Settings, 
             unavailable.update({host: str(exc) for host in hosts if host is not None})
             continue
         credentials.update({credential.host: credential for credential in fetched})
+    # A host served by another scope too (the own registry, listed again with a role) is not unavailable.
+    unavailable = {host: reason for host, reason in unavailable.items() if host not in credentials}
     if not credentials:
         reasons = "; ".join(sorted(set(unavailable.values())))
         raise CredentialError(f"no registry token could be had ({reasons}); nothing was written")

@@ -11,6 +11,7 @@ the annotations say.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -45,6 +46,10 @@ GUARDED_FIELDS: frozenset[FieldPath] = frozenset(
 OUR_DATA: FieldPath = ("data", DOCKERCONFIGJSON_KEY)
 # How far the refreshed-at annotation may run ahead of the server's time of the write (clock skew).
 CLOCK_SKEW = timedelta(minutes=5)
+# Renewals are spread over up to this long, by namespace name: a fleet written in one run (the first
+# run, a rotation) does not fall due again in one run, which would make every sixth hour's run the
+# size of a first run.
+RENEWAL_SPREAD = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class Verdict:
     outcome: Outcome | None = None  # how the namespace ends once `action` is done; None for READ
     reason: str = ""
     foreign: bool = False  # a same-named secret this tool does not manage, left alone
+    kept: bool = False  # ours and valid, kept as it is for a registry without a token: still served
 
 
 @dataclass(frozen=True)
@@ -130,10 +136,14 @@ def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan,
         )
     suspicion = suspect(state)
     held = sorted(set(recorded_hosts(state)) & set(registries.unavailable))
-    if held and suspicion is None:
-        # Rewriting it now would drop a login that may still be valid for hours.
-        return Verdict(Action.DONE, Outcome.FAILED, f"kept as it is: {_no_token(held)}; renewed once there is one")
-    if not plan.force and suspicion is None and _is_fresh(state, registries, plan.refresh_threshold, now=now):
+    if held and suspicion is None and _time_left(state, now=now) > renewal_threshold(state.namespace, plan):
+        # Rewriting it now would drop a login still valid for hours; once due, it is rewritten without it
+        # (that login ends soon anyway, and the others must not end with it).
+        return Verdict(
+            Action.DONE, Outcome.FAILED, f"kept as it is: {_no_token(held)}; renewed once there is one", kept=True
+        )
+    threshold = renewal_threshold(state.namespace, plan)
+    if not plan.force and suspicion is None and _is_fresh(state, registries, threshold, now=now):
         return Verdict(Action.DONE, Outcome.UNCHANGED)
     if state.data is None:
         return Verdict(Action.READ)
@@ -157,9 +167,10 @@ def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> V
     if state.data is None:
         return Verdict(Action.READ)
     host = recipe_host(state.data.get(DOCKERCONFIGJSON_KEY))
-    if host is not None and host in registries.unavailable:
+    adoptable = state.type == DOCKERCONFIGJSON_TYPE and not state.immutable
+    if adoptable and host is not None and host in registries.unavailable:
         return Verdict(Action.DONE, Outcome.FAILED, f"the kubectl recipe's secret kept as it is: {_no_token([host])}")
-    if state.type == DOCKERCONFIGJSON_TYPE and not state.immutable and host in registries.hosts:
+    if adoptable and host in registries.hosts:
         return Verdict(
             Action.ADOPT, Outcome.ADOPTED, _joined(f"the kubectl recipe's secret for {host}", _without(registries))
         )
@@ -215,6 +226,20 @@ def _is_fresh(state: SecretState, registries: Registries, threshold: timedelta, 
             return False
     expires_at = recorded_expiry(state)
     return expires_at is not None and expires_at - now > threshold
+
+
+def renewal_threshold(namespace: str, plan: RefreshPlan) -> timedelta:
+    """When this namespace's secret falls due: the configured threshold plus a share of the spread that
+    its name fixes (the same every run, so renewals stay spread), never so much that a new token would
+    be due at once."""
+    spread = min(RENEWAL_SPREAD, (TOKEN_LIFETIME - plan.refresh_threshold) / 2)
+    share = int.from_bytes(hashlib.blake2b(namespace.encode(), digest_size=2).digest(), "big") / 65536
+    return plan.refresh_threshold + spread * share
+
+
+def _time_left(state: SecretState, *, now: datetime) -> timedelta:
+    expires_at = recorded_expiry(state)
+    return timedelta(0) if expires_at is None else expires_at - now
 
 
 def recorded_expiry(state: SecretState | None) -> datetime | None:

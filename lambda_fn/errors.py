@@ -147,3 +147,16 @@ class RefreshFailed(RefresherError):
         shown = ", ".join(failed_namespaces[:20]) + (" ..." if len(failed_namespaces) > 20 else "")
         parts = [f"{len(failed_namespaces)} namespace(s) failed: {shown}"] if failed_namespaces else []
         super().__init__("; ".join(parts + list(errors)))
+
+
+def explain(exc: KubernetesError) -> str:
+    """The error with the fix that applies to it."""
+    if isinstance(exc, Unauthorized):
+        fix = (
+            exc.fix
+            or "map the IAM role to a Kubernetes group with an EKS access entry (or check the kubeconfig's user)"
+        )
+        return f"{exc}: the API server rejected the credentials; {fix}"
+    if isinstance(exc, Forbidden):
+        return f"{exc}: apply the manifest with `make apply`, which grants what this configuration needs"
+    return str(exc)

@@ -47,6 +47,10 @@ class ClusterApi(Protocol):
 
     def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None: ...
 
+    def list_service_accounts(self, name: str) -> Iterator[ServiceAccountState]:
+        """Every service account called `name`, cluster-wide, page by page."""
+        ...
+
     def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
         """Replace `imagePullSecrets`, guarded by `account.resource_version` (Conflict when stale)."""
         ...

@@ -36,5 +36,14 @@ class ProgressLine:
             self._stream.write("\r" + line.ljust(self._width))
             self._width = len(line)
             if done == total:
-                self._stream.write("\r" + " " * self._width + "\r")  # leave the terminal as it was
+                self._erase()
             self._stream.flush()
+
+    def clear(self) -> None:
+        """Erase the line (an interrupted run prints its table next)."""
+        with self._lock:
+            self._erase()
+            self._stream.flush()
+
+    def _erase(self) -> None:
+        self._stream.write("\r" + " " * self._width + "\r")  # leave the terminal as it was

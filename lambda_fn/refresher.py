@@ -21,20 +21,38 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
-from lambda_fn.decisions import Action, RefreshPlan, Registries, Verdict, decide, desired_secret, recorded_expiry
+from lambda_fn.decisions import (
+    Action,
+    RefreshPlan,
+    Registries,
+    Verdict,
+    decide,
+    desired_secret,
+    recorded_expiry,
+    recorded_hosts,
+)
 from lambda_fn.errors import (
     AlreadyExists,
     Conflict,
-    Forbidden,
     Invalid,
     KubernetesError,
     NamespaceTerminating,
     NotFound,
     Unauthorized,
+    explain,
 )
-from lambda_fn.models import SCOPE_RULE, NamespaceResult, Outcome, RegistryCredential, RunSummary, SecretState
+from lambda_fn.models import (
+    SCOPE_RULE,
+    NamespaceResult,
+    Outcome,
+    RegistryCredential,
+    RunSummary,
+    SecretState,
+    ServiceAccountState,
+)
+from lambda_fn.observation import observe
 from lambda_fn.ports import ClusterApi
-from lambda_fn.targets import Target, narrow_targets, resolve_targets
+from lambda_fn.targets import Target
 
 # A write that meets a concurrent writer re-reads and tries again, this many times in all.
 MAX_WRITE_ATTEMPTS = 3
@@ -73,38 +91,18 @@ def renew_pull_secrets(
         f"{reason}: {', '.join(sorted(hosts))} not written (secrets holding them kept as they are)"
         for reason, hosts in _by_reason(unavailable).items()
     ]
-    targets_known = True
-    with ThreadPoolExecutor(max_workers=1) as lister:
-        # The secrets are listed while the namespaces are: one list's round trips hide the other's.
-        listing = lister.submit(_listed_states, cluster, plan.secret_name) if plan.targets.discovers else None
-        try:
-            targets = resolve_targets(cluster, plan.targets)
-        except KubernetesError as exc:
-            errors.append(f"could not list namespaces, so the globs and selector reached none: {explain(exc)}")
-            targets = [Target(name, named=True) for name in sorted(set(plan.targets.names))]
-            targets_known = False
-        if plan.narrowing is not None:
-            targets = narrow_targets(cluster, targets, plan.narrowing)
-        states: dict[str, SecretState] | None = None
-        if listing is not None:
-            try:
-                listed = listing.result()
-            except KubernetesError as exc:
-                # Every namespace is still served, one GET each; the error makes the run fail, so the
-                # outdated RBAC behind it is seen and re-applied.
-                errors.append(
-                    f"could not list the {plan.secret_name!r} secrets (read one by one instead): {explain(exc)}"
-                )
-            else:
-                states = {target.name: listed[target.name] for target in targets if target.name in listed}
+    observed = observe(cluster, plan)
+    errors += observed.errors
+    targets = observed.targets
     registries = Registries(tuple(credentials), unavailable)
-    renewer = _NamespaceRenewer(cluster, registries, plan, states, now=now, remaining_seconds=remaining_seconds)
+    renewer = _NamespaceRenewer(
+        cluster, registries, plan, observed.states, observed.accounts, now=now, remaining_seconds=remaining_seconds
+    )
     finished, lock = itertools.count(1), threading.Lock()
 
     def renew_done(result: NamespaceResult) -> NamespaceResult:
-        with lock:
-            done = next(finished)
-        progress(result, done, len(targets))
+        with lock:  # in order: the count heard is never lower than one heard before
+            progress(result, next(finished), len(targets))
         return result
 
     def renew(target: Target) -> NamespaceResult:
@@ -136,7 +134,7 @@ def renew_pull_secrets(
         results=results,
         errors=tuple(errors),
         duration_seconds=time.monotonic() - started,
-        targets_known=targets_known,
+        targets_known=observed.targets_known,
     )
 
 
@@ -145,25 +143,6 @@ def _by_reason(unavailable: Mapping[str, str]) -> dict[str, list[str]]:
     for host, reason in unavailable.items():
         hosts.setdefault(reason, []).append(host)
     return hosts
-
-
-def _listed_states(cluster: ClusterApi, secret_name: str) -> dict[str, SecretState]:
-    """Every namespace's `secret_name` secret, from one paged list by name (metadata only; each page
-    is dropped once read)."""
-    return {state.namespace: state for state in cluster.list_secret_metadata(secret_name)}
-
-
-def explain(exc: KubernetesError) -> str:
-    """The error with the fix that applies to it."""
-    if isinstance(exc, Unauthorized):
-        fix = (
-            exc.fix
-            or "map the IAM role to a Kubernetes group with an EKS access entry (or check the kubeconfig's user)"
-        )
-        return f"{exc}: the API server rejected the credentials; {fix}"
-    if isinstance(exc, Forbidden):
-        return f"{exc}: apply the manifest with `make apply`, which grants what this configuration needs"
-    return str(exc)
 
 
 class _Unread:
@@ -182,6 +161,7 @@ class _NamespaceRenewer:
         registries: Registries,
         plan: RefreshPlan,
         states: Mapping[str, SecretState] | None,
+        accounts: Mapping[tuple[str, str], ServiceAccountState] | None,
         *,
         now: Callable[[], datetime],
         remaining_seconds: Callable[[], float | None],
@@ -190,20 +170,37 @@ class _NamespaceRenewer:
         self._registries = registries
         self._plan = plan
         self._states = states
+        # The configured service accounts as listed, by (namespace, name); None: read one by one.
+        self._accounts = accounts
         self._now = now
         self._remaining_seconds = remaining_seconds
         self._rejected = threading.Event()
-        # Each namespace's secret expiry as last seen (read, listed or written), for the watchdog metric.
+        # Each namespace's secret expiry and hosts as last seen (read, listed or written), for the watchdog.
         self._expiry: dict[str, datetime | None] = {}
+        self._hosts: dict[str, frozenset[str]] = {}
 
     def renew(self, target: Target) -> NamespaceResult:
         result = self._renew(target)
-        return replace(result, expires_at=self._expiry.get(target.name))
+        return replace(result, expires_at=self._served_expiry(target.name))
+
+    def _seen(self, namespace: str, state: SecretState | None) -> None:
+        self._expiry[namespace] = recorded_expiry(state)
+        self._hosts[namespace] = frozenset(recorded_hosts(state)) if state is not None else frozenset()
+
+    def _served_expiry(self, namespace: str) -> datetime | None:
+        """The secret's expiry as it stands, or None (unknown, or no secret) when it lacks the login of a
+        configured registry whose token could not be had: its pulls from there fail now."""
+        if set(self._registries.unavailable) - self._hosts.get(namespace, frozenset()):
+            return None
+        return self._expiry.get(namespace)
 
     def settled(self, target: Target) -> NamespaceResult | None:
-        """The result, when the listed state alone settles the namespace and nothing else is to be done
-        there (no service account to patch); None when it takes a request."""
-        if self._states is None or self._plan.service_accounts or target.terminating:
+        """The result, when the listed states alone settle the namespace and nothing else is to be done
+        there (every configured service account absent or already listing the secret); None when it takes
+        a request."""
+        if self._states is None or target.terminating:
+            return None
+        if self._plan.service_accounts and (self._accounts is None or self._accounts_to_patch(target.name)):
             return None
         state = self._states.get(target.name)
         if state is None or self._rejected.is_set():
@@ -211,13 +208,18 @@ class _NamespaceRenewer:
         verdict = decide(state, self._registries, self._plan, now=self._now())
         if verdict.action is not Action.DONE or verdict.outcome is None:
             return None
+        self._seen(target.name, state)
         return NamespaceResult(
-            target.name, verdict.outcome, verdict.reason, foreign=verdict.foreign, expires_at=recorded_expiry(state)
+            target.name,
+            verdict.outcome,
+            verdict.reason,
+            foreign=verdict.foreign,
+            expires_at=self._served_expiry(target.name),
         )
 
     def _renew(self, target: Target) -> NamespaceResult:
         if self._states is not None:
-            self._expiry[target.name] = recorded_expiry(self._states.get(target.name))
+            self._seen(target.name, self._states.get(target.name))
         skip_reason = self._reason_not_to_start(target)
         if skip_reason is not None:
             return skip_reason
@@ -233,7 +235,7 @@ class _NamespaceRenewer:
         except KubernetesError as exc:
             return self._failure(target.name, exc)
         outcome, reason = verdict.outcome or Outcome.FAILED, verdict.reason
-        if outcome in (Outcome.FAILED, Outcome.SKIPPED) or not self._plan.service_accounts:
+        if (outcome in (Outcome.FAILED, Outcome.SKIPPED) and not verdict.kept) or not self._plan.service_accounts:
             return NamespaceResult(target.name, outcome, reason, foreign=verdict.foreign)
         try:
             patched = self._add_to_service_accounts(target.name)
@@ -281,7 +283,7 @@ class _NamespaceRenewer:
         if verdict.action is Action.READ:
             state = self._cluster.read_secret(namespace, self._plan.secret_name)
             verdict = decide(state, self._registries, self._plan, now=self._now())
-        self._expiry[namespace] = recorded_expiry(state)
+        self._seen(namespace, state)
         if verdict.action is Action.DONE:
             return verdict
         if self._plan.dry_run:
@@ -298,6 +300,7 @@ class _NamespaceRenewer:
                 raise  # the namespace itself is gone
             return None  # deleted since it was read: create it on the next try
         self._expiry[namespace] = self._registries.expires_at
+        self._hosts[namespace] = self._registries.hosts
         return verdict
 
     def _send(self, secret: SecretState, *, create: bool) -> None:
@@ -315,17 +318,34 @@ class _NamespaceRenewer:
             time.sleep(SCOPE_RETRY_SECONDS)
             write(secret)
 
+    def _accounts_to_patch(self, namespace: str) -> list[str]:
+        """The configured service accounts listed here that lack the secret (the listing must be known)."""
+        assert self._accounts is not None  # noqa: S101 - the caller asks only when listed
+        return [
+            name
+            for name in self._plan.service_accounts
+            if (account := self._accounts.get((namespace, name))) is not None
+            and self._plan.secret_name not in account.image_pull_secrets
+        ]
+
     def _add_to_service_accounts(self, namespace: str) -> tuple[str, ...]:
         """Add the secret to each configured service account present here; keep its other entries."""
         return tuple(
             name
             for name in self._plan.service_accounts
-            if _until_settled(lambda _, name=name: self._try_add_to_service_account(namespace, name), name)  # type: ignore[misc]
+            if _until_settled(
+                lambda first, name=name: self._try_add_to_service_account(namespace, name, listed=first),  # type: ignore[misc]
+                name,
+            )
         )
 
-    def _try_add_to_service_account(self, namespace: str, name: str) -> bool | None:
-        """True if patched (or would be), False if absent or already listed, None to re-read."""
-        account = self._cluster.read_service_account(namespace, name)
+    def _try_add_to_service_account(self, namespace: str, name: str, *, listed: bool) -> bool | None:
+        """True if patched (or would be), False if absent or already listed, None to re-read. `listed`:
+        start from the account as the run listed it, when it did (a conflict reads it afresh)."""
+        if listed and self._accounts is not None:
+            account = self._accounts.get((namespace, name))
+        else:
+            account = self._cluster.read_service_account(namespace, name)
         if account is None or self._plan.secret_name in account.image_pull_secrets:
             return False
         if self._plan.dry_run:

@@ -23,7 +23,10 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(
             "no namespace matched the targets: compare the globs or selector with `kubectl get ns --show-labels`"
         )
-    counts = "  ".join(f"{name} {count}" for name, count in summary["counts"].items())
+    shown = dict(summary["counts"])
+    if not summary.get("targets_known", True):
+        shown["failed"] = f"\u2265{shown['failed'] + 1}"  # how many were missed is unknown, but never none
+    counts = "  ".join(f"{name} {count}" for name, count in shown.items())
     lines += [
         "",
         f"cluster {summary['cluster']}  secret {summary['secret_name']}  "

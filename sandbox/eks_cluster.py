@@ -13,12 +13,12 @@ KUBERNETES_GROUP = "ecr-token-refresher"
 
 
 def refresher_rules(*, list_namespaces: bool = True, service_accounts: bool = False) -> tuple[Rule, ...]:
-    """What the refresher's RBAC grants (DESIGN.md): secrets, plus namespaces and SAs when needed."""
+    """What the refresher's RBAC grants (infra/rbac.py renders the real one): secrets, namespaces, SAs."""
     rules = [Rule.of("get,list,create,update,patch", "secrets")]
     if list_namespaces:
         rules.append(Rule.of("list", "namespaces"))
     if service_accounts:
-        rules.append(Rule.of("get,patch", "serviceaccounts"))
+        rules.append(Rule.of("get,list,patch", "serviceaccounts"))
     return tuple(rules)
 
 

@@ -94,6 +94,10 @@ class FakeCluster:
         self._enter("read_service_account", namespace)
         return self.accounts.get((namespace, name))
 
+    def list_service_accounts(self, name: str) -> Iterator[ServiceAccountState]:
+        self._enter("list_service_accounts", "")
+        yield from (account for (_, account_name), account in sorted(self.accounts.items()) if account_name == name)
+
     def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
         self._enter("set_image_pull_secrets", account.namespace)
         key = (account.namespace, account.name)

@@ -41,7 +41,7 @@ from lambda_fn.models import FIELD_MANAGER, FieldPath, NamespaceInfo, SecretStat
 
 # Measured with `make bench` (fresh run, N=5,000, 20 ms, median core s): 500 a page 1.07, 1,000 0.79,
 # 2,000 0.58. 1,000 bounds each response kube-apiserver builds once a minute (~0.9 MB of metadata);
-# 2,000 would save 0.2 s a run at that size (README: Performance).
+# 2,000 would save 0.2 s a run at that size (docs/performance.md).
 PAGE_SIZE = 1000
 # (connect, read) seconds for one attempt at most; less when the deadline is nearer.
 REQUEST_TIMEOUT = (5.0, 15.0)
@@ -56,6 +56,7 @@ METADATA_LIST = f"{JSON};as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,{JSON}"
 SECRETS = "/api/v1/namespaces/{namespace}/secrets"
 SECRET = SECRETS + "/{name}"
 ALL_SECRETS = "/api/v1/secrets"
+ALL_SERVICE_ACCOUNTS = "/api/v1/serviceaccounts"
 NAMESPACES = "/api/v1/namespaces"
 SERVICE_ACCOUNT = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
 ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -196,12 +197,13 @@ class KubernetesCluster:
             body = self._request("GET", SERVICE_ACCOUNT, namespace=namespace, name=name)
         except NotFound:
             return None
-        return ServiceAccountState(
-            name=name,
-            namespace=namespace,
-            image_pull_secrets=tuple(ref.get("name", "") for ref in body.get("imagePullSecrets") or []),
-            resource_version=body["metadata"]["resourceVersion"],
-        )
+        return service_account_state(body)
+
+    def list_service_accounts(self, name: str) -> Iterator[ServiceAccountState]:
+        # Whole objects: imagePullSecrets is not metadata. Service accounts are small (≈ 0.4 KB each).
+        query: dict[str, str | int] = {"fieldSelector": f"metadata.name={name}"}
+        for page in self._pages(ALL_SERVICE_ACCOUNTS, query):
+            yield from (service_account_state(item) for item in page)
 
     def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
         # A merge patch replaces the list whole; the resourceVersion in it makes the API server
@@ -356,6 +358,16 @@ class KubernetesCluster:
             return False
         time.sleep(seconds)
         return True
+
+
+def service_account_state(body: Mapping[str, Any]) -> ServiceAccountState:
+    metadata = body["metadata"]
+    return ServiceAccountState(
+        name=metadata["name"],
+        namespace=metadata["namespace"],
+        image_pull_secrets=tuple(ref.get("name", "") for ref in body.get("imagePullSecrets") or []),
+        resource_version=metadata["resourceVersion"],
+    )
 
 
 def secret_body(secret: SecretState) -> dict[str, Any]:

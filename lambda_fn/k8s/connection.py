@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as kube_config
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.kube_config import KubeConfigMerger
 
 from lambda_fn.errors import ConfigError, Problem
 from lambda_fn.k8s.api import KubernetesCluster
@@ -61,27 +62,45 @@ def eks_connection(
     return Connection(tuned(configuration, pool_size=pool_size), name, description, unauthorized_fix=fix)
 
 
+def kubeconfig_location(path: str | None) -> str:
+    """The file(s) to read, as kubectl picks them: the flag, else KUBECONFIG (a list, or empty meaning
+    unset), else ~/.kube/config."""
+    return path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+
+
+def kubeconfig_contexts(where: str) -> tuple[list[str], str | None]:
+    """The context names and the current context of the kubeconfig file(s) at `where`, merged as the
+    client merges them; read without running any exec plugin."""
+    merged = KubeConfigMerger(where).config  # type: ignore[no-untyped-call]
+    if merged is None:
+        raise ConfigException("no kubeconfig file found")
+    document = merged.value
+    # Each merged entry is the client's ConfigNode, whose `value` is the entry as written.
+    entries = [getattr(entry, "value", entry) for entry in document.get("contexts") or []]
+    names = sorted(str(entry.get("name")) for entry in entries if isinstance(entry, dict))
+    current = document.get("current-context")
+    return names, str(current) if current else None
+
+
 def kubeconfig_file_problems(path: str | None, context: str | None) -> list[Problem]:
-    """What stops `context` of a kubeconfig file from being used, named by the flag that fixes it; read
-    without running any exec plugin, so the CLI can refuse bad usage before it does anything."""
-    where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    try:
-        contexts, current = kube_config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        if path is not None and not os.path.exists(path):
+    """What stops `context` (default: the current one) of a kubeconfig from being used, named by the flag
+    that fixes it, so the CLI can refuse bad usage before it does anything."""
+    where = kubeconfig_location(path)
+    if not any(os.path.exists(os.path.expanduser(file)) for file in where.split(os.pathsep) if file):
+        if path:
             return [Problem("--kubeconfig", f"{path} does not exist")]
-        if path is None and not any(os.path.exists(os.path.expanduser(file)) for file in where.split(os.pathsep)):
-            return [
-                Problem(
-                    "--kubeconfig", f"no kubeconfig at {where}: give --kubeconfig, --cluster or --kubeconfig-secret"
-                )
-            ]
+        return [
+            Problem("--kubeconfig", f"no kubeconfig at {where}: give --kubeconfig, --cluster or --kubeconfig-secret")
+        ]
+    try:
+        names, current = kubeconfig_contexts(where)
+    except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
         return [Problem("--kubeconfig", f"{where} is not a usable kubeconfig: {exc}")]
-    names = sorted(str(entry.get("name")) for entry in contexts or [])
     if context is not None and context not in names:
         return [Problem("--context", f"{where} has no context {context!r} (it has: {', '.join(names) or 'none'})")]
-    if context is None and not current:
-        return [Problem("--context", f"{where} sets no current context: give one of {', '.join(names) or 'none'}")]
+    if context is None and current not in names:
+        what = f"names a context it lacks ({current!r})" if current else "sets no current context"
+        return [Problem("--context", f"{where} {what}: give one of {', '.join(names) or 'none'}")]
     return []
 
 
@@ -90,21 +109,16 @@ def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_si
     problems = kubeconfig_file_problems(path, context)
     if problems:
         raise ConfigError(problems, source="command line")
+    where = kubeconfig_location(path)
+    name = context or kubeconfig_contexts(where)[1] or ""
     configuration = k8s.Configuration()
     try:
         kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=path, context=context, client_configuration=configuration, persist_config=False
+            config_file=where, context=name, client_configuration=configuration, persist_config=False
         )
-        _, current = kube_config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
     except (ConfigException, OSError, yaml.YAMLError, ValueError, TypeError, KeyError) as exc:
-        where = path or "the default kubeconfig (KUBECONFIG or ~/.kube/config)"
         raise ConfigError(
-            [
-                Problem(
-                    "--kubeconfig", f"cannot use {where}" + (f" context {context!r}" if context else "") + f": {exc}"
-                )
-            ],
-            source="command line",
+            [Problem("--kubeconfig", f"cannot use context {name!r} of {where}: {exc}")], source="command line"
         ) from exc
     hint = ""
     if not configuration.verify_ssl:
@@ -112,8 +126,6 @@ def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_si
         hint = INSECURE_OVERRIDDEN
     if configuration.refresh_api_key_hook is not None:
         configuration.refresh_api_key_hook = _rate_limited(configuration.refresh_api_key_hook)
-    name = context or current["name"]
-    where = path or "the default kubeconfig"
     return Connection(
         tuned(configuration, pool_size=pool_size),
         name,

@@ -22,7 +22,7 @@ from lambda_fn.k8s.connection import INSECURE_OVERRIDDEN, Connection, tuned
 
 NO_BINARIES = (
     "cannot run in the Lambda (it runs no binaries and reads no local files): give the user a bearer token, "
-    "e.g. a service account's (README: Clusters outside EKS)"
+    "e.g. a service account's (docs/clusters.md)"
 )
 
 

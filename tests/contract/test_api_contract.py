@@ -1,7 +1,7 @@
 """The calls the refresher relies on answer the same on the local API server and on kube-apiserver.
 
 Every test runs twice (server = localkube, kube-apiserver); differences are fixed in localkube or
-listed in localkube's docs (README: "The local Kubernetes API").
+listed in localkube's docs (docs/development.md: "The local Kubernetes API").
 """
 
 from __future__ import annotations

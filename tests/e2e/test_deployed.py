@@ -76,8 +76,8 @@ def test_what_was_deployed_is_what_the_app_declares(deployed: Deployed) -> None:
 
 
 def test_the_readmes_verify_step_finds_the_deployed_function(deployed: Deployed) -> None:
-    """README, Deploy, Verify: its `--query` over describe-stacks names the function the stack deployed."""
-    query = re.search(r'--query "([^"]+)"', (ROOT / "README.md").read_text())
+    """docs/deploy.md, Verify: its `--query` over describe-stacks names the function the stack deployed."""
+    query = re.search(r'--query "([^"]+)"', (ROOT / "docs" / "deploy.md").read_text())
     assert query is not None
     (stack,) = deployed.deployment.aws.client("cloudformation").describe_stacks(StackName=deployed.stack)["Stacks"]
     # moto 5 builds a stack's outputs when the stack is made, not when a change set (cdk deploy) fills it,

@@ -42,7 +42,7 @@ def test_a_synth_without_a_cluster_fails_naming_the_key() -> None:
 )
 def test_an_unknown_context_key_fails_naming_the_closest_known_one(typo: str, suggestion: str | None) -> None:
     message = problems(**{typo: "x"})
-    expected = f"did you mean {suggestion}?" if suggestion else "see the README's Configuration table"
+    expected = f"did you mean {suggestion}?" if suggestion else "see the table in docs/configuration.md"
     assert f"{typo}: unknown context key; {expected}" in message
 
 

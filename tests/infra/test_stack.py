@@ -142,7 +142,7 @@ def test_each_cluster_gets_its_own_function_role_access_entry_and_alarms(multi: 
 
 
 def test_the_outputs_keep_the_keys_the_readme_queries(multi: Synthesized) -> None:
-    """`OutputKey=='ClusterprodFunctionName'` (README: Verify) finds the function: no hash in the key."""
+    """`OutputKey=='ClusterprodFunctionName'` (docs/deploy.md: Verify) finds the function: no hash in the key."""
     _, template = multi
     outputs = template.to_json()["Outputs"]
     assert sorted(outputs) == [

@@ -267,7 +267,7 @@ def test_without_an_access_entry_authentication_fails(teams: tuple[RealKube, Clu
 def test_a_grant_left_by_a_wider_configuration_fails(
     teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
 ) -> None:
-    """Applied for a glob, then configured by name (the README's advice) without removing the ClusterRole:
+    """Applied for a glob, then configured by name (the security model's advice) without removing the ClusterRole:
     the identity may still read the secret everywhere, and check says so with the fix."""
     kube, admin, prefix, names = teams
     admin.apply(render(configure(monkeypatch, namespaces=[f"{prefix}-*"])))

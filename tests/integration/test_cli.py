@@ -166,15 +166,22 @@ def test_without_a_region_the_error_names_the_flag(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize(
-    "content", [None, "{not yaml: [", "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n"]
+    ("content", "flag", "message"),
+    [
+        (None, "--kubeconfig", "does not exist"),
+        ("{not yaml: [", "--kubeconfig", "is not a usable kubeconfig"),
+        ("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n", "--context", "sets no current context"),
+    ],
 )
-def test_a_missing_or_malformed_kubeconfig_exits_2(credentials: object, tmp_path: Path, content: str | None) -> None:
+def test_a_missing_or_malformed_kubeconfig_exits_2(
+    credentials: object, tmp_path: Path, content: str | None, flag: str, message: str
+) -> None:
     path = tmp_path / "kubeconfig"
     if content is not None:
         path.write_text(content)
     code, out, err = run_cli("refresh", "--kubeconfig", str(path))
     assert (code, out) == (2, "")
-    assert f"--kubeconfig: {path}" in err
+    assert f"{flag}: {path} {message}" in err
 
 
 def test_eks_mode_from_the_cli(kube: LocalKube) -> None:
@@ -355,3 +362,28 @@ def test_a_rejected_kubeconfig_user_is_told_to_renew_it_not_to_create_an_access_
     assert "401 Unauthorized" in reason
     assert "the user of context localkube was rejected: renew its token or certificate" in reason
     assert "access entry" not in reason
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["refresh", "--help"], ["check", "--help"]])
+def test_help_shows_examples_and_every_exit_code(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    shown = capsys.readouterr().out
+    assert "ecr-token-refresher check --kubeconfig" in shown
+    for code in ("0 ", "1 ", "2 ", "130 "):
+        assert f"\n  {code}" in shown
+
+
+def test_a_kubeconfig_without_a_current_context_serves_the_context_given(kube: LocalKube, tmp_path: Path) -> None:
+    """As kubectl does: `--context` names the context, whatever current-context says (or lacks)."""
+    path = kube.write_kubeconfig(tmp_path / "kubeconfig", token="admin-token")
+    document = yaml.safe_load(path.read_text())
+    del document["current-context"]
+    path.write_text(yaml.safe_dump(document))
+    code, _, err = run_cli("refresh", "--kubeconfig", str(path), "--namespace", "team-a")
+    assert code == 2
+    assert "--context: " in err
+    assert "sets no current context: give one of localkube" in err
+    code, out, err = run_cli("refresh", "--kubeconfig", str(path), "--context", "localkube", "--namespace", "team-a")
+    assert (code, err) == (0, ""), out
+    assert kube.store.find("secrets", "team-a", "regcred") is not None

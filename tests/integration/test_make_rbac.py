@@ -71,8 +71,8 @@ def test_make_rbac_pipes_into_kubectl_apply_while_the_venv_is_set_up(real_kube: 
 
 
 def readme_command(prefix: str) -> str:
-    """The README's command that starts with `prefix`, its continuation lines joined."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+    """The documented command (docs/clusters.md) that starts with `prefix`, its continuation lines joined."""
+    lines = (ROOT / "docs" / "clusters.md").read_text().splitlines()
     start = next(index for index, line in enumerate(lines) if line.startswith(prefix))
     command = lines[start]
     while command.endswith("\\"):

@@ -65,7 +65,7 @@ def host() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def installed(source: Path, host: Path) -> Path:
-    """The README's host install, as written: deploy/host/install.sh from a clean tree."""
+    """The documented host install (docs/clusters.md), as written: deploy/host/install.sh from a clean tree."""
     environment = dict(os.environ, PREFIX=str(host / "opt"), BINDIR=str(host / "bin"), PYTHON=sys.executable)
     run(source / "deploy" / "host" / "install.sh", env=environment)
     return host / "bin" / "ecr-token-refresher"

@@ -96,3 +96,11 @@ def test_without_any_token_nothing_is_written() -> None:
     refused = r"no registry token could be had \(could not assume .*nothing was written"
     with pytest.raises(CredentialError, match=refused):
         fetch_registry_credentials(FakeTokenSource(refused_roles=(PULLER,)), settings, now=NOW)
+
+
+def test_the_own_registry_listed_again_with_a_failing_role_is_still_served() -> None:
+    own = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    settings = Settings.from_env(ENV | {"REGISTRIES": f"{own}={PULLER}"}, require_cluster=True)
+    fetched = fetch_registry_credentials(FakeTokenSource(refused_roles=(PULLER,)), settings, now=NOW)
+    assert [c.host for c in fetched.credentials] == [own]
+    assert fetched.unavailable == {}

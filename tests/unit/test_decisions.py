@@ -10,8 +10,16 @@ from datetime import timedelta
 
 import pytest
 
-from lambda_fn.config import Settings
-from lambda_fn.decisions import Action, RefreshPlan, Registries, decide, desired_secret, recorded_expiry
+from lambda_fn.config import TOKEN_LIFETIME, Settings
+from lambda_fn.decisions import (
+    Action,
+    RefreshPlan,
+    Registries,
+    decide,
+    desired_secret,
+    recorded_expiry,
+    renewal_threshold,
+)
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
@@ -22,6 +30,7 @@ from lambda_fn.models import (
     Outcome,
     RegistryCredential,
     SecretState,
+    ServiceAccountState,
     WriteRecord,
 )
 from lambda_fn.refresher import renew_pull_secrets
@@ -219,8 +228,7 @@ OTHER_DOWN = replace(OWN, unavailable={OTHER: f"could not assume {ROLE} (AccessD
 
 
 def test_a_secret_holding_a_registry_without_a_token_is_kept_not_stripped_of_it() -> None:
-    due = managed(TWO, left=timedelta(hours=1))
-    verdict = decide(due, OTHER_DOWN, PLAN, now=NOW)
+    verdict = decide(managed(TWO), OTHER_DOWN, PLAN, now=NOW)  # 11 h left: not due
     assert (verdict.action, verdict.outcome) == (Action.DONE, Outcome.FAILED)
     assert f"kept as it is: no token for {OTHER} this run" in verdict.reason
 
@@ -235,7 +243,7 @@ def test_one_registry_without_a_token_leaves_the_others_written_and_fails_the_ru
     fake = FakeCluster()
     for namespace in ("team-a", "team-b", "team-c"):
         fake.add_namespace(namespace)
-    fake.secrets["team-b", "regcred"] = replace(managed(TWO, left=timedelta(hours=1)), namespace="team-b")
+    fake.secrets["team-b", "regcred"] = replace(managed(TWO), namespace="team-b")
     fake.secrets["team-c", "regcred"] = replace(managed(OWN), namespace="team-c")  # written without OTHER, fresh
     summary = renew_pull_secrets(
         fake, OWN.credentials, PLAN, cluster_label="t", now=lambda: NOW, unavailable=OTHER_DOWN.unavailable
@@ -243,11 +251,59 @@ def test_one_registry_without_a_token_leaves_the_others_written_and_fails_the_ru
     by_namespace = {result.namespace: result for result in summary.results}
     assert by_namespace["team-a"].outcome is Outcome.CREATED
     assert f"written without {OTHER}: no token this run" in by_namespace["team-a"].reason
-    assert by_namespace["team-b"].outcome is Outcome.FAILED  # its OTHER login may still serve for an hour
-    assert fake.secrets["team-b", "regcred"] == replace(managed(TWO, left=timedelta(hours=1)), namespace="team-b")
+    assert by_namespace["team-b"].outcome is Outcome.FAILED  # its OTHER login still serves for 11 h
+    assert fake.secrets["team-b", "regcred"] == replace(managed(TWO), namespace="team-b")
     assert by_namespace["team-c"].outcome is Outcome.UNCHANGED  # no rewrite every run while OTHER is down
     assert not summary.ok
     kept = "secrets holding them kept as they are"
     assert summary.errors == (f"could not assume {ROLE} (AccessDenied): {OTHER} not written ({kept})",)
     created = json.loads(base64.b64decode(fake.secrets["team-a", "regcred"].data[DOCKERCONFIGJSON_KEY]))  # type: ignore[index]
     assert list(created["auths"]) == [HOST]
+
+
+def test_a_kept_secret_is_rewritten_without_the_registry_once_it_falls_due() -> None:
+    """Kept only while not due: past that, its other logins must not end with the one that has no token."""
+    verdict = decide(managed(TWO, left=PLAN.refresh_threshold - timedelta(minutes=1)), OTHER_DOWN, PLAN, now=NOW)
+    assert (verdict.action, verdict.outcome) == (Action.UPDATE, Outcome.UPDATED)
+    assert f"retires {OTHER}" in verdict.reason
+    assert f"written without {OTHER}: no token this run" in verdict.reason
+
+
+def test_a_foreign_secret_shaped_like_the_recipe_stays_foreign_while_its_registry_has_no_token() -> None:
+    opaque = replace(recipe_secret(OTHER), type="Opaque")
+    verdict = decide(opaque, OTHER_DOWN, PLAN, now=NOW)
+    assert (verdict.outcome, verdict.foreign) == (Outcome.SKIPPED, True)
+
+
+def test_service_accounts_are_patched_where_the_secret_is_kept_and_the_watchdog_sees_the_missing_login() -> None:
+    fake = FakeCluster()
+    for namespace in ("team-a", "team-b"):
+        fake.add_namespace(namespace)
+        fake.accounts[namespace, "default"] = ServiceAccountState("default", namespace, (), "1")
+    fake.secrets["team-a", "regcred"] = managed(TWO)  # holds OTHER's login, 11 h left: kept
+    plan = replace(PLAN, service_accounts=("default",))
+    summary = renew_pull_secrets(
+        fake, OWN.credentials, plan, cluster_label="t", now=lambda: NOW, unavailable=OTHER_DOWN.unavailable
+    )
+    by_namespace = {result.namespace: result for result in summary.results}
+    assert by_namespace["team-a"].outcome is Outcome.FAILED
+    assert fake.accounts["team-a", "default"].image_pull_secrets == ("regcred",)
+    assert fake.accounts["team-b", "default"].image_pull_secrets == ("regcred",)
+    assert by_namespace["team-a"].expires_at == NOW + timedelta(hours=11)  # every configured login is there
+    assert by_namespace["team-b"].expires_at is None  # created without OTHER: its pulls from there fail now
+    assert summary.earliest_expiry() is None
+
+
+def test_renewals_spread_over_an_hour_by_namespace_and_a_new_token_is_never_due() -> None:
+    names = [f"team-{number}" for number in range(1000)]
+    thresholds = [renewal_threshold(name, PLAN) for name in names]
+    assert min(thresholds) >= PLAN.refresh_threshold
+    assert max(thresholds) < PLAN.refresh_threshold + timedelta(hours=1)
+    minutes = {int((threshold - PLAN.refresh_threshold).total_seconds() // 60) for threshold in thresholds}
+    assert len(minutes) == 60  # a fleet written in one run falls due over 60 runs of the 1-minute schedule
+    assert renewal_threshold("team-7", PLAN) == renewal_threshold("team-7", PLAN)
+    late = replace(PLAN, refresh_threshold=timedelta(minutes=690))
+    assert max(renewal_threshold(name, late) for name in names) < TOKEN_LIFETIME
+    for name in names[:50]:  # just written: 12 h left
+        fresh = written(desired_secret(None, OWN, namespace=name, secret_name="regcred", now=NOW), at=NOW)
+        assert decide(fresh, OWN, late, now=NOW).outcome is Outcome.UNCHANGED

@@ -355,3 +355,29 @@ def test_a_refusal_by_the_policys_namespace_rule_is_tried_once_more(
     cluster.hooks["create_secret", "team-b"] = lambda: (_ for _ in ()).throw(Invalid("422 Invalid: other rule"))
     assert run(cluster, plan("team-b"))["team-b"].outcome is Outcome.FAILED
     assert cluster.calls.count(("create_secret", "team-b")) == 1
+
+
+def test_with_globs_a_steady_state_with_service_accounts_is_three_lists_and_nothing_per_namespace(
+    cluster: FakeCluster,
+) -> None:
+    for namespace in ("team-a", "team-b"):
+        cluster.accounts[namespace, "default"] = ServiceAccountState("default", namespace, (), "1")
+    service_accounts = plan("team-*", service_accounts=("default", "builder"))
+    run(cluster, service_accounts)  # first run: creates and patches
+    assert cluster.accounts["team-a", "default"].image_pull_secrets == ("regcred",)
+    cluster.calls.clear()
+    results = run(cluster, service_accounts)
+    assert {result.outcome for result in results.values()} == {Outcome.UNCHANGED}
+    assert sorted(cluster.calls) == [
+        ("list_namespaces", ""),
+        ("list_secret_metadata", ""),
+        ("list_service_accounts", ""),  # default
+        ("list_service_accounts", ""),  # builder: none exists
+    ]
+    # A new account lacking the secret is patched from the list, without reading it first.
+    cluster.accounts["team-b", "builder"] = ServiceAccountState("builder", "team-b", ("other",), "1")
+    cluster.calls.clear()
+    results = run(cluster, service_accounts)
+    assert results["team-b"].service_accounts == ("builder",)
+    assert cluster.accounts["team-b", "builder"].image_pull_secrets == ("other", "regcred")
+    assert [call for call in cluster.calls if call[1]] == [("set_image_pull_secrets", "team-b")]
