@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -18,6 +19,7 @@ from infra.config import DeploymentConfig
 from infra.rbac import render
 from lambda_fn.cli import main
 from lambda_fn.errors import RefreshFailed
+from lambda_fn.k8s import KubernetesCluster
 from localkube.kubeconfig import write_kubeconfig
 from sandbox.eks_cluster import CLUSTER_NAME
 from sandbox.moto_aws import OWN_REGISTRY, AwsCredentials
@@ -46,7 +48,14 @@ def test_globs_create_update_unchanged_and_service_accounts_with_the_rendered_rb
     first = invoke()
     assert outcomes(first) == {**dict.fromkeys(names, "created"), foreign: "skipped"}
     assert cluster.auths(names[0])[OWN_REGISTRY]["username"] == "AWS"
-    assert outcomes(invoke()) == {**dict.fromkeys(names, "unchanged"), foreign: "skipped"}
+    with monkeypatch.context() as scoped:
+        sent = requests_sent(scoped)
+        assert outcomes(invoke()) == {**dict.fromkeys(names, "unchanged"), foreign: "skipped"}
+    # The steady state is the lists alone, service accounts included (listed by name under the manifest),
+    # and a read of the foreign secret (only its data tells whether it is the recipe's, to adopt).
+    lists = ["/api/v1/namespaces", "/api/v1/secrets"] + ["/api/v1/serviceaccounts"] * with_service_accounts
+    foreign_read = "/api/v1/namespaces/{namespace}/secrets/{name}"
+    assert sorted(sent) == sorted(("GET", path) for path in [*lists, foreign_read])
     uid = cluster.core.read_namespaced_secret("regcred", names[0]).metadata.uid
     assert outcomes(invoke({"force": True})) == {**dict.fromkeys(names, "updated"), foreign: "skipped"}
     assert cluster.core.read_namespaced_secret("regcred", names[0]).metadata.uid == uid  # updated in place
@@ -55,6 +64,19 @@ def test_globs_create_update_unchanged_and_service_accounts_with_the_rendered_rb
         account = cluster.core.read_namespaced_service_account("default", names[0])
         assert [ref.name for ref in account.image_pull_secrets] == ["regcred"]
     assert "ecr-token-refresher" in {user for ok, user in kube.reviews if ok}
+
+
+def requests_sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(method, path) of every request the refresher sends from now on."""
+    sent: list[tuple[str, str]] = []
+    original = KubernetesCluster._request
+
+    def recorded(self: KubernetesCluster, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        sent.append((method, path))
+        return original(self, method, path, **kwargs)
+
+    monkeypatch.setattr(KubernetesCluster, "_request", recorded)
+    return sent
 
 
 def test_names_only_rbac_and_nothing_more(
