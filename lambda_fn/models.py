@@ -178,6 +178,8 @@ class RunSummary:
     duration_seconds: float
     # False when the run could not list the target namespaces: the results then cover only some of them.
     targets_known: bool = True
+    # Configured registries whose token could not be had: not written this run (`errors` says why).
+    unavailable_registries: tuple[str, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
@@ -228,6 +230,7 @@ class RunSummary:
             "secret_name": self.secret_name,
             "dry_run": self.dry_run,
             "registries": list(self.registries),
+            "unavailable_registries": list(self.unavailable_registries),
             "token_expires_at": self.token_expires_at.isoformat() if self.token_expires_at else None,
             "counts": self.counts,
             "targets_known": self.targets_known,

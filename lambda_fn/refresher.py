@@ -135,6 +135,7 @@ def renew_pull_secrets(
         errors=tuple(errors),
         duration_seconds=time.monotonic() - started,
         targets_known=observed.targets_known,
+        unavailable_registries=tuple(sorted(unavailable)),
     )
 
 

@@ -30,7 +30,12 @@ def render_summary(summary: dict[str, Any]) -> str:
     lines += [
         "",
         f"cluster {summary['cluster']}  secret {summary['secret_name']}  "
-        f"registries {', '.join(summary['registries']) or '-'}",
+        f"registries {', '.join(summary['registries']) or '-'}"
+        + (
+            f" (no token: {', '.join(summary['unavailable_registries'])})"
+            if summary.get("unavailable_registries")
+            else ""
+        ),
         f"{counts}  token expires {summary['token_expires_at'] or '-'}  {summary['duration_seconds']:.2f}s"
         + ("  (dry run)" if summary["dry_run"] else ""),
     ]

@@ -255,6 +255,8 @@ def test_one_registry_without_a_token_leaves_the_others_written_and_fails_the_ru
     assert fake.secrets["team-b", "regcred"] == replace(managed(TWO), namespace="team-b")
     assert by_namespace["team-c"].outcome is Outcome.UNCHANGED  # no rewrite every run while OTHER is down
     assert not summary.ok
+    assert summary.unavailable_registries == (OTHER,)
+    assert summary.to_dict()["unavailable_registries"] == [OTHER]
     kept = "secrets holding them kept as they are"
     assert summary.errors == (f"could not assume {ROLE} (AccessDenied): {OTHER} not written ({kept})",)
     created = json.loads(base64.b64decode(fake.secrets["team-a", "regcred"].data[DOCKERCONFIGJSON_KEY]))  # type: ignore[index]
