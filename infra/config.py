@@ -194,6 +194,8 @@ class DeploymentConfig:
             # The metrics' `service` dimension: the stack, so no two stacks share a series.
             "POWERTOOLS_SERVICE_NAME": self.stack_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            # Scheduled runs that overlap take turns (lambda_fn/lease.py); the manifest grants the Lease.
+            "RUN_LEASE": "true",
         }
         if cluster.kubeconfig_secret_arn:
             environment["KUBECONFIG_SECRET"] = cluster.kubeconfig_secret_arn
@@ -271,6 +273,7 @@ class DeploymentConfig:
 
 
 SERVICE_ACCOUNTS_SUFFIX = "-serviceaccounts"
+LEASE_SUFFIX = "-lease"  # the Role, binding and policy for the run's Lease
 
 
 def kubernetes_name(stack_name: str) -> str:
@@ -284,7 +287,7 @@ def kubernetes_name(stack_name: str) -> str:
     # The service accounts' policy is `<name>-serviceaccounts`: a stack named `ProdServiceaccounts` would
     # take stack `Prod`'s, so such a name gets the hash too (a hashed name ends in hex digits).
     pascal = stack_name == "".join(part.capitalize() for part in slug.split("-"))
-    if pascal and len(name) <= 63 and not name.endswith(SERVICE_ACCOUNTS_SUFFIX):
+    if pascal and len(name) <= 63 and not name.endswith((SERVICE_ACCOUNTS_SUFFIX, LEASE_SUFFIX)):
         return name
     digest = hashlib.sha256(stack_name.encode()).hexdigest()[:6]
     return f"{name[:56].rstrip('-')}-{digest}"

@@ -17,9 +17,10 @@ import boto3
 import yaml
 
 from infra.admission import admission_policy
-from infra.config import Cluster, DeploymentConfig
+from infra.config import LEASE_SUFFIX, Cluster, DeploymentConfig
 from lambda_fn.aws import caller_registry_host
 from lambda_fn.errors import ConfigError
+from lambda_fn.models import LEASE_NAMESPACE, lease_name
 
 RBAC = "rbac.authorization.k8s.io/v1"
 LABELS = {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"}
@@ -130,7 +131,31 @@ def render(
                 "subjects": subjects,
             },
         ]
-    return manifests
+    return manifests + lease_grant(config, metadata, subjects)
+
+
+def lease_grant(
+    config: DeploymentConfig, metadata: dict[str, Any], subjects: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """A Role in kube-system for the run's Lease (lambda_fn/lease.py): get and update it by name, and
+    create, which RBAC cannot narrow by name (the admission policy does)."""
+    lease = lease_name(config.settings.secret_name)
+    named = {**metadata, "name": metadata["name"] + LEASE_SUFFIX, "namespace": LEASE_NAMESPACE}
+    group = "coordination.k8s.io"
+    rules = [
+        {"apiGroups": [group], "resources": ["leases"], "verbs": ["get", "update"], "resourceNames": [lease]},
+        {"apiGroups": [group], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    return [
+        {"apiVersion": RBAC, "kind": "Role", "metadata": named, "rules": rules},
+        {
+            "apiVersion": RBAC,
+            "kind": "RoleBinding",
+            "metadata": named,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": named["name"]},
+            "subjects": subjects,
+        },
+    ]
 
 
 def to_yaml(config: DeploymentConfig, cluster: Cluster | None = None, *, own_registry: str | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -150,7 +151,14 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO = sys.stdout, stde
         settled = SettledSoFar(line or (lambda *_: None))
         interrupted = False
         try:
-            summary = run_refresh(settings, cluster, session=session, announce=announce, progress=settled)
+            summary = run_refresh(
+                settings,
+                cluster,
+                session=session,
+                announce=announce,
+                progress=settled,
+                holder=f"cli {socket.gethostname()} {os.getpid()}",
+            )
         except KeyboardInterrupt:
             if not target:
                 raise  # nothing was about to be written: the plain interrupt line says it all
@@ -189,12 +197,10 @@ class SettledSoFar:
         """The namespaces settled before the interrupt; the run is failed, and the error says how far it got.
         No expiry is claimed: the namespaces not reached are unknown."""
         results = tuple(sorted((replace(r, expires_at=None) for r in self._results), key=lambda r: r.namespace))
-        return RunSummary(
+        return RunSummary.unfinished(
             cluster=cluster,
             secret_name=settings.secret_name,
             dry_run=settings.dry_run,
-            registries=(),
-            token_expires_at=None,
             results=results,
             errors=(
                 f"interrupted after {len(results)} of {self._total or '?'} namespaces; the others were not attempted",

@@ -80,6 +80,7 @@ ENV_NAMES = {
     "adopt_existing": "ADOPT_EXISTING",
     "kubeconfig_secret": "KUBECONFIG_SECRET",
     "kubeconfig_context": "KUBECONFIG_CONTEXT",
+    "run_lease": "RUN_LEASE",
 }
 
 
@@ -140,6 +141,8 @@ class Settings:
     # Any cluster, not only EKS: a Secrets Manager secret holding a kubeconfig, and its context.
     kubeconfig_secret: str | None = None
     kubeconfig_context: str | None = None
+    # Take the cluster's Lease for the secret name while writing, so overlapping runs take turns.
+    run_lease: bool = False
 
     @classmethod
     def from_env(
@@ -173,6 +176,7 @@ class Settings:
             "adopt_existing": parser.flag("ADOPT_EXISTING", default=True),
             "kubeconfig_secret": parser.text("KUBECONFIG_SECRET"),
             "kubeconfig_context": parser.text("KUBECONFIG_CONTEXT"),
+            "run_lease": parser.flag("RUN_LEASE", default=False),
         }
         settings = cls(**values)  # type: ignore[arg-type]
         field_of = {env: field for field, env in ENV_NAMES.items()}

@@ -35,7 +35,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             ).to_dict()
             logger.info("check finished", extra={"check": report})
             return report
-        summary = run_refresh(settings, cluster, remaining_seconds=remaining_seconds)
+        holder = f"lambda {context.function_name} {context.aws_request_id}"
+        summary = run_refresh(settings, cluster, remaining_seconds=remaining_seconds, holder=holder)
     except RefresherError as exc:
         logger.error("refresh not run", extra={"error": str(exc), "error_type": type(exc).__name__})
         raise

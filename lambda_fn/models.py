@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -16,6 +17,9 @@ ANNOTATION_PREFIX = "ecr-token-refresher/"
 REFRESHED_AT_ANNOTATION = ANNOTATION_PREFIX + "refreshed-at"
 EXPIRES_AT_ANNOTATION = ANNOTATION_PREFIX + "expires-at"
 REGISTRIES_ANNOTATION = ANNOTATION_PREFIX + "registries"
+# The run's Lease lives in kube-system, the namespace every cluster has and tenants do not administer.
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME_MAX = 253
 # The field manager every write of this tool names (`?fieldManager=`): the API server records, per manager,
 # the fields it last changed and when (managedFields), which is how a write by anyone else is noticed.
 FIELD_MANAGER = "ecr-token-refresher"
@@ -136,6 +140,37 @@ class SecretState:
 
 
 @dataclass(frozen=True)
+class LeaseState:
+    """A coordination.k8s.io Lease: who holds it, and until when (renew time + duration)."""
+
+    name: str
+    namespace: str
+    holder: str | None
+    duration_seconds: int
+    renewed_at: datetime | None
+    resource_version: str | None = None
+
+    def held_by_another(self, holder: str, now: datetime) -> bool:
+        return bool(
+            self.holder
+            and self.holder != holder
+            and self.renewed_at is not None
+            and now < self.renewed_at + timedelta(seconds=self.duration_seconds)
+        )
+
+
+def lease_name(secret_name: str) -> str:
+    """The Lease that serializes the runs writing `secret_name` in a cluster (kube-system): one name per
+    secret name, so the runs of every deployment that writes it take turns. A name too long for an
+    object gets a hash instead of its tail."""
+    name = f"ecr-token-refresher.{secret_name}"
+    if len(name) <= LEASE_NAME_MAX:
+        return name
+    digest = hashlib.sha256(secret_name.encode()).hexdigest()[:10]
+    return f"{name[: LEASE_NAME_MAX - 11]}-{digest}"
+
+
+@dataclass(frozen=True)
 class ServiceAccountState:
     name: str
     namespace: str
@@ -180,6 +215,23 @@ class RunSummary:
     targets_known: bool = True
     # Configured registries whose token could not be had: not written this run (`errors` says why).
     unavailable_registries: tuple[str, ...] = ()
+    # Another run of the same secret holds the Lease: this one did nothing (who holds it, and since when).
+    skipped_run: str | None = None
+
+    @classmethod
+    def unfinished(
+        cls,
+        *,
+        cluster: str,
+        secret_name: str,
+        dry_run: bool,
+        results: tuple[NamespaceResult, ...] = (),
+        errors: tuple[str, ...] = (),
+        duration_seconds: float = 0.0,
+        skipped_run: str | None = None,
+    ) -> RunSummary:
+        """A run that did not go through (skipped, interrupted): no registry served, no expiry claimed."""
+        return cls(cluster, secret_name, dry_run, (), None, results, errors, duration_seconds, skipped_run=skipped_run)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -231,6 +283,7 @@ class RunSummary:
             "dry_run": self.dry_run,
             "registries": list(self.registries),
             "unavailable_registries": list(self.unavailable_registries),
+            "skipped_run": self.skipped_run,
             "token_expires_at": self.token_expires_at.isoformat() if self.token_expires_at else None,
             "counts": self.counts,
             "targets_known": self.targets_known,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from lambda_fn.models import NamespaceInfo, SecretState, ServiceAccountState
+from lambda_fn.models import LeaseState, NamespaceInfo, SecretState, ServiceAccountState
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,16 @@ class ClusterApi(Protocol):
 
     def set_image_pull_secrets(self, account: ServiceAccountState, names: Sequence[str]) -> None:
         """Replace `imagePullSecrets`, guarded by `account.resource_version` (Conflict when stale)."""
+        ...
+
+    def read_lease(self, namespace: str, name: str) -> LeaseState | None: ...
+
+    def create_lease(self, lease: LeaseState) -> LeaseState:
+        """Raises AlreadyExists when another run created it first."""
+        ...
+
+    def replace_lease(self, lease: LeaseState) -> LeaseState:
+        """Guarded by `lease.resource_version`: raises Conflict when another run changed it."""
         ...
 
     def may(self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None) -> bool:

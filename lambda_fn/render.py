@@ -16,10 +16,12 @@ def render_summary(summary: dict[str, Any]) -> str:
             details.append("service accounts: " + ", ".join(result["service_accounts_patched"]))
         rows.append((result["namespace"], result["outcome"], "; ".join(filter(None, details))))
     lines = _columns(rows) if summary["namespaces"] else []
+    if summary.get("skipped_run"):
+        lines.append(f"nothing done: {summary['skipped_run']}")
     # A short or empty table must not read as "all done": say why rows are missing.
     if not summary.get("targets_known", True):
         lines.append("the target namespaces could not be listed: those not shown were not attempted (see the error)")
-    elif not summary["namespaces"]:
+    elif not summary["namespaces"] and not summary.get("skipped_run"):
         lines.append(
             "no namespace matched the targets: compare the globs or selector with `kubectl get ns --show-labels`"
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -27,6 +28,7 @@ from lambda_fn.k8s import (
     kubeconfig_document_connection,
     kubeconfig_file_connection,
 )
+from lambda_fn.lease import RunLease, run_lease
 from lambda_fn.models import NamespaceResult, RunSummary
 from lambda_fn.refresher import renew_pull_secrets
 
@@ -83,11 +85,13 @@ def run_refresh(
     session: boto3.Session | None = None,
     announce: Callable[[str], None] = lambda _: None,
     progress: Callable[[NamespaceResult, int, int], None] = lambda *_: None,
+    holder: str | None = None,
 ) -> RunSummary:
     """Find the cluster, fetch and validate every registry token, then renew the secrets.
 
     `announce` hears which cluster is about to be written to, before the first write; `progress`
-    hears each namespace as it settles.
+    hears each namespace as it settles. With a `holder` (this run's name), the run holds the cluster's
+    Lease for its secret name while it writes, and does nothing when another run holds it.
     """
     session = session or boto3.Session(region_name=settings.region)
     aws_configs = deadline_configs(request_budget(remaining_seconds))
@@ -97,22 +101,49 @@ def run_refresh(
     announce(connection.description)
     with connect(connection, time_left=request_budget(remaining_seconds)) as api:
         try:
-            summary = renew_pull_secrets(
-                api,
-                fetched.credentials,
-                RefreshPlan.from_settings(settings),
-                cluster_label=connection.name,
-                now=utc_now,
-                remaining_seconds=remaining_seconds,
-                progress=progress,
-                unavailable=fetched.unavailable,
+            # A dry run writes nothing to serialize; a manual event's narrowing is checked against the
+            # cluster before anything is written, the Lease included, so such a run goes without it.
+            coordinated = (
+                settings.run_lease and holder is not None and not settings.dry_run and settings.narrowing is None
             )
+            with (
+                run_lease(api, settings.secret_name, holder or "", now=utc_now) if coordinated else unleased() as lease
+            ):
+                if lease.holder_elsewhere is not None:
+                    return skipped(settings, connection.name, lease.holder_elsewhere)
+                summary = renew_pull_secrets(
+                    api,
+                    fetched.credentials,
+                    RefreshPlan.from_settings(settings),
+                    cluster_label=connection.name,
+                    now=utc_now,
+                    remaining_seconds=remaining_seconds,
+                    progress=progress,
+                    unavailable=fetched.unavailable,
+                )
+            if lease.error is not None:  # served without it; the error fails the run, so the RBAC is re-applied
+                summary = replace(summary, errors=(*summary.errors, lease.error))
         finally:
             if isinstance(cluster, EksCluster) and not api.answered:
                 # Nothing got through: the cluster may have been recreated (new endpoint or CA), so the
                 # next run asks DescribeCluster again instead of trusting this container's cache.
                 CLUSTERS.forget(cluster_name=cluster.name, region=settings.region)
     return summary
+
+
+@contextmanager
+def unleased() -> Iterator[RunLease]:
+    yield RunLease(held=False)
+
+
+def skipped(settings: Settings, cluster_label: str, holder: str) -> RunSummary:
+    """A run that found another run of the same secret at work: nothing done, nothing failed."""
+    return RunSummary.unfinished(
+        cluster=cluster_label,
+        secret_name=settings.secret_name,
+        dry_run=settings.dry_run,
+        skipped_run=f"another run holds the Lease and is doing the work: {holder}",
+    )
 
 
 def request_budget(remaining_seconds: Callable[[], float | None]) -> Callable[[], float | None]:

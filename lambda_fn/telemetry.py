@@ -50,6 +50,10 @@ pin_library_loggers()
 
 def publish_run(summary: RunSummary, *, now: datetime) -> None:
     """Log the one summary line and add the run's metrics (flushed by @metrics.log_metrics)."""
+    if summary.skipped_run is not None:
+        # Nothing observed, so nothing published: the run that holds the Lease publishes the figures.
+        logger.info("refresh skipped", extra={"summary": summary_for_log(summary)})
+        return
     logger.info("refresh finished", extra={"summary": summary_for_log(summary)})
     foreign = summary.foreign_namespaces
     if foreign:

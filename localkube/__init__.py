@@ -1,7 +1,7 @@
 """A small Kubernetes API server for tests and the demo, over real HTTPS.
 
 It implements the subset the refresher uses with kube-apiserver's semantics (docs/development.md): namespaces
-with label selectors and pagination, secrets and service accounts with create/get/replace/patch/apply/
+with label selectors and pagination, secrets, service accounts and leases with create/get/replace/patch/apply/
 delete, resourceVersion conflicts, bearer-token users with RBAC-like rules (401/403 with the real
 messages), EKS `k8s-aws-v1.` token verification, fault rules and a request log.
 """

@@ -40,6 +40,10 @@ from localkube.store import KINDS, Store
 NAMESPACED = re.compile(
     r"^/api/v1/namespaces/(?P<namespace>[^/]+)/(?P<resource>secrets|serviceaccounts)(/(?P<name>[^/]+))?$"
 )
+# coordination.k8s.io Leases: the run's lock (lambda_fn/lease.py).
+LEASES = re.compile(
+    r"^/apis/coordination\.k8s\.io/v1/namespaces/(?P<namespace>[^/]+)/(?P<resource>leases)(/(?P<name>[^/]+))?$"
+)
 NAMESPACES = re.compile(r"^/api/v1/namespaces(/(?P<name>[^/]+))?$")
 CLUSTER_WIDE = re.compile(r"^/api/v1/(?P<resource>secrets|serviceaccounts)$")
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
@@ -308,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
             # A list's name, for RBAC's resourceNames, is the one an exact field selector names.
             user.authorize("list", resource, None, named_in_field_selector(query))
             return 200, _object_list(store, resource, None, query, accept)
-        match = NAMESPACED.match(path)
+        match = NAMESPACED.match(path) or LEASES.match(path)
         if match is None:
             return 404, "404 page not found"
         namespace, resource, name = match["namespace"], match["resource"], match["name"]

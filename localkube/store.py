@@ -16,7 +16,7 @@ from typing import Any
 from localkube.managed_fields import recorded
 from localkube.status import StatusError, already_exists, bad_request, conflict, invalid, not_found
 
-KINDS = {"secrets": "Secret", "serviceaccounts": "ServiceAccount", "namespaces": "Namespace"}
+KINDS = {"secrets": "Secret", "serviceaccounts": "ServiceAccount", "namespaces": "Namespace", "leases": "Lease"}
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"

@@ -14,7 +14,7 @@ KUBERNETES_GROUP = "ecr-token-refresher"
 
 def refresher_rules(*, list_namespaces: bool = True, service_accounts: bool = False) -> tuple[Rule, ...]:
     """What the refresher's RBAC grants (infra/rbac.py renders the real one): secrets, namespaces, SAs."""
-    rules = [Rule.of("get,list,create,update,patch", "secrets")]
+    rules = [Rule.of("get,list,create,update,patch", "secrets"), Rule.of("get,create,update", "leases")]
     if list_namespaces:
         rules.append(Rule.of("list", "namespaces"))
     if service_accounts:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from lambda_fn.errors import AlreadyExists, Conflict, CredentialError, KubernetesError, NotFound
-from lambda_fn.models import FIELD_MANAGER, NamespaceInfo, SecretState, ServiceAccountState, WriteRecord
+from lambda_fn.models import FIELD_MANAGER, LeaseState, NamespaceInfo, SecretState, ServiceAccountState, WriteRecord
 from lambda_fn.ports import AuthorizationToken
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -32,6 +32,7 @@ class FakeCluster:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[tuple[str, str], SecretState] = field(default_factory=dict)
     accounts: dict[tuple[str, str], ServiceAccountState] = field(default_factory=dict)
+    leases: dict[tuple[str, str], LeaseState] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     # (method name, namespace) -> callable raising or returning None before the call proceeds
     hooks: dict[tuple[str, str], Callable[[], None]] = field(default_factory=dict)
@@ -93,6 +94,29 @@ class FakeCluster:
     def read_service_account(self, namespace: str, name: str) -> ServiceAccountState | None:
         self._enter("read_service_account", namespace)
         return self.accounts.get((namespace, name))
+
+    def read_lease(self, namespace: str, name: str) -> LeaseState | None:
+        self._enter("read_lease", namespace)
+        return self.leases.get((namespace, name))
+
+    def create_lease(self, lease: LeaseState) -> LeaseState:
+        self._enter("create_lease", lease.namespace)
+        with self._lock:
+            if (lease.namespace, lease.name) in self.leases:
+                raise AlreadyExists("409 AlreadyExists")
+            stored = replace(lease, resource_version=str(next(self._versions)))
+            self.leases[lease.namespace, lease.name] = stored
+        return stored
+
+    def replace_lease(self, lease: LeaseState) -> LeaseState:
+        self._enter("replace_lease", lease.namespace)
+        with self._lock:
+            current = self.leases.get((lease.namespace, lease.name))
+            if current is None or current.resource_version != lease.resource_version:
+                raise Conflict("409 Conflict")
+            stored = replace(lease, resource_version=str(next(self._versions)))
+            self.leases[lease.namespace, lease.name] = stored
+        return stored
 
     def list_service_accounts(self, name: str) -> Iterator[ServiceAccountState]:
         self._enter("list_service_accounts", "")

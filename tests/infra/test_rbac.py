@@ -35,10 +35,14 @@ def test_names_only_get_a_role_per_namespace_and_no_listing() -> None:
     assert [(m["kind"], m["metadata"].get("namespace")) for m in manifests] == [
         ("ValidatingAdmissionPolicy", None),
         ("ValidatingAdmissionPolicyBinding", None),
+        ("ValidatingAdmissionPolicy", None),  # the Lease's
+        ("ValidatingAdmissionPolicyBinding", None),
         ("Role", "team-a"),
         ("RoleBinding", "team-a"),
         ("Role", "team-b"),
         ("RoleBinding", "team-b"),
+        ("Role", "kube-system"),  # the Lease's
+        ("RoleBinding", "kube-system"),
     ]
     assert of_kind(manifests, "Role")["rules"] == SECRET_RULES
     assert of_kind(manifests, "RoleBinding")["subjects"] == GROUP
@@ -51,8 +55,8 @@ def test_names_only_get_a_role_per_namespace_and_no_listing() -> None:
 
 def test_globs_and_selectors_need_a_cluster_role_that_lists_namespaces_and_the_secret_by_name() -> None:
     for context in ({"namespaces": ["team-*"]}, {"namespaces": [], "namespaceSelector": "ecr=yes"}):
-        *admission, role, binding = render(config_for(**context))
-        assert (role["kind"], binding["kind"], kinds(admission)) == ("ClusterRole", "ClusterRoleBinding", ADMISSION)
+        *admission, role, binding, _, _ = render(config_for(**context))
+        assert (role["kind"], binding["kind"], kinds(admission)) == ("ClusterRole", "ClusterRoleBinding", ADMISSION * 2)
         assert role["rules"] == [
             {**SECRET_RULES[0], "verbs": ["get", "list", "update"]},
             SECRET_RULES[1],
@@ -80,8 +84,11 @@ def test_service_accounts_add_get_and_patch_on_those_accounts_only() -> None:
 def test_two_deployments_in_one_cluster_never_share_an_object_name() -> None:
     first = render(config_for(namespaces=["team-*"]))
     second = render(config_for(namespaces=["team-*"], stackName="Staging", secretName="staging-pull"))
-    assert {m["metadata"]["name"] for m in first} == {"ecr-token-refresher"}
-    assert {m["metadata"]["name"] for m in second} == {"ecr-token-refresher-staging"}
+    assert {m["metadata"]["name"] for m in first} == {"ecr-token-refresher", "ecr-token-refresher-lease"}
+    assert {m["metadata"]["name"] for m in second} == {
+        "ecr-token-refresher-staging",
+        "ecr-token-refresher-staging-lease",
+    }
     assert of_kind(second, "ClusterRoleBinding")["subjects"][0]["name"] == "ecr-token-refresher-staging"  # its group
     assert of_kind(second, ADMISSION[1])["spec"]["policyName"] == "ecr-token-refresher-staging"
 
@@ -151,7 +158,7 @@ def test_synth_writes_one_manifest_for_the_eks_clusters_and_one_per_kubeconfig_c
 
 def test_the_yaml_is_what_kubectl_applies() -> None:
     documents = list(yaml.safe_load_all(to_yaml(config_for(namespaces=["team-*"], kubernetesGroup="pullers"))))
-    assert kinds(documents) == [*ADMISSION, "ClusterRole", "ClusterRoleBinding"]
+    assert kinds(documents) == [*ADMISSION, *ADMISSION, "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
     assert of_kind(documents, "ClusterRoleBinding")["subjects"][0]["name"] == "pullers"
     assert "pullers" in of_kind(documents, ADMISSION[0])["spec"]["matchConditions"][0]["expression"]
 
@@ -165,3 +172,23 @@ def test_the_policies_and_their_bindings_come_before_any_grant(context: dict[str
     last_policy = max(index for index, kind in enumerate(kinds) if kind in policy_kinds)
     first_grant = min(index for index, kind in enumerate(kinds) if kind in grants)
     assert last_policy < first_grant, kinds
+
+
+def test_the_runs_lease_is_granted_by_name_in_kube_system_and_confined_by_its_own_policy() -> None:
+    manifests = render(config_for(namespaces=["team-*"], secretName="pull"))
+    role = next(m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == "kube-system")
+    assert role["metadata"]["name"] == "ecr-token-refresher-lease"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "update"],
+            "resourceNames": ["ecr-token-refresher.pull"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    policy = next(
+        m for m in manifests if m["metadata"]["name"] == "ecr-token-refresher-lease" and m["kind"] == ADMISSION[0]
+    )
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["apiGroups"] == ["coordination.k8s.io"]
+    assert '"ecr-token-refresher.pull"' in policy["spec"]["validations"][0]["expression"]

@@ -75,10 +75,18 @@ def test_apply_removes_what_the_configuration_no_longer_renders_and_remove_remov
     assert not may_read_the_secret(admin, name, b)
     assert may_read_the_secret(admin, name, a)
     assert named(admin, name) == [f"Binding {name}", f"Policy {name}", f"Role {a}/{name}", f"RoleBinding {a}/{name}"]
+    lease = f"{name}-lease"  # the run's Lease: its policy, and a Role in kube-system
+    assert named(admin, lease) == [
+        f"Binding {lease}",
+        f"Policy {lease}",
+        f"Role kube-system/{lease}",
+        f"RoleBinding kube-system/{lease}",
+    ]
     said = make(f"stackName={stack}", f"namespaces={a}", delete=True)
-    assert "removed 4 objects" in said
+    assert "removed 8 objects" in said
     assert not may_read_the_secret(admin, name, a)
     assert named(admin, name) == []
+    assert named(admin, lease) == []
     assert len(named(admin, neighbours)) == 4  # the neighbour's, untouched
     assert may_read_the_secret(admin, neighbours, other)
     make(f"stackName={neighbour}", f"namespaces={other}", delete=True)

@@ -271,7 +271,9 @@ def test_a_grant_left_by_a_wider_configuration_fails(
     the identity may still read the secret everywhere, and check says so with the fix."""
     kube, admin, prefix, names = teams
     admin.apply(render(configure(monkeypatch, namespaces=[f"{prefix}-*"])))
-    admin.apply(render(configure(monkeypatch, namespaces=names))[2:])  # the Roles, beside the ClusterRole
+    by_name = render(configure(monkeypatch, namespaces=names))
+    # The namespaces' Roles, beside the ClusterRole (the policies and the Lease's Role are applied already).
+    admin.apply([m for m in by_name if m["kind"] in ("Role", "RoleBinding") and m["metadata"]["namespace"] in names])
     wait_for_policy(role_client(kube, credentials), names[0], "'ecr-token-refresher'")
     code, report = check(*names)
     assert code == 1
