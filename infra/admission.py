@@ -31,19 +31,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from infra.base64_pattern import recipe_secret_pattern
-from infra.config import LEASE_SUFFIX, SERVICE_ACCOUNTS_SUFFIX, DeploymentConfig
+from infra.config import SERVICE_ACCOUNTS_SUFFIX, DeploymentConfig
 from lambda_fn.config import INT64_MAX, Requirement, parse_selector
 from lambda_fn.dockerconfig import recipe_keys
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
-    LEASE_NAMESPACE,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     NAME_RULE,
     SCOPE_RULE,
     TargetSpec,
-    lease_name,
 )
 from lambda_fn.targets import DEFAULT_EXCLUSIONS
 
@@ -252,27 +250,12 @@ def account_validations(config: DeploymentConfig) -> list[dict[str, str]]:
     return found
 
 
-def lease_validations(config: DeploymentConfig) -> list[dict[str, str]]:
-    """The identity may take, renew and hand back its own Lease, and no other: kube-system holds the
-    leader-election Leases of the control plane, which a stolen token must not be able to create."""
-    lease = lease_name(config.settings.secret_name)
-    return [
-        {
-            "expression": f"request.operation != 'DELETE' && object.metadata.namespace == {_cel(LEASE_NAMESPACE)} "
-            f"&& object.metadata.name == {_cel(lease)}",
-            "message": f"this identity may only hold its own Lease {LEASE_NAMESPACE}/{lease}",
-        }
-    ]
-
-
 def _policy(
     who: dict[str, str],
     metadata: dict[str, Any],
     resource: str,
     variables: list[dict[str, str]],
     validations: list[dict[str, str]],
-    *,
-    api_group: str = "",
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -284,7 +267,7 @@ def _policy(
                 "matchConstraints": {
                     "resourceRules": [
                         {
-                            "apiGroups": [api_group],
+                            "apiGroups": [""],
                             "apiVersions": ["v1"],
                             "operations": ["CREATE", "UPDATE", "DELETE"],
                             "resources": [resource],
@@ -314,6 +297,4 @@ def admission_policy(
     if config.settings.service_accounts:
         accounts = {**metadata, "name": metadata["name"] + SERVICE_ACCOUNTS_SUFFIX}
         found += _policy(who, accounts, "serviceaccounts", scope_variables(config), account_validations(config))
-    lease = {**metadata, "name": metadata["name"] + LEASE_SUFFIX}
-    found += _policy(who, lease, "leases", [], lease_validations(config), api_group="coordination.k8s.io")
     return found

@@ -32,7 +32,7 @@ import yaml
 
 from infra.admission import ADMISSION
 from infra.config import Cluster, DeploymentConfig
-from infra.rbac import INSTANCE_LABEL, POLICY_KINDS, RBAC, load_config, manifest_parser, render
+from infra.rbac import INSTANCE_LABEL, LEASE_API, POLICY_KINDS, RBAC, load_config, manifest_parser, render
 
 # The kinds a manifest holds, in the order a delete goes: grants first, policies last, so that no grant
 # is ever left without its policy.
@@ -41,6 +41,7 @@ API_VERSIONS = {
     "RoleBinding": RBAC,
     "ClusterRole": RBAC,
     "Role": RBAC,
+    "Lease": LEASE_API,
     "ServiceAccount": "v1",
     "ValidatingAdmissionPolicyBinding": ADMISSION,
     "ValidatingAdmissionPolicy": ADMISSION,

@@ -194,8 +194,8 @@ class DeploymentConfig:
             # The metrics' `service` dimension: the stack, so no two stacks share a series.
             "POWERTOOLS_SERVICE_NAME": self.stack_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            # Scheduled runs that overlap take turns (lambda_fn/lease.py); the manifest grants the Lease.
-            "RUN_LEASE": "true",
+            # Scheduled runs that overlap take turns on this Lease (lambda_fn/lease.py), in the manifest.
+            "RUN_LEASE": self.kubernetes_name,
         }
         if cluster.kubeconfig_secret_arn:
             environment["KUBECONFIG_SECRET"] = cluster.kubeconfig_secret_arn

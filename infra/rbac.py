@@ -20,9 +20,10 @@ from infra.admission import admission_policy
 from infra.config import LEASE_SUFFIX, Cluster, DeploymentConfig
 from lambda_fn.aws import caller_registry_host
 from lambda_fn.errors import ConfigError
-from lambda_fn.models import LEASE_NAMESPACE, lease_name
+from lambda_fn.models import LEASE_NAMESPACE
 
 RBAC = "rbac.authorization.k8s.io/v1"
+LEASE_API = "coordination.k8s.io/v1"
 LABELS = {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"}
 # Which deployment (stack) an object belongs to: `make apply` and `make remove` select by it alone.
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -137,16 +138,21 @@ def render(
 def lease_grant(
     config: DeploymentConfig, metadata: dict[str, Any], subjects: list[dict[str, str]]
 ) -> list[dict[str, Any]]:
-    """A Role in kube-system for the run's Lease (lambda_fn/lease.py): get and update it by name, and
-    create, which RBAC cannot narrow by name (the admission policy does)."""
-    lease = lease_name(config.settings.secret_name)
+    """The run's Lease (lambda_fn/lease.py) as an object of the manifest, created by whoever applies it,
+    and a Role in kube-system to get and update that one Lease: no create, which RBAC could not narrow
+    to a name in the namespace where the control plane keeps its own leader-election Leases."""
+    lease = {**metadata, "namespace": LEASE_NAMESPACE}
     named = {**metadata, "name": metadata["name"] + LEASE_SUFFIX, "namespace": LEASE_NAMESPACE}
-    group = "coordination.k8s.io"
     rules = [
-        {"apiGroups": [group], "resources": ["leases"], "verbs": ["get", "update"], "resourceNames": [lease]},
-        {"apiGroups": [group], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "update"],
+            "resourceNames": [config.kubernetes_name],
+        }
     ]
     return [
+        {"apiVersion": LEASE_API, "kind": "Lease", "metadata": lease, "spec": {}},
         {"apiVersion": RBAC, "kind": "Role", "metadata": named, "rules": rules},
         {
             "apiVersion": RBAC,

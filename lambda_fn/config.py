@@ -141,8 +141,9 @@ class Settings:
     # Any cluster, not only EKS: a Secrets Manager secret holding a kubeconfig, and its context.
     kubeconfig_secret: str | None = None
     kubeconfig_context: str | None = None
-    # Take the cluster's Lease for the secret name while writing, so overlapping runs take turns.
-    run_lease: bool = False
+    # The name of the Lease in kube-system that this deployment's runs hold while writing, so that
+    # overlapping runs take turns (lambda_fn/lease.py); None: no coordination.
+    run_lease: str | None = None
 
     @classmethod
     def from_env(
@@ -176,7 +177,7 @@ class Settings:
             "adopt_existing": parser.flag("ADOPT_EXISTING", default=True),
             "kubeconfig_secret": parser.text("KUBECONFIG_SECRET"),
             "kubeconfig_context": parser.text("KUBECONFIG_CONTEXT"),
-            "run_lease": parser.flag("RUN_LEASE", default=False),
+            "run_lease": parser.text("RUN_LEASE"),
         }
         settings = cls(**values)  # type: ignore[arg-type]
         field_of = {env: field for field, env in ENV_NAMES.items()}
@@ -215,6 +216,8 @@ class Settings:
         found += self._kubeconfig_problems(names)
         if not _is_subdomain(self.secret_name):
             found.append(("secret_name", _subdomain_fix(self.secret_name)))
+        if self.run_lease is not None and not _is_subdomain(self.run_lease):
+            found.append(("run_lease", _subdomain_fix(self.run_lease)))
         if not self.namespaces and not self.namespace_selector:
             found.append(("namespaces", "name at least one namespace or glob, or set a selector"))
         if len(self.namespaces) > MAX_NAMESPACE_PATTERNS:

@@ -1,11 +1,16 @@
-"""One run at a time per cluster and secret name: a coordination.k8s.io Lease held for the run.
+"""One run at a time per deployment and cluster: a coordination.k8s.io Lease held for the run.
 
 A run that finds the Lease held (renewed within its duration by another holder) does nothing and says
 so: the holder is doing the work, and two runs over the same secrets would double every request and
-meet each other's writes as conflicts. The holder renews it while the run lasts; a holder that dies
-(a Lambda killed at its timeout) leaves it to expire within LEASE_SECONDS, shorter than the schedule's
-next run, so no run waits on a dead one. Taking, renewing and releasing are each one guarded write (a
-create, or a replace with the resourceVersion read), so two runs can never both believe they hold it.
+meet each other's writes as conflicts (which the resourceVersion guards turn into retries, never into
+lost data). The holder renews it while the run lasts; a holder that dies (a Lambda killed at its
+timeout) leaves it to expire within LEASE_SECONDS, shorter than the schedule's next run, so no run waits
+on a dead one. Taking and renewing are guarded writes (the resourceVersion read); a write of ours that a
+retry repeats (409, though it landed) is recognised by reading the holder back.
+
+The Lease is an object of the manifest (`make apply` creates it with the administrator's rights), so the
+function needs only get and update on that one name: no create in kube-system, where the control plane
+keeps its own leader-election Leases.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lambda_fn.errors import AlreadyExists, Conflict, KubernetesError, explain
-from lambda_fn.models import LEASE_NAMESPACE, LeaseState, lease_name
+from lambda_fn.models import LEASE_NAMESPACE, LeaseState
 from lambda_fn.ports import ClusterApi
 
 LEASE_SECONDS = 60
@@ -34,9 +39,8 @@ class RunLease:
 
 
 @contextmanager
-def run_lease(cluster: ClusterApi, secret_name: str, holder: str, *, now: Callable[[], datetime]) -> Iterator[RunLease]:
-    """Hold the run's Lease for the duration of the `with` block, renewing it in the background."""
-    name = lease_name(secret_name)
+def run_lease(cluster: ClusterApi, name: str, holder: str, *, now: Callable[[], datetime]) -> Iterator[RunLease]:
+    """Hold the Lease `kube-system/<name>` for the duration of the `with` block, renewing it meanwhile."""
     try:
         taken = _take(cluster, name, holder, now=now)
     except KubernetesError as exc:
@@ -67,15 +71,28 @@ def _take(cluster: ClusterApi, name: str, holder: str, *, now: Callable[[], date
             return cluster.create_lease(wanted)
         return cluster.replace_lease(replace(wanted, resource_version=current.resource_version))
     except (AlreadyExists, Conflict):
-        return "another run, which took it a moment ago"
+        landed = cluster.read_lease(LEASE_NAMESPACE, name)
+        if landed is not None and landed.holder == holder:
+            return landed  # our own write, repeated by a retry after it had landed
+        return f"{landed.holder if landed else 'another run'}, which took it a moment ago"
 
 
 def _renew_until(cluster: ClusterApi, lease: LeaseState, stop: threading.Event, now: Callable[[], datetime]) -> None:
-    while not stop.wait(RENEW_SECONDS):
+    """Renew every RENEW_SECONDS; a failed renewal is tried again at the next tick while the Lease has not
+    expired, and a conflict reads it back (our own retried write, or lost to a run that took it after
+    it expired: then there is nothing left to renew)."""
+    expires_at = now() + timedelta(seconds=LEASE_SECONDS)
+    while not stop.wait(RENEW_SECONDS) and now() < expires_at:
         try:
             lease = cluster.replace_lease(replace(lease, renewed_at=now()))
+        except Conflict:
+            current = cluster.read_lease(LEASE_NAMESPACE, lease.name)
+            if current is None or current.holder != lease.holder:
+                return
+            lease = current
         except KubernetesError:
-            return  # taken over after it expired, or unreachable: the run ends as it would have anyway
+            continue
+        expires_at = now() + timedelta(seconds=LEASE_SECONDS)
 
 
 def _release(cluster: ClusterApi, holder: str, name: str) -> None:

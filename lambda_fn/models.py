@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ EXPIRES_AT_ANNOTATION = ANNOTATION_PREFIX + "expires-at"
 REGISTRIES_ANNOTATION = ANNOTATION_PREFIX + "registries"
 # The run's Lease lives in kube-system, the namespace every cluster has and tenants do not administer.
 LEASE_NAMESPACE = "kube-system"
-LEASE_NAME_MAX = 253
+# How far a Lease's renewal may be stamped ahead of the reader's clock and still be believed.
+LEASE_CLOCK_SKEW = timedelta(seconds=5)
 # The field manager every write of this tool names (`?fieldManager=`): the API server records, per manager,
 # the fields it last changed and when (managedFields), which is how a write by anyone else is noticed.
 FIELD_MANAGER = "ecr-token-refresher"
@@ -151,23 +151,14 @@ class LeaseState:
     resource_version: str | None = None
 
     def held_by_another(self, holder: str, now: datetime) -> bool:
-        return bool(
-            self.holder
-            and self.holder != holder
-            and self.renewed_at is not None
-            and now < self.renewed_at + timedelta(seconds=self.duration_seconds)
-        )
-
-
-def lease_name(secret_name: str) -> str:
-    """The Lease that serializes the runs writing `secret_name` in a cluster (kube-system): one name per
-    secret name, so the runs of every deployment that writes it take turns. A name too long for an
-    object gets a hash instead of its tail."""
-    name = f"ecr-token-refresher.{secret_name}"
-    if len(name) <= LEASE_NAME_MAX:
-        return name
-    digest = hashlib.sha256(secret_name.encode()).hexdigest()[:10]
-    return f"{name[: LEASE_NAME_MAX - 11]}-{digest}"
+        """Renewed by another holder within its duration. A renewal stamped further in the future than
+        LEASE_CLOCK_SKEW (a holder whose clock runs fast) is not believed: else a dead holder could keep
+        the Lease for as long as its clock is ahead."""
+        if not self.holder or self.holder == holder or self.renewed_at is None:
+            return False
+        if self.renewed_at > now + LEASE_CLOCK_SKEW:
+            return False
+        return now < self.renewed_at + timedelta(seconds=self.duration_seconds)
 
 
 @dataclass(frozen=True)

@@ -101,14 +101,12 @@ def run_refresh(
     announce(connection.description)
     with connect(connection, time_left=request_budget(remaining_seconds)) as api:
         try:
-            # A dry run writes nothing to serialize; a manual event's narrowing is checked against the
-            # cluster before anything is written, the Lease included, so such a run goes without it.
-            coordinated = (
-                settings.run_lease and holder is not None and not settings.dry_run and settings.narrowing is None
-            )
-            with (
-                run_lease(api, settings.secret_name, holder or "", now=utc_now) if coordinated else unleased() as lease
-            ):
+            # A dry run writes nothing to serialize. A manual event's narrowing is checked against the
+            # cluster before anything is written, the Lease included; and a forced run (after a rotation)
+            # must not step aside for a scheduled one: both go without it.
+            manual = settings.dry_run or settings.force or settings.narrowing is not None
+            lease_name = None if manual or holder is None else settings.run_lease
+            with unleased() if lease_name is None else run_lease(api, lease_name, holder or "", now=utc_now) as lease:
                 if lease.holder_elsewhere is not None:
                     return skipped(settings, connection.name, lease.holder_elsewhere)
                 summary = renew_pull_secrets(

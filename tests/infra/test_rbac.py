@@ -35,13 +35,12 @@ def test_names_only_get_a_role_per_namespace_and_no_listing() -> None:
     assert [(m["kind"], m["metadata"].get("namespace")) for m in manifests] == [
         ("ValidatingAdmissionPolicy", None),
         ("ValidatingAdmissionPolicyBinding", None),
-        ("ValidatingAdmissionPolicy", None),  # the Lease's
-        ("ValidatingAdmissionPolicyBinding", None),
         ("Role", "team-a"),
         ("RoleBinding", "team-a"),
         ("Role", "team-b"),
         ("RoleBinding", "team-b"),
-        ("Role", "kube-system"),  # the Lease's
+        ("Lease", "kube-system"),  # the run's, and its grant
+        ("Role", "kube-system"),
         ("RoleBinding", "kube-system"),
     ]
     assert of_kind(manifests, "Role")["rules"] == SECRET_RULES
@@ -55,8 +54,8 @@ def test_names_only_get_a_role_per_namespace_and_no_listing() -> None:
 
 def test_globs_and_selectors_need_a_cluster_role_that_lists_namespaces_and_the_secret_by_name() -> None:
     for context in ({"namespaces": ["team-*"]}, {"namespaces": [], "namespaceSelector": "ecr=yes"}):
-        *admission, role, binding, _, _ = render(config_for(**context))
-        assert (role["kind"], binding["kind"], kinds(admission)) == ("ClusterRole", "ClusterRoleBinding", ADMISSION * 2)
+        *admission, role, binding, _, _, _ = render(config_for(**context))
+        assert (role["kind"], binding["kind"], kinds(admission)) == ("ClusterRole", "ClusterRoleBinding", ADMISSION)
         assert role["rules"] == [
             {**SECRET_RULES[0], "verbs": ["get", "list", "update"]},
             SECRET_RULES[1],
@@ -158,7 +157,7 @@ def test_synth_writes_one_manifest_for_the_eks_clusters_and_one_per_kubeconfig_c
 
 def test_the_yaml_is_what_kubectl_applies() -> None:
     documents = list(yaml.safe_load_all(to_yaml(config_for(namespaces=["team-*"], kubernetesGroup="pullers"))))
-    assert kinds(documents) == [*ADMISSION, *ADMISSION, "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    assert kinds(documents) == [*ADMISSION, "ClusterRole", "ClusterRoleBinding", "Lease", "Role", "RoleBinding"]
     assert of_kind(documents, "ClusterRoleBinding")["subjects"][0]["name"] == "pullers"
     assert "pullers" in of_kind(documents, ADMISSION[0])["spec"]["matchConditions"][0]["expression"]
 
@@ -174,21 +173,25 @@ def test_the_policies_and_their_bindings_come_before_any_grant(context: dict[str
     assert last_policy < first_grant, kinds
 
 
-def test_the_runs_lease_is_granted_by_name_in_kube_system_and_confined_by_its_own_policy() -> None:
-    manifests = render(config_for(namespaces=["team-*"], secretName="pull"))
-    role = next(m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == "kube-system")
-    assert role["metadata"]["name"] == "ecr-token-refresher-lease"
+def test_the_runs_lease_is_in_the_manifest_and_granted_by_name_only() -> None:
+    """The Lease is created by whoever applies the manifest; the identity may get and update it, and
+    create nothing in kube-system."""
+    config = config_for(namespaces=["team-*"], stackName="Staging")
+    manifests = render(config)
+    lease, role, binding = manifests[-3:]
+    assert (lease["kind"], lease["metadata"]["namespace"], lease["metadata"]["name"]) == (
+        "Lease",
+        "kube-system",
+        "ecr-token-refresher-staging",
+    )
+    assert config.environment(config.clusters[0])["RUN_LEASE"] == "ecr-token-refresher-staging"
+    assert role["metadata"]["name"] == "ecr-token-refresher-staging-lease"
     assert role["rules"] == [
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
             "verbs": ["get", "update"],
-            "resourceNames": ["ecr-token-refresher.pull"],
-        },
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            "resourceNames": ["ecr-token-refresher-staging"],
+        }
     ]
-    policy = next(
-        m for m in manifests if m["metadata"]["name"] == "ecr-token-refresher-lease" and m["kind"] == ADMISSION[0]
-    )
-    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["apiGroups"] == ["coordination.k8s.io"]
-    assert '"ecr-token-refresher.pull"' in policy["spec"]["validations"][0]["expression"]
+    assert binding["roleRef"]["name"] == "ecr-token-refresher-staging-lease"

@@ -69,6 +69,9 @@ class Cluster:
             "ServiceAccount": lambda m: self.core.delete_namespaced_service_account(
                 name(m), m["metadata"]["namespace"]
             ),
+            "Lease": lambda m: k8s.CoordinationV1Api(self.api).delete_namespaced_lease(
+                name(m), m["metadata"]["namespace"]
+            ),
             "ValidatingAdmissionPolicy": lambda m: self.admission.delete_validating_admission_policy(name(m)),
             "ValidatingAdmissionPolicyBinding": lambda m: self.admission.delete_validating_admission_policy_binding(
                 name(m)

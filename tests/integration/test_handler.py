@@ -300,10 +300,10 @@ def test_a_run_that_finds_the_lease_held_does_nothing_and_publishes_no_expiry(
     kube: LocalKube, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
 ) -> None:
     """Overlapping scheduled runs take turns: the second one writes nothing and claims nothing healthy."""
-    monkeypatch.setenv("RUN_LEASE", "true")
+    monkeypatch.setenv("RUN_LEASE", "ecr-token-refresher")
     renewed = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     spec = {"holderIdentity": "lambda other-run", "leaseDurationSeconds": 60, "renewTime": renewed}
-    kube.store.create("leases", "kube-system", {"metadata": {"name": "ecr-token-refresher.regcred"}, "spec": spec})
+    kube.store.create("leases", "kube-system", {"metadata": {"name": "ecr-token-refresher"}, "spec": spec})
     logs()  # only what the skipped run prints from here
     skipped = invoke()
     assert skipped["skipped_run"].startswith("another run holds the Lease and is doing the work: lambda other-run")
@@ -312,8 +312,8 @@ def test_a_run_that_finds_the_lease_held_does_nothing_and_publishes_no_expiry(
     printed = logs()
     assert "refresh skipped" in printed
     assert "SecondsUntilFirstExpiry" not in printed  # the holder publishes the cluster's figures
-    expired = kube.store.get("leases", "kube-system", "ecr-token-refresher.regcred")
+    expired = kube.store.get("leases", "kube-system", "ecr-token-refresher")
     expired["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"  # its holder died long ago
-    kube.store.replace("leases", "kube-system", "ecr-token-refresher.regcred", expired)
+    kube.store.replace("leases", "kube-system", "ecr-token-refresher", expired)
     assert outcomes(invoke()) == {"default": "created"}
-    assert kube.store.get("leases", "kube-system", "ecr-token-refresher.regcred")["spec"]["holderIdentity"] is None
+    assert kube.store.get("leases", "kube-system", "ecr-token-refresher")["spec"]["holderIdentity"] is None

@@ -65,10 +65,9 @@ def test_make_rbac_pipes_into_kubectl_apply_while_the_venv_is_set_up(real_kube: 
         "validatingadmissionpolicy.admissionregistration.k8s.io/ecr-token-refresher-serviceaccounts created (dry run)",
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/ecr-token-refresher-serviceaccounts created "
         "(dry run)",
-        "validatingadmissionpolicy.admissionregistration.k8s.io/ecr-token-refresher-lease created (dry run)",
-        "validatingadmissionpolicybinding.admissionregistration.k8s.io/ecr-token-refresher-lease created (dry run)",
         "clusterrole.rbac.authorization.k8s.io/ecr-token-refresher created (dry run)",
         "clusterrolebinding.rbac.authorization.k8s.io/ecr-token-refresher created (dry run)",
+        "lease.coordination.k8s.io/ecr-token-refresher created (dry run)",
         "role.rbac.authorization.k8s.io/ecr-token-refresher-lease created (dry run)",
         "rolebinding.rbac.authorization.k8s.io/ecr-token-refresher-lease created (dry run)",
     ]

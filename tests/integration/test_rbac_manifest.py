@@ -48,10 +48,13 @@ def deployed(
     config = DeploymentConfig.from_context(context)
     for name, value in config.environment(config.clusters[0]).items():
         monkeypatch.setenv(name, value)
-    kube = local_eks_cluster(aws, credentials, rules=rules_from_manifest(render(config)))
+    manifests = render(config)
+    kube = local_eks_cluster(aws, credentials, rules=rules_from_manifest(manifests))
     for name in ("default", "team-a", "team-b", "other", "kube-system"):  # kube-system: the run's Lease
         kube.store.add_namespace(name)
     kube.store.add_namespace("labelled", labels={"ecr-pull": "enabled"})
+    for lease in (m for m in manifests if m["kind"] == "Lease"):  # as `make apply` creates it
+        kube.store.create("leases", "kube-system", {"metadata": {"name": lease["metadata"]["name"]}, "spec": {}})
     kube.store.create("secrets", "other", {"metadata": {"name": "db-password"}, "type": "Opaque", "data": {}})
     yield kube, config
     kube.stop()
@@ -65,7 +68,7 @@ def test_every_call_the_refresher_makes_is_granted(
         result = invoke(event or None)
         assert result["ok"], result
     assert {r.status for r in kube.requests if r.user == "ecr-token-refresher"} <= {200, 201, 404}
-    assert [r.method for r in kube.requests if "/leases" in r.path][:2] == ["GET", "POST"]  # the run's Lease
+    assert [r.method for r in kube.requests if "/leases" in r.path][:2] == ["GET", "PUT"]  # the run's Lease
     if config.settings.service_accounts:
         patched = [r for r in kube.requests if r.method == "PATCH"]
         assert patched
