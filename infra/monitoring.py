@@ -136,7 +136,8 @@ class Monitoring(Construct):
                 alarm_description=(
                     f"A pull secret in {name} expires in less than {config.expiry_alarm_minutes} minutes, or no run "
                     f"has reported for {WATCHDOG_PERIODS} periods (schedule disabled, function broken or throttled, "
-                    "cluster unreachable): pulls fail once a secret expires"
+                    "cluster unreachable, or its Lease held by another runner: see RunsSkipped and the log's "
+                    "holder): pulls fail once a secret expires"
                 ),
                 metric=self._metric(EXPIRY_METRIC, name, "Minimum"),
                 threshold=config.expiry_alarm_minutes * 60,

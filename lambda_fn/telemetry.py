@@ -51,8 +51,11 @@ pin_library_loggers()
 def publish_run(summary: RunSummary, *, now: datetime) -> None:
     """Log the one summary line and add the run's metrics (flushed by @metrics.log_metrics)."""
     if summary.skipped_run is not None:
-        # Nothing observed, so nothing published: the run that holds the Lease publishes the figures.
+        # Nothing observed, so no figure of the cluster: the run that holds the Lease publishes those. The
+        # skip itself is counted, so that a watchdog alarm fed by skipped runs can be told from a dead schedule.
         logger.info("refresh skipped", extra={"summary": summary_for_log(summary)})
+        metrics.add_dimension(name="cluster", value=summary.cluster)
+        metrics.add_metric(name="RunsSkipped", unit=MetricUnit.Count, value=1)
         return
     logger.info("refresh finished", extra={"summary": summary_for_log(summary)})
     foreign = summary.foreign_namespaces

@@ -312,6 +312,7 @@ def test_a_run_that_finds_the_lease_held_does_nothing_and_publishes_no_expiry(
     printed = logs()
     assert "refresh skipped" in printed
     assert "SecondsUntilFirstExpiry" not in printed  # the holder publishes the cluster's figures
+    assert emf_values(printed, "RunsSkipped") == [1.0]
     expired = kube.store.get("leases", "kube-system", "ecr-token-refresher")
     expired["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"  # its holder died long ago
     kube.store.replace("leases", "kube-system", "ecr-token-refresher", expired)
