@@ -86,13 +86,21 @@ def _renew_until(cluster: ClusterApi, lease: LeaseState, stop: threading.Event, 
         try:
             lease = cluster.replace_lease(replace(lease, renewed_at=now()))
         except Conflict:
-            current = cluster.read_lease(LEASE_NAMESPACE, lease.name)
+            current = _read_or_none(cluster, lease.name)
             if current is None or current.holder != lease.holder:
                 return
             lease = current
+            continue  # ours: renewed at the next tick, from what the server holds
         except KubernetesError:
             continue
         expires_at = now() + timedelta(seconds=LEASE_SECONDS)
+
+
+def _read_or_none(cluster: ClusterApi, name: str) -> LeaseState | None:
+    try:
+        return cluster.read_lease(LEASE_NAMESPACE, name)
+    except KubernetesError:
+        return None
 
 
 def _release(cluster: ClusterApi, holder: str, name: str) -> None:
