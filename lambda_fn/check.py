@@ -51,6 +51,8 @@ from lambda_fn.k8s import KubernetesCluster, connect
 from lambda_fn.models import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
+    LEASE_GROUP,
+    LEASE_NAMESPACE,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     NAME_RULE,
@@ -163,6 +165,7 @@ def run_check(
         if preflight.kubernetes_identity(api):
             targets = preflight.targets(api)
             preflight.permissions(api, targets)
+            preflight.lease(api)
             absent = preflight.admission(api, targets)
             preflight.secrets(api, targets, credentials, absent)
     return report
@@ -420,6 +423,27 @@ class _Preflight:
             self.report.add(label, Status.FAILED, f"not granted in {_shown(missing)}", RBAC_FIX)
         else:
             self.report.add(label, Status.OK, f"in all {len(namespaces)} target namespaces")
+
+    def lease(self, api: KubernetesCluster) -> None:
+        """The run's Lease, when runs take turns on one: it must exist (the manifest creates it; the
+        identity may not) and be this identity's to update, or every run fails."""
+        name = self.settings.run_lease
+        if name is None:
+            return
+        label = f"the run's Lease {LEASE_NAMESPACE}/{name}"
+        try:
+            found = api.read_lease(LEASE_NAMESPACE, name)
+            updatable = api.may("update", "leases", namespace=LEASE_NAMESPACE, name=name, group=LEASE_GROUP)
+        except KubernetesError as exc:
+            self.report.add(label, Status.FAILED, f"could not read it: {exc}", RBAC_FIX)
+            return
+        if found is None:
+            self.report.add(label, Status.FAILED, "does not exist, and this identity may not create it", RBAC_FIX)
+        elif not updatable:
+            self.report.add(label, Status.FAILED, "this identity may not update it", RBAC_FIX)
+        else:
+            held = f"held by {found.holder}" if found.holder else "free"
+            self.report.add(label, Status.OK, f"{held}; overlapping runs take turns on it")
 
     def admission(self, api: KubernetesCluster, targets: Sequence[Target]) -> set[str]:
         """Whether the shipped admission policy confines this identity, and admits its secret in every

@@ -18,6 +18,7 @@ EXPIRES_AT_ANNOTATION = ANNOTATION_PREFIX + "expires-at"
 REGISTRIES_ANNOTATION = ANNOTATION_PREFIX + "registries"
 # The run's Lease lives in kube-system, the namespace every cluster has and tenants do not administer.
 LEASE_NAMESPACE = "kube-system"
+LEASE_GROUP = "coordination.k8s.io"
 # How far a Lease's renewal may be stamped ahead of the reader's clock and still be believed.
 LEASE_CLOCK_SKEW = timedelta(seconds=5)
 # The field manager every write of this tool names (`?fieldManager=`): the API server records, per manager,

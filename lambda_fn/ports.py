@@ -65,7 +65,9 @@ class ClusterApi(Protocol):
         """Guarded by `lease.resource_version`: raises Conflict when another run changed it."""
         ...
 
-    def may(self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None) -> bool:
+    def may(
+        self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None, group: str = ""
+    ) -> bool:
         """Whether this identity may do it (a review that changes nothing)."""
         ...
 

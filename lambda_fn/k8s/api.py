@@ -247,9 +247,11 @@ class KubernetesCluster:
         answer = self._request("PUT", LEASE, namespace=lease.namespace, name=lease.name, query=WRITE_QUERY, body=body)
         return lease_state(answer)
 
-    def may(self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None) -> bool:
+    def may(
+        self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None, group: str = ""
+    ) -> bool:
         """Whether this identity may do it, asked with a SelfSubjectAccessReview (changes nothing)."""
-        attributes = {"verb": verb, "resource": resource, "group": ""}
+        attributes = {"verb": verb, "resource": resource, "group": group}
         attributes |= {key: value for key, value in (("namespace", namespace), ("name", name)) if value}
         review = {
             "apiVersion": "authorization.k8s.io/v1",

@@ -83,8 +83,30 @@ def test_a_complete_setup_passes(
         "'ecr-token-refresher' confines this identity (a dry-run create of 'ecr-token-refresher-probe' was refused)",
     )
     assert statuses(report)["admission of 'regcred'"][0] == "ok"
+    assert statuses(report)["the run's Lease kube-system/ecr-token-refresher"] == (
+        "ok",
+        "free; overlapping runs take turns on it",
+    )
     assert [n["state"] for n in report["namespaces"]] == ["missing", "missing"]
     assert secrets_version(admin, names) == before
+
+
+def test_a_manifest_without_the_runs_lease_fails_naming_it(
+    teams: tuple[RealKube, Cluster, str, list[str]], monkeypatch: pytest.MonkeyPatch, credentials: AwsCredentials
+) -> None:
+    """A manifest applied before the Lease existed: the identity may not create it, so every run would fail."""
+    kube, admin, prefix, names = teams
+    manifest = render(configure(monkeypatch, namespaces=[f"{prefix}-*"]))
+    admin.apply([item for item in manifest if item["kind"] != "Lease"])
+    wait_for_policy(role_client(kube, credentials), names[0], "'ecr-token-refresher'")
+    code, report = check(f"{prefix}-*")
+    assert code == 1
+    assert list(failed(report)) == ["the run's Lease kube-system/ecr-token-refresher"]
+    assert (
+        "does not exist, and this identity may not create it"
+        in failed(report)["the run's Lease kube-system/ecr-token-refresher"]
+    )
+    assert "make apply" in failed(report)["the run's Lease kube-system/ecr-token-refresher"]
 
 
 def test_without_the_admission_policy_the_check_says_so(
