@@ -20,10 +20,10 @@ from infra.admission import admission_policy
 from infra.config import LEASE_SUFFIX, Cluster, DeploymentConfig
 from lambda_fn.aws import caller_registry_host
 from lambda_fn.errors import ConfigError
-from lambda_fn.models import LEASE_NAMESPACE
+from lambda_fn.models import LEASE_GROUP, LEASE_NAMESPACE
 
 RBAC = "rbac.authorization.k8s.io/v1"
-LEASE_API = "coordination.k8s.io/v1"
+LEASE_API = f"{LEASE_GROUP}/v1"
 LABELS = {"app.kubernetes.io/name": "ecr-token-refresher", "app.kubernetes.io/managed-by": "cdk"}
 # Which deployment (stack) an object belongs to: `make apply` and `make remove` select by it alone.
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -110,29 +110,26 @@ def render(
             }
         )
     if config.lists_namespaces:
-        manifests += [
-            {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": metadata, "rules": rules(config)},
-            {
-                "apiVersion": RBAC,
-                "kind": "ClusterRoleBinding",
-                "metadata": metadata,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-                "subjects": subjects,
-            },
-        ]
+        manifests += grant("ClusterRole", metadata, rules(config), subjects)
     for namespace in [] if config.lists_namespaces else sorted(set(config.settings.targets.names)):
-        namespaced = {**metadata, "namespace": namespace}
-        manifests += [
-            {"apiVersion": RBAC, "kind": "Role", "metadata": namespaced, "rules": rules(config)},
-            {
-                "apiVersion": RBAC,
-                "kind": "RoleBinding",
-                "metadata": namespaced,
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                "subjects": subjects,
-            },
-        ]
+        manifests += grant("Role", {**metadata, "namespace": namespace}, rules(config), subjects)
     return manifests + lease_grant(config, metadata, subjects)
+
+
+def grant(
+    kind: str, metadata: dict[str, Any], rules: list[dict[str, Any]], subjects: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """A (Cluster)Role with `rules` and the binding of `subjects` to it, both named by `metadata`."""
+    return [
+        {"apiVersion": RBAC, "kind": kind, "metadata": metadata, "rules": rules},
+        {
+            "apiVersion": RBAC,
+            "kind": f"{kind}Binding",
+            "metadata": metadata,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": metadata["name"]},
+            "subjects": subjects,
+        },
+    ]
 
 
 def lease_grant(
@@ -145,7 +142,7 @@ def lease_grant(
     named = {**metadata, "name": metadata["name"] + LEASE_SUFFIX, "namespace": LEASE_NAMESPACE}
     rules = [
         {
-            "apiGroups": ["coordination.k8s.io"],
+            "apiGroups": [LEASE_GROUP],
             "resources": ["leases"],
             "verbs": ["get", "update"],
             "resourceNames": [config.kubernetes_name],
@@ -153,14 +150,7 @@ def lease_grant(
     ]
     return [
         {"apiVersion": LEASE_API, "kind": "Lease", "metadata": lease, "spec": {}},
-        {"apiVersion": RBAC, "kind": "Role", "metadata": named, "rules": rules},
-        {
-            "apiVersion": RBAC,
-            "kind": "RoleBinding",
-            "metadata": named,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": named["name"]},
-            "subjects": subjects,
-        },
+        *grant("Role", named, rules, subjects),
     ]
 
 

@@ -135,14 +135,14 @@ def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan,
             "delete it and the next run recreates it",
         )
     suspicion = suspect(state)
+    threshold = renewal_threshold(state.namespace, plan)
     held = sorted(set(recorded_hosts(state)) & set(registries.unavailable))
-    if held and suspicion is None and _time_left(state, now=now) > renewal_threshold(state.namespace, plan):
+    if held and suspicion is None and _not_due(state, threshold, now=now):
         # Rewriting it now would drop a login still valid for hours; once due, it is rewritten without it
         # (that login ends soon anyway, and the others must not end with it).
         return Verdict(
             Action.DONE, Outcome.FAILED, f"kept as it is: {_no_token(held)}; renewed once there is one", kept=True
         )
-    threshold = renewal_threshold(state.namespace, plan)
     if not plan.force and suspicion is None and _is_fresh(state, registries, threshold, now=now):
         return Verdict(Action.DONE, Outcome.UNCHANGED)
     if state.data is None:
@@ -224,6 +224,11 @@ def _is_fresh(state: SecretState, registries: Registries, threshold: timedelta, 
         auths = read_auths(state.data.get(DOCKERCONFIGJSON_KEY)) or {}
         if set(auths) != registries.hosts or set(state.data) != {DOCKERCONFIGJSON_KEY}:
             return False
+    return _not_due(state, threshold, now=now)
+
+
+def _not_due(state: SecretState, threshold: timedelta, *, now: datetime) -> bool:
+    """More than `threshold` left before the secret's token expires, as far as the server's record goes."""
     expires_at = recorded_expiry(state)
     return expires_at is not None and expires_at - now > threshold
 
@@ -235,11 +240,6 @@ def renewal_threshold(namespace: str, plan: RefreshPlan) -> timedelta:
     spread = min(RENEWAL_SPREAD, (TOKEN_LIFETIME - plan.refresh_threshold) / 2)
     share = int.from_bytes(hashlib.blake2b(namespace.encode(), digest_size=2).digest(), "big") / 65536
     return plan.refresh_threshold + spread * share
-
-
-def _time_left(state: SecretState, *, now: datetime) -> timedelta:
-    expires_at = recorded_expiry(state)
-    return timedelta(0) if expires_at is None else expires_at - now
 
 
 def recorded_expiry(state: SecretState | None) -> datetime | None:

@@ -207,7 +207,7 @@ class RunSummary:
     targets_known: bool = True
     # Configured registries whose token could not be had: not written this run (`errors` says why).
     unavailable_registries: tuple[str, ...] = ()
-    # Another run of the same secret holds the Lease: this one did nothing (who holds it, and since when).
+    # Another run of the same deployment holds the Lease: this one did nothing (who holds it, and since when).
     skipped_run: str | None = None
 
     @classmethod

@@ -90,8 +90,8 @@ def run_refresh(
     """Find the cluster, fetch and validate every registry token, then renew the secrets.
 
     `announce` hears which cluster is about to be written to, before the first write; `progress`
-    hears each namespace as it settles. With a `holder` (this run's name), the run holds the cluster's
-    Lease for its secret name while it writes, and does nothing when another run holds it.
+    hears each namespace as it settles. With a `holder` (this run's name) and `run_lease` set, the run
+    holds the deployment's Lease while it writes, and does nothing when another run holds it.
     """
     session = session or boto3.Session(region_name=settings.region)
     aws_configs = deadline_configs(request_budget(remaining_seconds))
@@ -135,7 +135,7 @@ def unleased() -> Iterator[RunLease]:
 
 
 def skipped(settings: Settings, cluster_label: str, holder: str) -> RunSummary:
-    """A run that found another run of the same secret at work: nothing done, nothing failed."""
+    """A run that found another run of the same deployment at work: nothing done, nothing failed."""
     return RunSummary.unfinished(
         cluster=cluster_label,
         secret_name=settings.secret_name,

@@ -39,6 +39,7 @@ from lambda_fn.errors import (
 )
 from lambda_fn.models import (
     FIELD_MANAGER,
+    LEASE_GROUP,
     FieldPath,
     LeaseState,
     NamespaceInfo,
@@ -69,7 +70,7 @@ NAMESPACES = "/api/v1/namespaces"
 SERVICE_ACCOUNT = "/api/v1/namespaces/{namespace}/serviceaccounts/{name}"
 ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
-LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+LEASES = f"/apis/{LEASE_GROUP}/v1/namespaces/{{namespace}}/leases"
 LEASE = LEASES + "/{name}"
 # Every write names this tool as its field manager, so managedFields tell its writes from anyone else's.
 WRITE_QUERY: dict[str, str | int] = {"fieldManager": FIELD_MANAGER}
@@ -405,7 +406,7 @@ def lease_body(lease: LeaseState) -> dict[str, Any]:
         metadata["resourceVersion"] = lease.resource_version
     renewed = lease.renewed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if lease.renewed_at else None
     return {
-        "apiVersion": "coordination.k8s.io/v1",
+        "apiVersion": f"{LEASE_GROUP}/v1",
         "kind": "Lease",
         "metadata": metadata,
         "spec": {"holderIdentity": lease.holder, "leaseDurationSeconds": lease.duration_seconds, "renewTime": renewed},

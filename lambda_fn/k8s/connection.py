@@ -85,6 +85,12 @@ def kubeconfig_contexts(where: str) -> tuple[list[str], str | None]:
 def kubeconfig_file_problems(path: str | None, context: str | None) -> list[Problem]:
     """What stops `context` (default: the current one) of a kubeconfig from being used, named by the flag
     that fixes it, so the CLI can refuse bad usage before it does anything."""
+    chosen = _chosen_context(path, context)
+    return chosen if isinstance(chosen, list) else []
+
+
+def _chosen_context(path: str | None, context: str | None) -> tuple[str, str] | list[Problem]:
+    """The kubeconfig file(s) and the context to use, or the problems that stop it."""
     where = kubeconfig_location(path)
     if not any(os.path.exists(os.path.expanduser(file)) for file in where.split(os.pathsep) if file):
         if path:
@@ -101,16 +107,15 @@ def kubeconfig_file_problems(path: str | None, context: str | None) -> list[Prob
     if context is None and current not in names:
         what = f"names a context it lacks ({current!r})" if current else "sets no current context"
         return [Problem("--context", f"{where} {what}: give one of {', '.join(names) or 'none'}")]
-    return []
+    return where, context or str(current)
 
 
 def kubeconfig_file_connection(path: str | None, context: str | None, *, pool_size: int) -> Connection:
     """`context` (default: the current one) of a kubeconfig file, as kubectl reads it (exec plugins too)."""
-    problems = kubeconfig_file_problems(path, context)
-    if problems:
-        raise ConfigError(problems, source="command line")
-    where = kubeconfig_location(path)
-    name = context or kubeconfig_contexts(where)[1] or ""
+    chosen = _chosen_context(path, context)
+    if isinstance(chosen, list):
+        raise ConfigError(chosen, source="command line")
+    where, name = chosen
     configuration = k8s.Configuration()
     try:
         kube_config.load_kube_config(  # type: ignore[no-untyped-call]
