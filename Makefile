@@ -35,7 +35,7 @@ split_words = set -f; read -a $(1) <<<"$$$(2)";
 # e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
 CLUSTER ?=
 
-.PHONY: demo test test-apiserver e2e bootstrap lint lock lock-check format unit integration synth deploy destroy install rbac apply remove asset bench bench-targeting soak clean
+.PHONY: demo test test-apiserver e2e bootstrap lint lock lock-check format unit integration synth deploy destroy install rbac apply remove asset bench bench-targeting bench-apiserver soak clean
 
 # Set-up talks on stderr only, so that `make rbac ... | kubectl apply -f -` gets nothing but the manifest.
 # Only the committed locks drive the install: make never regenerates them behind your back.
@@ -136,6 +136,9 @@ bench: $(STAMP) ## the refresher vs the kubectl cron recipe, 100 to 5,000 namesp
 
 bench-targeting: $(STAMP) ## bytes a steady-state run reads for 100 targets in 5,000 and 20,000 namespaces, by targeting (~2 min)
 	$(BIN)/python -m bench.targeting_cost
+
+bench-apiserver: $(STAMP) ## the real kube-apiserver, its manifest and identity: 1,000 to 20,000 namespaces (~10 min)
+	$(BIN)/python -m bench.apiserver_scale
 
 soak: $(STAMP) ## 500 namespaces x 30 runs with random faults; invariants after every run
 	$(BIN)/python -m bench.soak

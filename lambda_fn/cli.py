@@ -17,6 +17,7 @@ import boto3
 from lambda_fn import __version__
 from lambda_fn.aws import new_session
 from lambda_fn.check import run_check
+from lambda_fn.collector import tune_for_large_lists
 from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.errors import ConfigError, Problem, RefresherError
 from lambda_fn.k8s import kubeconfig_file_problems
@@ -115,6 +116,7 @@ def run() -> None:
     """The `ecr-token-refresher` command: an interrupt or a reader that went away (`| head`) ends it
     without a traceback. Every write is a whole-object create or update, so an interrupted run leaves
     each secret either as it was or as written; the next run finishes the rest."""
+    tune_for_large_lists()
     try:
         code = main()
         sys.stdout.flush()

@@ -11,6 +11,7 @@ the annotations say.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,7 @@ from lambda_fn.models import (
     RegistryCredential,
     SecretState,
     TargetSpec,
+    WriteRecord,
 )
 
 # The fields a write by another manager may not have touched for the content to stay this tool's.
@@ -186,11 +188,18 @@ def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> V
 def suspect(state: SecretState) -> str | None:
     """Why a managed secret's content may not be this tool's, from the server's record of its writes;
     None when the record shows this tool's manager as the last to change its data, label and annotations."""
-    if state.writes is None:
+    return _suspicion(state.writes, state.annotations.get(REFRESHED_AT_ANNOTATION))
+
+
+# A run asks this of each secret more than once (deciding it, then reading its expiry) and it depends on
+# the server's record alone: worked out once (the 20,000-namespace bench's steady state, `make bench-apiserver`).
+@functools.lru_cache(maxsize=1024)
+def _suspicion(writes: tuple[WriteRecord, ...] | None, refreshed_annotation: str | None) -> str | None:
+    if writes is None:
         return "the API server keeps no record of who wrote the secret (managedFields); rewritten to be sure"
-    ours = [write for write in state.writes if write.manager == FIELD_MANAGER]
+    ours = [write for write in writes if write.manager == FIELD_MANAGER]
     others = sorted(
-        {write.manager for write in state.writes if write.manager != FIELD_MANAGER and _touches_ours(write.fields)}
+        {write.manager for write in writes if write.manager != FIELD_MANAGER and _touches_ours(write.fields)}
     )
     if others:
         return f"repaired: changed by another writer since this tool's last write ({', '.join(others)})"
@@ -199,7 +208,7 @@ def suspect(state: SecretState) -> str | None:
     extra = sorted(path[1] for path in ours[0].fields if len(path) == 2 and path[0] == "data" and path != OUR_DATA)
     if extra:
         return f"repaired: it holds data keys this tool never writes ({', '.join(extra)})"
-    refreshed_at = _timestamp(state.annotations.get(REFRESHED_AT_ANNOTATION))
+    refreshed_at = _timestamp(refreshed_annotation)
     if refreshed_at is None or refreshed_at > ours[0].time + CLOCK_SKEW:
         return "repaired: its refreshed-at annotation is later than the API server's time of the write"
     return None

@@ -9,11 +9,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambda_fn.check import run_check
+from lambda_fn.collector import tune_for_large_lists
 from lambda_fn.config import Settings
 from lambda_fn.errors import RefresherError, RefreshFailed
 from lambda_fn.events import requested_check, settings_for_event
 from lambda_fn.runner import configured_cluster, run_refresh, utc_now
 from lambda_fn.telemetry import logger, metrics, publish_run, tracer
+
+tune_for_large_lists()  # at init, after the imports: see lambda_fn/collector.py
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)

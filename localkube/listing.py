@@ -1,5 +1,7 @@
-"""Lists as kube-apiserver serves them: label and field selectors, `limit`/`continue` pages, and the
-metadata-only form (`Accept: ...;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`)."""
+"""Lists as kube-apiserver serves them: label and field selectors, `limit`/`continue` pages, the
+metadata-only form (`Accept: ...;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`), and the table
+kubectl prints (`Accept: ...;as=Table;g=meta.k8s.io;v=v1`: namespaces' Name, Status and Age columns,
+rows without the object when `includeObject=None`)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,13 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "serviceaccounts": ("metadata.name", "metadata.namespace"),
 }
 METADATA_ONLY = "as=PartialObjectMetadataList"
+TABLE = "as=Table"
+# kube-apiserver's columns for a namespace (its printers), with the cell each takes from the object.
+NAMESPACE_COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("Name", lambda namespace: str(namespace["metadata"]["name"])),
+    ("Status", lambda namespace: str((namespace.get("status") or {}).get("phase", "Active"))),
+    ("Age", lambda _: "0s"),
+)
 
 
 def named_in_field_selector(query: dict[str, str]) -> str | None:
@@ -54,6 +63,8 @@ def list_answer(
         metadata["continue"] = base64.urlsafe_b64encode(json.dumps({"start": key(items[limit - 1])}).encode()).decode()
         metadata["remainingItemCount"] = len(items) - limit
         items = items[:limit]
+    if TABLE in accept and resource == "namespaces":
+        return _table(items, metadata, with_objects=query.get("includeObject") != "None")
     if METADATA_ONLY in accept:
         return {
             "kind": "PartialObjectMetadataList",
@@ -69,6 +80,26 @@ def list_answer(
             ],
         }
     return {"kind": f"{kind}List", "apiVersion": "v1", "metadata": metadata, "items": copy.deepcopy(items)}
+
+
+def _table(items: Sequence[dict[str, Any]], metadata: dict[str, Any], *, with_objects: bool) -> dict[str, Any]:
+    def row(item: dict[str, Any]) -> dict[str, Any]:
+        partial = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"]}
+        return {
+            "cells": [cell(item) for _, cell in NAMESPACE_COLUMNS],
+            "object": copy.deepcopy(partial) if with_objects else None,
+        }
+
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": [
+            {"name": name, "type": "string", "format": "", "description": "", "priority": 0}
+            for name, _ in NAMESPACE_COLUMNS
+        ],
+        "rows": [row(item) for item in items],
+    }
 
 
 def _field_selector(resource: str, text: str) -> Callable[[dict[str, Any]], bool]:

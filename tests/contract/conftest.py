@@ -17,8 +17,8 @@ import pytest
 from kubernetes import client as k8s
 
 from localkube import ADMIN, LocalKube, Rule, User
+from sandbox.clients import api_client
 from sandbox.real_apiserver import ADMIN_TOKEN, NOBODY_TOKEN, RealKube
-from tests.clients import api_client
 
 
 @dataclass

@@ -281,15 +281,38 @@ def test_discovery_lists_the_resources_used(server: Server) -> None:
 
 
 def list_secrets(
-    server: Server, token: str, query: str, accept: str = "application/json"
+    server: Server, token: str, query: str, accept: str = "application/json", resource: str = "secrets"
 ) -> tuple[int, dict[str, Any]]:
-    """GET /api/v1/secrets?<query> as `token`: (status, JSON answer)."""
+    """GET /api/v1/<resource>?<query> as `token`: (status, JSON answer)."""
     api = server.core(token).api_client
     response = api.call_api(
-        "GET", f"{server.url}/api/v1/secrets?{query}", {"Authorization": f"Bearer {token}", "Accept": accept}
+        "GET", f"{server.url}/api/v1/{resource}?{query}", {"Authorization": f"Bearer {token}", "Accept": accept}
     )
     response.read()
     return response.status, json.loads(response.data)
+
+
+def test_namespaces_as_a_table_without_objects_page_and_show_who_is_terminating(server: Server) -> None:
+    """What a run reads of the namespaces (lambda_fn/k8s/api.py, NAMESPACE_TABLE): names and status only."""
+    label = f"ct-{uuid.uuid4().hex[:8]}"
+    names = sorted(server.namespace(labels={"ct-table": label}) for _ in range(3))
+    server.core().delete_namespace(names[1])  # stays Terminating: no namespace controller runs here
+    table = "application/json;as=Table;g=meta.k8s.io;v=v1,application/json"
+    query = f"labelSelector=ct-table%3D{label}&includeObject=None&limit=2"
+    code, page = list_secrets(server, server.admin_token, query, accept=table, resource="namespaces")
+    assert (code, page["kind"]) == (200, "Table")
+    assert [column["name"] for column in page["columnDefinitions"]][:2] == ["Name", "Status"]
+    assert all(row["object"] is None for row in page["rows"])
+    _, rest = list_secrets(
+        server,
+        server.admin_token,
+        f"{query}&continue={page['metadata']['continue']}",
+        accept=table,
+        resource="namespaces",
+    )
+    rows = [row["cells"][:2] for row in page["rows"] + rest["rows"]]
+    assert [name for name, _ in rows] == names
+    assert [status for _, status in rows] == ["Active", "Terminating", "Active"]
 
 
 def test_a_list_by_name_is_allowed_by_resource_names_only_with_its_field_selector(server: Server) -> None:

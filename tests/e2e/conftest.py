@@ -21,11 +21,11 @@ from localkube import EksTokenAuthenticator
 from localkube.eks_auth import AccessEntry
 from localkube.kubeconfig import write_kubeconfig
 from sandbox.cdk_deploy import ROOT, Deployment
+from sandbox.clients import api_client
 from sandbox.lambda_runtime import LambdaRuntime
 from sandbox.latency_proxy import LatencyProxy
 from sandbox.moto_aws import REGION, AwsCredentials, MotoAws
 from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
-from tests.clients import api_client
 
 CLUSTER = "e2e"
 PULLER = "arn:aws:iam::210987654321:role/puller"

@@ -21,10 +21,10 @@ from kubernetes.client.exceptions import ApiException
 
 from infra.config import DeploymentConfig
 from lambda_fn.aws import generate_eks_token
+from sandbox.clients import api_client
 from sandbox.eks_cluster import CLUSTER_NAME
 from sandbox.moto_aws import REGION, AwsCredentials
 from sandbox.real_apiserver import ADMIN_TOKEN, RealKube
-from tests.clients import api_client
 
 Invoke = Callable[..., dict[str, Any]]
 DOCKERCONFIG = "kubernetes.io/dockerconfigjson"

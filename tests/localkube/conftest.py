@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client as k8s
 
 from localkube import ADMIN, LocalKube, Rule, User
-from tests.clients import api_client
+from sandbox.clients import api_client
 
 READER = User("reader", token="reader-token", rules=(Rule.of("get", "secrets", namespaces="team-a"),))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubernetes import client as k8s
 
 
-def api_client(url: str, ca_pem: bytes, token: str, *, retries: object = False) -> k8s.ApiClient:
+def api_client(url: str, ca_pem: bytes, token: str, *, retries: Any = False) -> k8s.ApiClient:
     """Retries pinned (off by default) so a server's request log counts every attempt."""
     configuration = k8s.Configuration(
         host=url,
