@@ -34,7 +34,6 @@ from infra.config import DeploymentConfig
 from infra.rbac import render
 from lambda_fn.collector import tune_for_large_lists
 from lambda_fn.config import Settings
-from lambda_fn.decisions import RefreshPlan
 from lambda_fn.k8s import connect, kubeconfig_file_connection
 from lambda_fn.models import RegistryCredential
 from lambda_fn.refresher import renew_pull_secrets
@@ -180,7 +179,7 @@ def run_once(kubeconfig: Path) -> None:
     """The measured child: one run as the function's settings say, its own figures on stdout."""
     tune_for_large_lists()  # as the Lambda's init and the CLI do
     settings = Settings.from_env(os.environ, require_cluster=False)
-    plan = RefreshPlan.from_settings(replace(settings, run_lease=None))
+    plan = replace(settings, run_lease=None)
     connection = kubeconfig_file_connection(str(kubeconfig), None, pool_size=settings.max_concurrency)
     with connect(connection, time_left=lambda: None) as api:
         cpu, core = time.process_time(), time.monotonic()

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lambda_fn.config import Settings
-from lambda_fn.decisions import RefreshPlan
 from lambda_fn.k8s import connect, kubeconfig_file_connection
 from lambda_fn.models import RegistryCredential
 from lambda_fn.refresher import renew_pull_secrets
@@ -23,7 +22,7 @@ from lambda_fn.refresher import renew_pull_secrets
 CREDENTIAL = RegistryCredential(
     "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "x" * 3200, datetime.now(UTC) + timedelta(hours=12)
 )
-PLAN = RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=("team-*",)))
+PLAN = Settings(region="eu-west-1", namespaces=("team-*",))
 FRESH_RUNS = 3
 
 

@@ -24,8 +24,9 @@ from typing import Any
 
 from lambda_fn.config import Settings
 from lambda_fn.errors import RefresherError
-from lambda_fn.models import EXPIRES_AT_ANNOTATION, MANAGED_BY_LABEL, RunSummary
+from lambda_fn.models import RunSummary
 from lambda_fn.runner import CLUSTERS, EksCluster, run_refresh
+from lambda_fn.secret_contract import EXPIRES_AT_ANNOTATION, MANAGED_BY_LABEL
 from localkube import FaultRule, LocalKube
 from sandbox.eks_cluster import CLUSTER_NAME, local_eks_cluster
 from sandbox.moto_aws import MotoAws, moto_aws

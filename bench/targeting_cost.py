@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lambda_fn.config import Settings
-from lambda_fn.decisions import RefreshPlan
 from lambda_fn.k8s import connect, kubeconfig_file_connection
 from lambda_fn.models import RegistryCredential
 from lambda_fn.refresher import renew_pull_secrets
@@ -27,14 +26,12 @@ CREDENTIAL = RegistryCredential(
 )
 
 
-def plans() -> dict[str, RefreshPlan]:
+def plans() -> dict[str, Settings]:
     names = tuple(f"team-{index:05}" for index in range(TARGETS))
     return {
-        "glob team-*": RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=("team-*",))),
-        f"{TARGETS} names": RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=names)),
-        "selector pull=ecr": RefreshPlan.from_settings(
-            Settings(region="eu-west-1", namespaces=(), namespace_selector="pull=ecr")
-        ),
+        "glob team-*": Settings(region="eu-west-1", namespaces=("team-*",)),
+        f"{TARGETS} names": Settings(region="eu-west-1", namespaces=names),
+        "selector pull=ecr": Settings(region="eu-west-1", namespaces=(), namespace_selector="pull=ecr"),
     }
 
 
@@ -50,7 +47,7 @@ def measure(cluster_size: int, *, secrets_elsewhere: bool) -> list[str]:
         kubeconfig = kube.write_kubeconfig(Path(tempfile.mkdtemp()) / "kubeconfig", token="admin-token")
         connection = kubeconfig_file_connection(str(kubeconfig), None, pool_size=16)
 
-        def run(plan: RefreshPlan) -> tuple[int, float]:
+        def run(plan: Settings) -> tuple[int, float]:
             before = len(kube.requests)
             with connect(connection, time_left=lambda: None) as api:
                 renew_pull_secrets(api, [CREDENTIAL], plan, cluster_label="bench", now=lambda: datetime.now(UTC))
@@ -58,7 +55,7 @@ def measure(cluster_size: int, *, secrets_elsewhere: bool) -> list[str]:
             return len(records), sum(record.response_bytes for record in records) / 1e6
 
         if secrets_elsewhere:  # another deployment's same-named secret in every other namespace
-            run(RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=("other-*",))))
+            run(Settings(region="eu-west-1", namespaces=("other-*",)))
         rows = []
         for label, plan in plans().items():
             run(plan)  # first run: creates

@@ -33,15 +33,21 @@ from typing import Any
 from infra.base64_pattern import recipe_secret_pattern
 from infra.config import SERVICE_ACCOUNTS_SUFFIX, DeploymentConfig
 from lambda_fn.config import INT64_MAX, Requirement, parse_selector
-from lambda_fn.dockerconfig import recipe_keys
-from lambda_fn.models import (
+from lambda_fn.models import TargetSpec
+from lambda_fn.secret_contract import (
+    DATA_RULE,
+    DELETE_RULE,
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
+    IMMUTABLE_RULE,
+    LABEL_RULE,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     NAME_RULE,
     SCOPE_RULE,
-    TargetSpec,
+    TYPE_RULE,
+    UPDATE_RULE,
+    recipe_keys,
 )
 from lambda_fn.targets import DEFAULT_EXCLUSIONS
 
@@ -161,23 +167,22 @@ def validations(config: DeploymentConfig) -> list[dict[str, str]]:
     secret = config.settings.secret_name
     writing = "request.operation == 'DELETE' || "
     return [
-        {"expression": "request.operation != 'DELETE'", "message": "this identity never deletes secrets"},
+        {"expression": "request.operation != 'DELETE'", "message": DELETE_RULE},
         {
             "expression": f"{writing}object.metadata.name == {_cel(secret)}",
             "message": NAME_RULE.format(secret),
         },
         {
             "expression": f"{writing}object.?type.orValue('') == {_cel(DOCKERCONFIGJSON_TYPE)}",
-            "message": f"this identity may only write secrets of type {DOCKERCONFIGJSON_TYPE}",
+            "message": TYPE_RULE,
         },
         {
             "expression": f"{writing}variables.newManaged",
-            "message": f"the secret must carry the label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}",
+            "message": LABEL_RULE,
         },
         {
             "expression": "request.operation != 'UPDATE' || variables.oldManaged || variables.oldAdoptable",
-            "message": f"this identity may only update a secret labelled {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}, "
-            "or adopt the kubectl recipe's pull secret for one registry served here",
+            "message": UPDATE_RULE,
         },
         {
             # The shape the refresher writes and nothing more: one key, of a size a login per served
@@ -186,12 +191,11 @@ def validations(config: DeploymentConfig) -> list[dict[str, str]]:
             "expression": f"{writing}(has(object.data) && object.data.size() == 1 && "
             f"{_cel(DOCKERCONFIGJSON_KEY)} in object.data && "
             f"size(dyn(object.data[{_cel(DOCKERCONFIGJSON_KEY)}])) <= {data_cap(config)})",
-            "message": f"the secret must hold exactly one data key, {DOCKERCONFIGJSON_KEY}, of at most "
-            f"{data_cap(config)} bytes ({DATA_BYTES_PER_REGISTRY} per served registry)",
+            "message": f"{DATA_RULE.format(data_cap(config))} ({DATA_BYTES_PER_REGISTRY} per served registry)",
         },
         {
             "expression": f"{writing}!object.?immutable.orValue(false)",
-            "message": "this identity may not make a secret immutable (no later renewal could change it)",
+            "message": IMMUTABLE_RULE,
         },
         SCOPE_VALIDATION,
         *[

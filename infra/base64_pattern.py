@@ -21,6 +21,8 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from lambda_fn.secret_contract import RECIPE_CLOSING, RECIPE_ENTRY, RECIPE_OPENING
+
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 ALL_BYTES = frozenset(range(256))
 ByteSet = frozenset[int]
@@ -51,7 +53,7 @@ def _recipe_automaton(hosts: Sequence[str]) -> tuple[_Automaton, int]:
     start, inside = automaton.state(), automaton.state()
     trie: dict[tuple[int, int], int] = {}
     for host in hosts:
-        text = b'{"auths":{"' + host.encode() + b'":{'
+        text = RECIPE_OPENING + host.encode() + RECIPE_ENTRY
         state = start
         for position, byte in enumerate(text):
             if (state, byte) not in trie:
@@ -60,9 +62,9 @@ def _recipe_automaton(hosts: Sequence[str]) -> tuple[_Automaton, int]:
                 trie[state, byte] = target
             state = trie[state, byte]
     automaton.edge(inside, ALL_BYTES - {ord("{"), ord("}")}, inside)
-    closing = [automaton.state() for _ in range(3)]
-    for source, target in zip([inside, *closing[:2]], closing, strict=True):
-        automaton.edge(source, [ord("}")], target)
+    closing = [automaton.state() for _ in RECIPE_CLOSING]
+    for source, target, byte in zip([inside, *closing[:-1]], closing, RECIPE_CLOSING, strict=True):
+        automaton.edge(source, [byte], target)
     automaton.accepting.add(closing[-1])
     return automaton, start
 

@@ -16,37 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambda_fn.config import CLUSTER_NAME, RegistrySpec, Settings
+from lambda_fn.declaration import declarations, names
 from lambda_fn.errors import ConfigError, Problem, shown
 from lambda_fn.telemetry import METRICS_NAMESPACE
 
-# Context key -> the function's environment variable it becomes.
+# Context key -> the function's environment variable it becomes (per-cluster settings are set by cluster).
 SETTING_KEYS = {
-    "namespaces": "NAMESPACES",
-    "namespaceSelector": "NAMESPACE_SELECTOR",
-    "excludeNamespaces": "EXCLUDE_NAMESPACES",
-    "registries": "REGISTRIES",
-    "includeOwnRegistry": "INCLUDE_OWN_REGISTRY",
-    "serviceAccounts": "SERVICE_ACCOUNTS",
-    "secretName": "SECRET_NAME",
-    "refreshThresholdMinutes": "REFRESH_THRESHOLD_MINUTES",
-    "maxConcurrency": "MAX_CONCURRENCY",
-    "adoptExisting": "ADOPT_EXISTING",
+    declared.context: declared.env
+    for declared in declarations(Settings)
+    if declared.context and declared.env and not declared.per_cluster
 }
 # Each of the function's settings, named as a context key, for error messages.
-CONTEXT_NAMES = {
-    "cluster_name": "clusterName",
-    "region": "region",
-    "secret_name": "secretName",
-    "namespaces": "namespaces",
-    "namespace_selector": "namespaceSelector",
-    "exclude_namespaces": "excludeNamespaces",
-    "registries": "registries",
-    "include_own_registry": "includeOwnRegistry",
-    "service_accounts": "serviceAccounts",
-    "refresh_threshold": "refreshThresholdMinutes",
-    "max_concurrency": "maxConcurrency",
-    "adopt_existing": "adoptExisting",
-}
+CONTEXT_NAMES = names(Settings, "context")
 KNOWN_KEYS = frozenset(
     {
         *SETTING_KEYS,
@@ -299,16 +280,15 @@ class _ContextReader:
         self._problems: list[Problem] = []
 
     def _get(self, key: str) -> Any:
-        """The value; a JSON list or object given as text is read as JSON, because the CDK CLI passes
-        every `-c key=value` as a string (`-c 'clusters=[{"name": "onprem", ...}]'`). Other text stays
-        text: a glob may start with `[` too (`namespaces=[a-c]*`)."""
+        """The value. JSON is read only for `clusters`, the one key whose entries may be objects: the CDK
+        CLI passes every `-c key=value` as text (`-c 'clusters=[{"name": "onprem", ...}]'`); other lists
+        are comma-separated there (a glob may start with `[` too: `namespaces=[a-c]*`)."""
         value = self._context.get(key)
-        if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        if key == "clusters" and isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
             try:
                 parsed = json.loads(value)
             except json.JSONDecodeError:
                 return value
-            # A list of names or cluster objects; anything else (`[12]`, a glob that happens to be JSON) is text.
             if isinstance(parsed, list) and all(isinstance(item, str | dict) for item in parsed):
                 return parsed
         return value
@@ -331,6 +311,9 @@ class _ContextReader:
     def names(self, key: str) -> tuple[str, ...]:
         value = self._get(key)
         if value is None:
+            return ()
+        if isinstance(value, str) and value.lstrip().startswith('["'):
+            self.problem(key, f"a JSON list given as text; on the command line write -c {key}=a,b (a list in cdk.json)")
             return ()
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
@@ -403,7 +386,7 @@ class _ContextReader:
             return None
         if isinstance(value, bool):
             return "true" if value else "false"
-        if isinstance(value, int | str):
+        if isinstance(value, int) or (isinstance(value, str) and not value.lstrip().startswith('["')):
             return str(value)
         return ",".join(self.names(key))
 

@@ -18,7 +18,8 @@ from lambda_fn import __version__
 from lambda_fn.aws import new_session
 from lambda_fn.check import run_check
 from lambda_fn.collector import tune_for_large_lists
-from lambda_fn.config import RegistrySpec, Settings
+from lambda_fn.config import Settings
+from lambda_fn.declaration import Kind, declarations, names
 from lambda_fn.errors import ConfigError, Problem, RefresherError
 from lambda_fn.k8s import kubeconfig_file_problems
 from lambda_fn.library_logs import pin_library_loggers
@@ -44,19 +45,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 INTERRUPTED = "interrupted: every secret is as it was or fully written; run again to finish"
 
 # Each setting's flag, for error messages.
-FLAG_NAMES = {
-    "cluster_name": "--cluster",
-    "region": "--region",
-    "namespaces": "--namespace",
-    "namespace_selector": "--selector",
-    "exclude_namespaces": "--exclude",
-    "secret_name": "--secret-name",
-    "service_accounts": "--service-account",
-    "registries": "--registry",
-    "max_concurrency": "--concurrency",
-    "kubeconfig_secret": "--kubeconfig-secret",
-    "kubeconfig_context": "--context",
-}
+FLAG_NAMES = names(Settings, "flag")
+DECLARED = {declared.field: declared for declared in declarations(Settings)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,26 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_argument_group("cluster (EKS, or a kubeconfig)")
-    where.add_argument("--cluster", help="EKS cluster name (default: CLUSTER_NAME)")
-    where.add_argument("--region", help="AWS region (default: AWS_REGION or the AWS profile's)")
+    add_setting_flags(where, "cluster_name", "region")
     where.add_argument("--kubeconfig", metavar="PATH", help="use this kubeconfig instead of EKS")
-    where.add_argument(
-        "--kubeconfig-secret",
-        metavar="ARN_OR_NAME",
-        help="a kubeconfig held in Secrets Manager (default: KUBECONFIG_SECRET)",
-    )
-    where.add_argument("--context", help="the kubeconfig's context (default: its current context)")
+    add_setting_flags(where, "kubeconfig_secret", "kubeconfig_context")
     what = common.add_argument_group("what to write")
-    what.add_argument("--namespace", action="append", metavar="NAME_OR_GLOB", help="repeatable; globs allowed")
-    what.add_argument("--selector", help="namespace label selector, e.g. team=a")
-    what.add_argument("--exclude", action="append", metavar="NAME_OR_GLOB", help="repeatable")
-    what.add_argument("--secret-name", help="default: SECRET_NAME or regcred")
-    what.add_argument("--service-account", action="append", metavar="NAME", help="repeatable")
-    what.add_argument("--registry", action="append", metavar="HOST[=ROLE_ARN]", help="repeatable extra registry")
+    add_setting_flags(
+        what, "namespaces", "namespace_selector", "exclude_namespaces", "secret_name", "service_accounts", "registries"
+    )
     how = common.add_argument_group("how")
-    how.add_argument("--concurrency", type=int, help="parallel writes (default: MAX_CONCURRENCY or 16)")
-    how.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
-    how.add_argument("--force", action="store_true", help="rewrite secrets even when still fresh")
+    add_setting_flags(how, "max_concurrency", "dry_run", "force")
     how.add_argument("--output", choices=("table", "json"), default="table")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
@@ -110,6 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Writes nothing. Exit 0 when everything holds, 1 when something is missing, 2 for bad usage.",
     )
     return parser
+
+
+def add_setting_flags(group: argparse._ArgumentGroup, *fields: str) -> None:
+    """The flags of these settings, as their declarations say (lambda_fn/config.py)."""
+    for field in fields:
+        declared = DECLARED[field]
+        help_text = declared.help + ("; repeatable" if declared.kind in {Kind.NAMES, Kind.LIST} else "")
+        if declared.env and declared.env not in help_text and "default:" not in help_text:
+            default = f" or {declared.default_text}" if declared.default_text else ""
+            help_text += f" (default: {declared.env}{default})"
+        flag = str(declared.flag)
+        options: dict[str, Any] = {"dest": field, "help": help_text}
+        if declared.kind is Kind.FLAG:
+            options["action"] = "store_true"
+        else:
+            options["metavar"] = declared.metavar or flag.lstrip("-").upper().replace("-", "_")
+        if declared.kind in {Kind.NAMES, Kind.LIST}:
+            options["action"] = "append"
+        elif declared.kind is Kind.NUMBER:
+            options["type"] = int
+        group.add_argument(flag, **options)
 
 
 def run() -> None:
@@ -213,8 +213,8 @@ class SettledSoFar:
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Settings, Cluster, boto3.Session]:
     """The settings, the cluster and an AWS session for these flags; ConfigError names the flags."""
-    kubeconfig_file = bool(args.kubeconfig or (args.context and not args.kubeconfig_secret))
-    ways = [flag for flag, given in (("--cluster", args.cluster), ("--kubeconfig", kubeconfig_file)) if given]
+    kubeconfig_file = bool(args.kubeconfig or (args.kubeconfig_context and not args.kubeconfig_secret))
+    ways = [flag for flag, given in (("--cluster", args.cluster_name), ("--kubeconfig", kubeconfig_file)) if given]
     if len(ways) + bool(args.kubeconfig_secret) > 1:
         raise ConfigError(
             [Problem(ways[0], "give one of --cluster (EKS), --kubeconfig [--context] or --kubeconfig-secret")],
@@ -232,10 +232,10 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Setti
     cluster: Cluster
     if kubeconfig_file or not (settings.cluster_name or settings.kubeconfig_secret):
         # A kubeconfig the user pointed at is usage: refused here, so refresh and check both exit 2.
-        problems = kubeconfig_file_problems(args.kubeconfig, args.context)
+        problems = kubeconfig_file_problems(args.kubeconfig, args.kubeconfig_context)
         if problems:
             raise ConfigError(problems, source="command line")
-        cluster = KubeconfigCluster(args.kubeconfig, args.context)
+        cluster = KubeconfigCluster(args.kubeconfig, args.kubeconfig_context)
     else:
         cluster = configured_cluster(settings)
     return settings, cluster, session
@@ -244,37 +244,24 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Setti
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """The environment's settings with the flags applied; ConfigError names the flags."""
     settings = Settings.from_env(environ, require_cluster=False)
-    changes: dict[str, Any] = {
-        "exclude_namespaces": tuple(args.exclude) if args.exclude else None,
-        "secret_name": args.secret_name,
-        "service_accounts": tuple(args.service_account) if args.service_account else None,
-        "max_concurrency": args.concurrency,
-        "dry_run": args.dry_run or None,
-        "force": args.force or None,
-    }
-    if args.registry:
-        changes["registries"] = settings.registries + _parse_registries(args.registry)
-    given = {name: value for name, value in changes.items() if value is not None}
+    given: dict[str, Any] = {}
+    for field in ("exclude_namespaces", "secret_name", "service_accounts", "max_concurrency", "dry_run", "force"):
+        value = getattr(args, field)
+        if value is not None and value is not False:  # 0 is a value (`--concurrency 0` is refused by name)
+            given[field] = tuple(value) if isinstance(value, list) else value
+    if args.registries:
+        try:
+            given["registries"] = settings.registries + DECLARED["registries"].read(",".join(args.registries))
+        except ValueError as exc:
+            raise ConfigError([Problem("--registry", fault) for fault in exc.args], source="command line") from None
     # The cluster is one choice too: a flag for it replaces the environment's whole way of reaching one
     # (else KUBECONFIG_SECRET in the environment would win over --cluster, as it does in the Lambda).
-    if args.cluster:
-        given |= {"cluster_name": args.cluster, "kubeconfig_secret": None, "kubeconfig_context": None}
+    if args.cluster_name:
+        given |= {"cluster_name": args.cluster_name, "kubeconfig_secret": None, "kubeconfig_context": None}
     elif args.kubeconfig_secret:
-        given |= {"kubeconfig_secret": args.kubeconfig_secret, "kubeconfig_context": args.context}
-    if args.namespace or args.selector:
+        given |= {"kubeconfig_secret": args.kubeconfig_secret, "kubeconfig_context": args.kubeconfig_context}
+    if args.namespaces or args.namespace_selector:
         # One rule everywhere: targeting given here replaces the configured targeting as a whole, an
-        # absent selector included (None, which the filter above would have dropped).
-        given |= {"namespaces": tuple(args.namespace or ()), "namespace_selector": args.selector}
+        # absent selector included.
+        given |= {"namespaces": tuple(args.namespaces or ()), "namespace_selector": args.namespace_selector}
     return settings.replace(FLAG_NAMES, source="command line", **given)
-
-
-def _parse_registries(entries: Sequence[str]) -> tuple[RegistrySpec, ...]:
-    specs, problems = [], []
-    for entry in entries:
-        try:
-            specs.append(RegistrySpec.parse(entry))
-        except ValueError as exc:
-            problems.append(Problem("--registry", str(exc)))
-    if problems:
-        raise ConfigError(problems, source="command line")
-    return tuple(specs)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any
 
+from lambda_fn.declaration import Kind, declarations, names, setting
 from lambda_fn.errors import ConfigError, Problem, shown
 from lambda_fn.models import TargetSpec, is_glob
 
@@ -62,27 +63,6 @@ CLUSTER_REQUIRED = "required: set it to the EKS cluster's name (or set KUBECONFI
 SECRET_ID = re.compile(r"^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[\w/+=.@-]{1,512}$")
 CONTEXT_NAME = re.compile(r"^[^\s]{1,253}$")
 
-# Each setting's name in the environment, for error messages.
-ENV_NAMES = {
-    "cluster_name": "CLUSTER_NAME",
-    "region": "AWS_REGION",
-    "secret_name": "SECRET_NAME",
-    "namespaces": "NAMESPACES",
-    "namespace_selector": "NAMESPACE_SELECTOR",
-    "exclude_namespaces": "EXCLUDE_NAMESPACES",
-    "registries": "REGISTRIES",
-    "include_own_registry": "INCLUDE_OWN_REGISTRY",
-    "service_accounts": "SERVICE_ACCOUNTS",
-    "refresh_threshold": "REFRESH_THRESHOLD_MINUTES",
-    "max_concurrency": "MAX_CONCURRENCY",
-    "deadline_margin": "DEADLINE_MARGIN_SECONDS",
-    "dry_run": "DRY_RUN",
-    "adopt_existing": "ADOPT_EXISTING",
-    "kubeconfig_secret": "KUBECONFIG_SECRET",
-    "kubeconfig_context": "KUBECONFIG_CONTEXT",
-    "run_lease": "RUN_LEASE",
-}
-
 
 def partition(region: str) -> str:
     """The AWS partition of a region, by its name (a registry's host suffix depends on it)."""
@@ -117,33 +97,148 @@ class RegistrySpec:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything one run needs to know; build with `from_env`, change with `replace`."""
+    """Everything one run needs to know; build with `from_env`, change with `replace`. Each setting is
+    declared on its field (lambda_fn/declaration.py): its names, how its text reads, bounds, help."""
 
-    region: str
-    cluster_name: str | None = None
-    secret_name: str = "regcred"  # noqa: S105 - a Kubernetes object name
-    namespaces: tuple[str, ...] = ("default",)
-    namespace_selector: str | None = None
-    exclude_namespaces: tuple[str, ...] = ()
-    registries: tuple[RegistrySpec, ...] = ()
-    include_own_registry: bool = True
-    service_accounts: tuple[str, ...] = ()
-    refresh_threshold: timedelta = timedelta(hours=6)
-    max_concurrency: int = 16
-    deadline_margin: timedelta = timedelta(seconds=10)
-    dry_run: bool = False
+    region: str = setting(
+        env="AWS_REGION", flag="--region", help="AWS region (default: AWS_REGION or the AWS profile's)"
+    )
+    cluster_name: str | None = setting(
+        None,
+        env="CLUSTER_NAME",
+        context="clusterName",
+        per_cluster=True,
+        flag="--cluster",
+        event="cluster_name",
+        help="EKS cluster name",
+    )
+    secret_name: str = setting(
+        "regcred",
+        env="SECRET_NAME",
+        context="secretName",
+        flag="--secret-name",
+        event="secret_name",
+        help="the secret written in each namespace",
+    )
+    namespaces: tuple[str, ...] = setting(
+        ("default",),
+        env="NAMESPACES",
+        kind=Kind.NAMES,
+        context="namespaces",
+        flag="--namespace",
+        event="namespaces",
+        metavar="NAME_OR_GLOB",
+        help="a namespace or glob",
+    )
+    namespace_selector: str | None = setting(
+        None,
+        env="NAMESPACE_SELECTOR",
+        context="namespaceSelector",
+        flag="--selector",
+        event="selector",
+        help="namespace label selector, e.g. team=a",
+    )
+    exclude_namespaces: tuple[str, ...] = setting(
+        (),
+        env="EXCLUDE_NAMESPACES",
+        kind=Kind.NAMES,
+        context="excludeNamespaces",
+        flag="--exclude",
+        event="exclude_namespaces",
+        metavar="NAME_OR_GLOB",
+        help="a namespace or glob left out of glob and selector matches",
+    )
+    registries: tuple[RegistrySpec, ...] = setting(
+        (),
+        env="REGISTRIES",
+        kind=Kind.LIST,
+        parse=RegistrySpec.parse,
+        context="registries",
+        flag="--registry",
+        metavar="HOST[=ROLE_ARN]",
+        help="an extra registry, beside those of REGISTRIES",
+    )
+    include_own_registry: bool = setting(
+        True,
+        env="INCLUDE_OWN_REGISTRY",
+        kind=Kind.FLAG,
+        context="includeOwnRegistry",
+        help="serve the function's own account and region",
+    )
+    service_accounts: tuple[str, ...] = setting(
+        (),
+        env="SERVICE_ACCOUNTS",
+        kind=Kind.NAMES,
+        context="serviceAccounts",
+        flag="--service-account",
+        event="service_accounts",
+        metavar="NAME",
+        help="a service account to add the secret to",
+    )
+    refresh_threshold: timedelta = setting(
+        timedelta(hours=6),
+        env="REFRESH_THRESHOLD_MINUTES",
+        kind=Kind.NUMBER,
+        unit=timedelta(minutes=1),
+        bounds=(0, 690),
+        context="refreshThresholdMinutes",
+        help="rewrite a secret when its token has less than this left (tokens live 12 hours)",
+    )
+    max_concurrency: int = setting(
+        16,
+        env="MAX_CONCURRENCY",
+        kind=Kind.NUMBER,
+        bounds=(1, 64),
+        context="maxConcurrency",
+        flag="--concurrency",
+        help="parallel writes",
+    )
+    deadline_margin: timedelta = setting(
+        timedelta(seconds=10),
+        env="DEADLINE_MARGIN_SECONDS",
+        kind=Kind.NUMBER,
+        unit=timedelta(seconds=1),
+        bounds=(0, 300),
+        help="stop starting namespaces when the Lambda has less left",
+    )
+    dry_run: bool = setting(
+        False,
+        env="DRY_RUN",
+        kind=Kind.FLAG,
+        flag="--dry-run",
+        event="dry_run",
+        help="report what would change, write nothing",
+    )
     # Rewrite even fresh secrets (a manual run after a rotation); never set from the environment.
-    force: bool = False
+    force: bool = setting(
+        False, kind=Kind.FLAG, flag="--force", event="force", help="rewrite secrets even when still fresh"
+    )
     # Renew and label the kubectl recipe's same-named secrets (only ECR hosts this configuration serves).
-    adopt_existing: bool = True
+    adopt_existing: bool = setting(
+        True,
+        env="ADOPT_EXISTING",
+        kind=Kind.FLAG,
+        context="adoptExisting",
+        help="adopt the kubectl recipe's same-named secrets",
+    )
     # A manual event's choice among the configured targets (it may narrow them, never widen them).
     narrowing: TargetSpec | None = None
     # Any cluster, not only EKS: a Secrets Manager secret holding a kubeconfig, and its context.
-    kubeconfig_secret: str | None = None
-    kubeconfig_context: str | None = None
+    kubeconfig_secret: str | None = setting(
+        None,
+        env="KUBECONFIG_SECRET",
+        context="clusters",
+        per_cluster=True,
+        flag="--kubeconfig-secret",
+        metavar="ARN_OR_NAME",
+        help="a kubeconfig held in Secrets Manager",
+    )
+    kubeconfig_context: str | None = setting(
+        None, env="KUBECONFIG_CONTEXT", flag="--context", help="the kubeconfig's context (default: its current context)"
+    )
     # The name of the Lease in kube-system that this deployment's runs hold while writing, so that
     # overlapping runs take turns (lambda_fn/lease.py); None: no coordination.
-    run_lease: str | None = None
+    run_lease: str | None = setting(None, env="RUN_LEASE", help="the Lease this deployment's runs take turns on")
 
     @classmethod
     def from_env(
@@ -151,43 +246,31 @@ class Settings:
         environ: Mapping[str, str],
         *,
         require_cluster: bool,
-        names: Mapping[str, str] = ENV_NAMES,
+        names: Mapping[str, str] | None = None,
         source: str = "environment",
     ) -> Settings:
         """Parse the environment; raise one ConfigError naming every bad setting as `names` call it
         (the variables by default; the CDK app passes its context keys)."""
-        parser = _EnvParser(environ)
-        namespaces = parser.names("NAMESPACES")
-        selector = parser.text("NAMESPACE_SELECTOR")
-        values = {
-            "region": parser.text("AWS_REGION") or parser.text("AWS_DEFAULT_REGION") or "",
-            "cluster_name": parser.text("CLUSTER_NAME"),
-            "secret_name": parser.text("SECRET_NAME") or cls.secret_name,
+        names = ENV_NAMES if names is None else names
+        values: dict[str, Any] = {}
+        problems = []
+        for declared in declarations(cls):
+            raw = environ.get(declared.env or "", "").strip()
+            if declared.field == "region":
+                raw = raw or environ.get("AWS_DEFAULT_REGION", "").strip()
+            if not raw:
+                continue
+            try:
+                values[declared.field] = declared.read(raw)
+            except ValueError as exc:  # its default stands in, so the value is judged once
+                problems += [Problem(names.get(declared.field, declared.env or ""), fault) for fault in exc.args]
+        if not values.get("namespaces"):
             # With neither names nor a selector, serve the `default` namespace.
-            "namespaces": namespaces if namespaces or selector else cls.namespaces,
-            "namespace_selector": selector,
-            "exclude_namespaces": parser.names("EXCLUDE_NAMESPACES"),
-            "registries": parser.registries("REGISTRIES"),
-            "include_own_registry": parser.flag("INCLUDE_OWN_REGISTRY", default=True),
-            "service_accounts": parser.names("SERVICE_ACCOUNTS"),
-            "refresh_threshold": timedelta(minutes=parser.number("REFRESH_THRESHOLD_MINUTES", 360, 0, 690)),
-            "max_concurrency": parser.number("MAX_CONCURRENCY", 16, 1, 64),
-            "deadline_margin": timedelta(seconds=parser.number("DEADLINE_MARGIN_SECONDS", 10, 0, 300)),
-            "dry_run": parser.flag("DRY_RUN", default=False),
-            "adopt_existing": parser.flag("ADOPT_EXISTING", default=True),
-            "kubeconfig_secret": parser.text("KUBECONFIG_SECRET"),
-            "kubeconfig_context": parser.text("KUBECONFIG_CONTEXT"),
-            "run_lease": parser.text("RUN_LEASE"),
-        }
-        settings = cls(**values)  # type: ignore[arg-type]
-        field_of = {env: field for field, env in ENV_NAMES.items()}
-
-        def named(env: str) -> str:
-            return names.get(field_of.get(env, ""), env)
-
-        problems = [Problem(named(problem.field), problem.message) for problem in parser.problems]
-        failed = {named(env) for env in parser.failed}
-        problems += [problem for problem in settings.problems(names) if problem.field not in failed]
+            values.pop("namespaces", None)
+            if values.get("namespace_selector"):
+                values["namespaces"] = ()
+        settings = cls(**{"region": "", **values})
+        problems += settings.problems(names)
         if require_cluster and not settings.cluster_name and not settings.kubeconfig_secret:
             problems.append(Problem(names.get("cluster_name", "CLUSTER_NAME"), CLUSTER_REQUIRED))
         if problems:
@@ -228,12 +311,13 @@ class Settings:
             found.append(("namespace_selector", _selector_fix(self.namespace_selector)))
         found += [("service_accounts", _subdomain_fix(sa)) for sa in self.service_accounts if not _is_subdomain(sa)]
         if self.narrowing is not None:
-            found += [("narrow_namespaces", fix) for fix in map(_namespace_pattern_fix, self.narrowing.patterns) if fix]
+            # Named as the targeting it narrows (a manual event's `namespaces`, `selector`, ...).
+            found += [("namespaces", fix) for fix in map(_namespace_pattern_fix, self.narrowing.patterns) if fix]
             found += [
-                ("narrow_exclusions", fix) for fix in map(_namespace_pattern_fix, self.narrowing.exclusions) if fix
+                ("exclude_namespaces", fix) for fix in map(_namespace_pattern_fix, self.narrowing.exclusions) if fix
             ]
             if self.narrowing.selector is not None and not is_valid_selector(self.narrowing.selector):
-                found.append(("narrow_selector", _selector_fix(self.narrowing.selector)))
+                found.append(("namespace_selector", _selector_fix(self.narrowing.selector)))
         if not self.registries and not self.include_own_registry:
             found.append(
                 (
@@ -241,10 +325,11 @@ class Settings:
                     f"no registry to serve: list hosts, or set {names.get('include_own_registry', 'it')} to true",
                 )
             )
-        if not timedelta(0) <= self.refresh_threshold < TOKEN_LIFETIME:
-            found.append(("refresh_threshold", "must be from 0 to 690 minutes (tokens live 12 hours)"))
-        if not 1 <= self.max_concurrency <= 64:
-            found.append(("max_concurrency", "must be from 1 to 64"))
+        found += [
+            (declared.field, fix)
+            for declared in declarations(Settings)
+            if (fix := declared.out_of_bounds(getattr(self, declared.field)))
+        ]
         return [Problem(names.get(field, field), message) for field, message in found]
 
     def _kubeconfig_problems(self, names: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -332,51 +417,5 @@ def _namespace_pattern_fix(pattern: str) -> str | None:
     return f"{pattern!r} is not a namespace name; use at most 63 lowercase letters, digits and '-'"
 
 
-T = TypeVar("T")
-
-
-class _EnvParser:
-    """Reads raw environment strings; records a Problem per variable it cannot parse."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        self.problems: list[Problem] = []
-        self.failed: set[str] = set()
-
-    def text(self, name: str) -> str | None:
-        return self._environ.get(name, "").strip() or None
-
-    def names(self, name: str) -> tuple[str, ...]:
-        return tuple(item.strip() for item in self._environ.get(name, "").split(",") if item.strip())
-
-    def registries(self, name: str) -> tuple[RegistrySpec, ...]:
-        parsed = [self._parse(name, entry, RegistrySpec.parse, None) for entry in self.names(name)]
-        return tuple(spec for spec in parsed if spec is not None)
-
-    def flag(self, name: str, *, default: bool) -> bool:
-        def parse(raw: str) -> bool:
-            if raw.lower() in {"true", "1", "yes"}:
-                return True
-            if raw.lower() in {"false", "0", "no"}:
-                return False
-            raise ValueError(f"{raw!r} is not a boolean; use true or false")
-
-        raw = self.text(name)
-        return default if raw is None else self._parse(name, raw, parse, default)
-
-    def number(self, name: str, default: int, low: int, high: int) -> int:
-        def parse(raw: str) -> int:
-            if not raw.isdigit() or not low <= int(raw) <= high:
-                raise ValueError(f"{raw!r} is not a whole number from {low} to {high}")
-            return int(raw)
-
-        raw = self.text(name)
-        return default if raw is None else self._parse(name, raw, parse, default)
-
-    def _parse(self, name: str, raw: str, parse: Callable[[str], T], fallback: T) -> T:
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            self.problems.append(Problem(name, str(exc)))
-            self.failed.add(name)
-            return fallback
+# Each setting's name in the environment, for error messages (and the tests' clean environment).
+ENV_NAMES = names(Settings, "env")

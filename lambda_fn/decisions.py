@@ -20,7 +20,8 @@ from enum import Enum
 
 from lambda_fn.config import TOKEN_LIFETIME, Settings
 from lambda_fn.dockerconfig import build_dockerconfigjson, read_auths, recipe_host
-from lambda_fn.models import (
+from lambda_fn.models import FieldPath, Outcome, RegistryCredential, SecretState, WriteRecord
+from lambda_fn.secret_contract import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
     EXPIRES_AT_ANNOTATION,
@@ -29,12 +30,6 @@ from lambda_fn.models import (
     MANAGED_BY_VALUE,
     REFRESHED_AT_ANNOTATION,
     REGISTRIES_ANNOTATION,
-    FieldPath,
-    Outcome,
-    RegistryCredential,
-    SecretState,
-    TargetSpec,
-    WriteRecord,
 )
 
 # The fields a write by another manager may not have touched for the content to stay this tool's.
@@ -52,37 +47,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 # run, a rotation) does not fall due again in one run, which would make every sixth hour's run the
 # size of a first run.
 RENEWAL_SPREAD = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class RefreshPlan:
-    """What to write where: the part of Settings the core needs."""
-
-    secret_name: str
-    targets: TargetSpec
-    service_accounts: tuple[str, ...]
-    refresh_threshold: timedelta
-    max_concurrency: int
-    deadline_margin: timedelta
-    dry_run: bool
-    force: bool
-    adopt_existing: bool
-    narrowing: TargetSpec | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RefreshPlan:
-        return cls(
-            secret_name=settings.secret_name,
-            targets=settings.targets,
-            service_accounts=settings.service_accounts,
-            refresh_threshold=settings.refresh_threshold,
-            max_concurrency=settings.max_concurrency,
-            deadline_margin=settings.deadline_margin,
-            dry_run=settings.dry_run,
-            force=settings.force,
-            adopt_existing=settings.adopt_existing,
-            narrowing=settings.narrowing,
-        )
 
 
 class Action(Enum):
@@ -123,12 +87,12 @@ class Registries:
         return min(credential.expires_at for credential in self.credentials)
 
 
-def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan, *, now: datetime) -> Verdict:
+def decide(state: SecretState | None, registries: Registries, settings: Settings, *, now: datetime) -> Verdict:
     """What to do with one namespace's secret, from its state as read (metadata only or whole)."""
     if state is None:
         return Verdict(Action.CREATE, Outcome.CREATED, _without(registries))
     if state.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
-        return _foreign(state, registries, plan)
+        return _foreign(state, registries, settings)
     if state.type is not None and state.type != DOCKERCONFIGJSON_TYPE:
         return Verdict(
             Action.DONE,
@@ -137,7 +101,7 @@ def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan,
             "delete it and the next run recreates it",
         )
     suspicion = suspect(state)
-    threshold = renewal_threshold(state.namespace, plan)
+    threshold = renewal_threshold(state.namespace, settings)
     held = sorted(set(recorded_hosts(state)) & set(registries.unavailable))
     if held and suspicion is None and _not_due(state, threshold, now=now):
         # Rewriting it now would drop a login still valid for hours; once due, it is rewritten without it
@@ -145,7 +109,7 @@ def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan,
         return Verdict(
             Action.DONE, Outcome.FAILED, f"kept as it is: {_no_token(held)}; renewed once there is one", kept=True
         )
-    if not plan.force and suspicion is None and _is_fresh(state, registries, threshold, now=now):
+    if not settings.force and suspicion is None and _is_fresh(state, registries, threshold, now=now):
         return Verdict(Action.DONE, Outcome.UNCHANGED)
     if state.data is None:
         return Verdict(Action.READ)
@@ -161,10 +125,10 @@ def decide(state: SecretState | None, registries: Registries, plan: RefreshPlan,
     return Verdict(Action.UPDATE, Outcome.UPDATED, _joined(_registry_change(state, registries), _without(registries)))
 
 
-def _foreign(state: SecretState, registries: Registries, plan: RefreshPlan) -> Verdict:
+def _foreign(state: SecretState, registries: Registries, settings: Settings) -> Verdict:
     """A same-named secret without our label: the kubectl recipe's (adopt it), or someone else's."""
     unlabelled = f"a secret named {state.name!r} exists without the label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
-    if not plan.adopt_existing:
+    if not settings.adopt_existing:
         return Verdict(Action.DONE, Outcome.SKIPPED, f"{unlabelled}; left untouched (adoption is off)", foreign=True)
     if state.data is None:
         return Verdict(Action.READ)
@@ -242,13 +206,13 @@ def _not_due(state: SecretState, threshold: timedelta, *, now: datetime) -> bool
     return expires_at is not None and expires_at - now > threshold
 
 
-def renewal_threshold(namespace: str, plan: RefreshPlan) -> timedelta:
+def renewal_threshold(namespace: str, settings: Settings) -> timedelta:
     """When this namespace's secret falls due: the configured threshold plus a share of the spread that
     its name fixes (the same every run, so renewals stay spread), never so much that a new token would
     be due at once."""
-    spread = min(RENEWAL_SPREAD, (TOKEN_LIFETIME - plan.refresh_threshold) / 2)
+    spread = min(RENEWAL_SPREAD, (TOKEN_LIFETIME - settings.refresh_threshold) / 2)
     share = int.from_bytes(hashlib.blake2b(namespace.encode(), digest_size=2).digest(), "big") / 65536
-    return plan.refresh_threshold + spread * share
+    return settings.refresh_threshold + spread * share
 
 
 def recorded_expiry(state: SecretState | None) -> datetime | None:

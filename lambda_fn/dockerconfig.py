@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lambda_fn.models import RegistryCredential
+from lambda_fn.secret_contract import RECIPE_PAYLOAD, RECIPE_SCHEME, RECIPE_SLASH
 
 
 def build_auths(credentials: Iterable[RegistryCredential]) -> dict[str, dict[str, str]]:
@@ -34,21 +34,6 @@ def read_auths(encoded: str | None) -> dict[str, Any] | None:
         return None
     auths = document.get("auths") if isinstance(document, dict) else None
     return auths if isinstance(auths, dict) else None
-
-
-# The kubectl recipe's payload as `kubectl create secret docker-registry` writes it: one compact entry,
-# {"auths":{"<host>":{...}}}, whose value holds no nested object. Only this shape is adopted: it is the
-# byte language the admission policy recognises in base64 (infra/base64_pattern.py), so the function
-# never decides on an adoption the policy would refuse.
-RECIPE_PAYLOAD = re.compile(rb'\{"auths":\{"([^"]*)":\{[^{}]*\}\}\}')
-# The key is whatever the recipe gave --docker-server; cron scripts often write the URL
-# (https://<host>, sometimes with a trailing /), which the kubelet resolves to the same registry.
-RECIPE_SCHEME, RECIPE_SLASH = "https://", "/"
-
-
-def recipe_keys(host: str) -> list[str]:
-    """Every spelling of `host` as the recipe's key that is adopted: bare, with the scheme, with the slash."""
-    return [f"{scheme}{host}{slash}" for scheme in ("", RECIPE_SCHEME) for slash in ("", RECIPE_SLASH)]
 
 
 def recipe_host(encoded: str | None) -> str | None:

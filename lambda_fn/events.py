@@ -9,18 +9,12 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambda_fn.config import MAX_NAMESPACE_PATTERNS, Settings
+from lambda_fn.declaration import names
 from lambda_fn.errors import ConfigError, Problem
 from lambda_fn.models import TargetSpec
 
 # Each setting's name in a manual event, for error messages.
-EVENT_NAMES = {
-    "cluster_name": "cluster_name",
-    "secret_name": "secret_name",
-    "service_accounts": "service_accounts",
-    "narrow_namespaces": "namespaces",
-    "narrow_selector": "selector",
-    "narrow_exclusions": "exclude_namespaces",
-}
+EVENT_NAMES = names(Settings, "event")
 
 
 class ScheduledEvent(EventBridgeModel):

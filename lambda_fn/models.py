@@ -10,29 +10,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "ecr-token-refresher"
-ANNOTATION_PREFIX = "ecr-token-refresher/"
-REFRESHED_AT_ANNOTATION = ANNOTATION_PREFIX + "refreshed-at"
-EXPIRES_AT_ANNOTATION = ANNOTATION_PREFIX + "expires-at"
-REGISTRIES_ANNOTATION = ANNOTATION_PREFIX + "registries"
+from lambda_fn.secret_contract import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+
 # The run's Lease lives in kube-system, the namespace every cluster has and tenants do not administer.
 LEASE_NAMESPACE = "kube-system"
 LEASE_GROUP = "coordination.k8s.io"
 # How far a Lease's renewal may be stamped ahead of the reader's clock and still be believed.
 LEASE_CLOCK_SKEW = timedelta(seconds=5)
-# The field manager every write of this tool names (`?fieldManager=`): the API server records, per manager,
-# the fields it last changed and when (managedFields), which is how a write by anyone else is noticed.
-FIELD_MANAGER = "ecr-token-refresher"
-DOCKERCONFIGJSON_TYPE = "kubernetes.io/dockerconfigjson"
-DOCKERCONFIGJSON_KEY = ".dockerconfigjson"
 GLOB_CHARS = frozenset("*?[")
-# The shipped admission policy's answer to a secret under another name (infra/admission.py). `check` knows
-# the policy by it: a 422 from some other policy proves nothing about this identity's confinement.
-NAME_RULE = "this identity may only write the secret named {}"
-# The start of its answer to a write outside the target namespaces. The policy reads namespace labels from
-# the API server's cache, so right after a namespace is created or labelled this answer can be transient.
-SCOPE_RULE = "this identity may only write in its target namespaces"
 
 
 def is_glob(pattern: str) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from lambda_fn.decisions import RefreshPlan
+from lambda_fn.config import Settings
 from lambda_fn.errors import KubernetesError, explain
 from lambda_fn.models import SecretState, ServiceAccountState
 from lambda_fn.ports import ClusterApi
@@ -27,31 +27,33 @@ class Observation:
     errors: tuple[str, ...]
 
 
-def observe(cluster: ClusterApi, plan: RefreshPlan) -> Observation:
+def observe(cluster: ClusterApi, settings: Settings) -> Observation:
     """The targets and what the lists tell of them. Raises ConfigError, before anything is written, if a
     manual event's narrowing names a namespace outside the configured targets."""
     errors: list[str] = []
     targets_known = True
-    lists_accounts = plan.targets.discovers and bool(plan.service_accounts)
+    lists_accounts = settings.targets.discovers and bool(settings.service_accounts)
     lister = ThreadPoolExecutor(max_workers=2)
     try:
-        listing = lister.submit(_listed_states, cluster, plan.secret_name) if plan.targets.discovers else None
-        account_listing = lister.submit(_listed_accounts, cluster, plan.service_accounts) if lists_accounts else None
+        discovers = settings.targets.discovers
+        listing = lister.submit(_listed_states, cluster, settings.secret_name) if discovers else None
+        account_names = settings.service_accounts
+        account_listing = lister.submit(_listed_accounts, cluster, account_names) if lists_accounts else None
         try:
-            targets = resolve_targets(cluster, plan.targets)
+            targets = resolve_targets(cluster, settings.targets)
         except KubernetesError as exc:
             errors.append(f"could not list namespaces, so the globs and selector reached none: {explain(exc)}")
-            targets = [Target(name, named=True) for name in sorted(set(plan.targets.names))]
+            targets = [Target(name, named=True) for name in sorted(set(settings.targets.names))]
             targets_known = False
-        if plan.narrowing is not None:
-            targets = narrow_targets(cluster, targets, plan.narrowing)
+        if settings.narrowing is not None:
+            targets = narrow_targets(cluster, targets, settings.narrowing)
         states: dict[str, SecretState] | None = None
         if listing is not None:
             try:
                 listed = listing.result()
             except KubernetesError as exc:
                 errors.append(
-                    f"could not list the {plan.secret_name!r} secrets (read one by one instead): {explain(exc)}"
+                    f"could not list the {settings.secret_name!r} secrets (read one by one instead): {explain(exc)}"
                 )
             else:
                 states = {target.name: listed[target.name] for target in targets if target.name in listed}
@@ -60,7 +62,7 @@ def observe(cluster: ClusterApi, plan: RefreshPlan) -> Observation:
             try:
                 accounts = account_listing.result()
             except KubernetesError as exc:
-                names = ", ".join(plan.service_accounts)
+                names = ", ".join(settings.service_accounts)
                 errors.append(f"could not list the service accounts {names} (read one by one instead): {explain(exc)}")
     except BaseException:
         # Ctrl-C, or a narrowing refused: return now, without waiting for the lists still running.

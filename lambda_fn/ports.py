@@ -65,6 +65,10 @@ class ClusterApi(Protocol):
         """Guarded by `lease.resource_version`: raises Conflict when another run changed it."""
         ...
 
+
+class PreflightApi(ClusterApi, Protocol):
+    """What only `check` asks besides the refresher's calls: reviews and dry runs, which change nothing."""
+
     def may(
         self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None, group: str = ""
     ) -> bool:
@@ -73,4 +77,12 @@ class ClusterApi(Protocol):
 
     def whoami(self) -> tuple[str, tuple[str, ...]]:
         """The username and groups the API server sees for this identity."""
+        ...
+
+    def dry_run_create(self, secret: SecretState) -> None:
+        """The create as RBAC and admission judge it, never stored."""
+        ...
+
+    def dry_run_replace(self, secret: SecretState) -> None:
+        """The update as RBAC and admission judge it, never stored."""
         ...

@@ -21,9 +21,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
+from lambda_fn.config import Settings
 from lambda_fn.decisions import (
     Action,
-    RefreshPlan,
     Registries,
     Verdict,
     decide,
@@ -41,17 +41,10 @@ from lambda_fn.errors import (
     Unauthorized,
     explain,
 )
-from lambda_fn.models import (
-    SCOPE_RULE,
-    NamespaceResult,
-    Outcome,
-    RegistryCredential,
-    RunSummary,
-    SecretState,
-    ServiceAccountState,
-)
+from lambda_fn.models import NamespaceResult, Outcome, RegistryCredential, RunSummary, SecretState, ServiceAccountState
 from lambda_fn.observation import observe
 from lambda_fn.ports import ClusterApi
+from lambda_fn.secret_contract import SCOPE_RULE
 from lambda_fn.targets import Target
 
 # A write that meets a concurrent writer re-reads and tries again, this many times in all.
@@ -67,7 +60,7 @@ T = TypeVar("T")
 def renew_pull_secrets(
     cluster: ClusterApi,
     credentials: Sequence[RegistryCredential],
-    plan: RefreshPlan,
+    settings: Settings,
     *,
     cluster_label: str,
     now: Callable[[], datetime],
@@ -91,12 +84,12 @@ def renew_pull_secrets(
         f"{reason}: {', '.join(sorted(hosts))} not written (secrets holding them kept as they are)"
         for reason, hosts in _by_reason(unavailable).items()
     ]
-    observed = observe(cluster, plan)
+    observed = observe(cluster, settings)
     errors += observed.errors
     targets = observed.targets
     registries = Registries(tuple(credentials), unavailable)
     renewer = _NamespaceRenewer(
-        cluster, registries, plan, observed.states, observed.accounts, now=now, remaining_seconds=remaining_seconds
+        cluster, registries, settings, observed.states, observed.accounts, now=now, remaining_seconds=remaining_seconds
     )
     finished, lock = itertools.count(1), threading.Lock()
 
@@ -116,7 +109,7 @@ def renew_pull_secrets(
         if result is not None:
             renew_done(result)
     if waiting:
-        with ThreadPoolExecutor(max_workers=min(plan.max_concurrency, len(waiting))) as pool:
+        with ThreadPoolExecutor(max_workers=min(settings.max_concurrency, len(waiting))) as pool:
             try:
                 for target, result in zip(waiting, pool.map(renew, waiting), strict=True):
                     settled[target.name] = result
@@ -127,8 +120,8 @@ def renew_pull_secrets(
     results = tuple(result for result in settled.values() if result is not None)
     return RunSummary(
         cluster=cluster_label,
-        secret_name=plan.secret_name,
-        dry_run=plan.dry_run,
+        secret_name=settings.secret_name,
+        dry_run=settings.dry_run,
         registries=tuple(credential.host for credential in credentials),
         token_expires_at=registries.expires_at if credentials else None,
         results=results,
@@ -160,7 +153,7 @@ class _NamespaceRenewer:
         self,
         cluster: ClusterApi,
         registries: Registries,
-        plan: RefreshPlan,
+        settings: Settings,
         states: Mapping[str, SecretState] | None,
         accounts: Mapping[tuple[str, str], ServiceAccountState] | None,
         *,
@@ -169,7 +162,7 @@ class _NamespaceRenewer:
     ) -> None:
         self._cluster = cluster
         self._registries = registries
-        self._plan = plan
+        self._settings = settings
         self._states = states
         # The configured service accounts as listed, by (namespace, name); None: read one by one.
         self._accounts = accounts
@@ -201,12 +194,12 @@ class _NamespaceRenewer:
         a request."""
         if self._states is None or target.terminating:
             return None
-        if self._plan.service_accounts and (self._accounts is None or self._accounts_to_patch(target.name)):
+        if self._settings.service_accounts and (self._accounts is None or self._accounts_to_patch(target.name)):
             return None
         state = self._states.get(target.name)
         if state is None or self._rejected.is_set():
             return None
-        verdict = decide(state, self._registries, self._plan, now=self._now())
+        verdict = decide(state, self._registries, self._settings, now=self._now())
         if verdict.action is not Action.DONE or verdict.outcome is None:
             return None
         self._seen(target.name, state)
@@ -236,16 +229,16 @@ class _NamespaceRenewer:
         except KubernetesError as exc:
             return self._failure(target.name, exc)
         outcome, reason = verdict.outcome or Outcome.FAILED, verdict.reason
-        if (outcome in (Outcome.FAILED, Outcome.SKIPPED) and not verdict.kept) or not self._plan.service_accounts:
+        if (outcome in (Outcome.FAILED, Outcome.SKIPPED) and not verdict.kept) or not self._settings.service_accounts:
             return NamespaceResult(target.name, outcome, reason, foreign=verdict.foreign)
         try:
             patched = self._add_to_service_accounts(target.name)
         except KubernetesError as exc:
             failure = self._failure(target.name, exc)
             return replace(failure, reason=f"secret {outcome.value}, but a service account was not: {failure.reason}")
-        if patched and self._plan.dry_run:
+        if patched and self._settings.dry_run:
             reason = f"{reason}; would patch service accounts {', '.join(patched)}"
-        return NamespaceResult(target.name, outcome, reason, patched, dry_run=self._plan.dry_run)
+        return NamespaceResult(target.name, outcome, reason, patched, dry_run=self._settings.dry_run)
 
     def _reason_not_to_start(self, target: Target) -> NamespaceResult | None:
         if self._rejected.is_set():
@@ -253,7 +246,7 @@ class _NamespaceRenewer:
                 target.name, Outcome.FAILED, "not attempted: the API server rejected the credentials"
             )
         remaining = self._remaining_seconds()
-        if remaining is not None and remaining < self._plan.deadline_margin.total_seconds():
+        if remaining is not None and remaining < self._settings.deadline_margin.total_seconds():
             return NamespaceResult(
                 target.name,
                 Outcome.FAILED,
@@ -272,25 +265,25 @@ class _NamespaceRenewer:
         known: SecretState | _Unread | None = UNREAD if self._states is None else self._states.get(namespace)
         return _until_settled(
             lambda first: self._try_write_secret(namespace, known if first else UNREAD),
-            f"secret {self._plan.secret_name!r}",
+            f"secret {self._settings.secret_name!r}",
         )
 
     def _try_write_secret(self, namespace: str, known: SecretState | _Unread | None) -> Verdict | None:
         """One decision and at most one write: the verdict as carried out, or None when a concurrent
         writer got in between (re-read and decide again)."""
-        state = self._cluster.read_secret(namespace, self._plan.secret_name) if known is UNREAD else known
+        state = self._cluster.read_secret(namespace, self._settings.secret_name) if known is UNREAD else known
         assert not isinstance(state, _Unread)  # noqa: S101 - read just above
-        verdict = decide(state, self._registries, self._plan, now=self._now())
+        verdict = decide(state, self._registries, self._settings, now=self._now())
         if verdict.action is Action.READ:
-            state = self._cluster.read_secret(namespace, self._plan.secret_name)
-            verdict = decide(state, self._registries, self._plan, now=self._now())
+            state = self._cluster.read_secret(namespace, self._settings.secret_name)
+            verdict = decide(state, self._registries, self._settings, now=self._now())
         self._seen(namespace, state)
         if verdict.action is Action.DONE:
             return verdict
-        if self._plan.dry_run:
+        if self._settings.dry_run:
             return replace(verdict, reason=f"dry run: would {verdict.action.value}" + _suffix(verdict.reason))
         desired = desired_secret(
-            state, self._registries, namespace=namespace, secret_name=self._plan.secret_name, now=self._now()
+            state, self._registries, namespace=namespace, secret_name=self._settings.secret_name, now=self._now()
         )
         try:
             self._send(desired, create=state is None)
@@ -312,7 +305,7 @@ class _NamespaceRenewer:
         except Invalid as exc:
             remaining = self._remaining_seconds()
             enough_time = (
-                remaining is None or remaining > SCOPE_RETRY_SECONDS + self._plan.deadline_margin.total_seconds()
+                remaining is None or remaining > SCOPE_RETRY_SECONDS + self._settings.deadline_margin.total_seconds()
             )
             if SCOPE_RULE not in str(exc) or not enough_time:
                 raise
@@ -324,16 +317,16 @@ class _NamespaceRenewer:
         assert self._accounts is not None  # noqa: S101 - the caller asks only when listed
         return [
             name
-            for name in self._plan.service_accounts
+            for name in self._settings.service_accounts
             if (account := self._accounts.get((namespace, name))) is not None
-            and self._plan.secret_name not in account.image_pull_secrets
+            and self._settings.secret_name not in account.image_pull_secrets
         ]
 
     def _add_to_service_accounts(self, namespace: str) -> tuple[str, ...]:
         """Add the secret to each configured service account present here; keep its other entries."""
         return tuple(
             name
-            for name in self._plan.service_accounts
+            for name in self._settings.service_accounts
             if _until_settled(
                 lambda first, name=name: self._try_add_to_service_account(namespace, name, listed=first),  # type: ignore[misc]
                 name,
@@ -347,12 +340,12 @@ class _NamespaceRenewer:
             account = self._accounts.get((namespace, name))
         else:
             account = self._cluster.read_service_account(namespace, name)
-        if account is None or self._plan.secret_name in account.image_pull_secrets:
+        if account is None or self._settings.secret_name in account.image_pull_secrets:
             return False
-        if self._plan.dry_run:
+        if self._settings.dry_run:
             return True
         try:
-            self._cluster.set_image_pull_secrets(account, [*account.image_pull_secrets, self._plan.secret_name])
+            self._cluster.set_image_pull_secrets(account, [*account.image_pull_secrets, self._settings.secret_name])
         except Conflict:
             return None
         return True

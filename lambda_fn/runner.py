@@ -19,7 +19,6 @@ from lambda_fn.aws import (
 )
 from lambda_fn.config import CLUSTER_REQUIRED, Settings
 from lambda_fn.credentials import fetch_registry_credentials
-from lambda_fn.decisions import RefreshPlan
 from lambda_fn.errors import ConfigError, Problem
 from lambda_fn.k8s import (
     Connection,
@@ -112,7 +111,7 @@ def run_refresh(
                 summary = renew_pull_secrets(
                     api,
                     fetched.credentials,
-                    RefreshPlan.from_settings(settings),
+                    settings,
                     cluster_label=connection.name,
                     now=utc_now,
                     remaining_seconds=remaining_seconds,

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for the ports, for unit tests of the core (no I/O)."""
+"""In-memory stand-ins for the ports, for unit tests of the core and the preflight (no I/O)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,25 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from lambda_fn.errors import AlreadyExists, Conflict, CredentialError, KubernetesError, NotFound
-from lambda_fn.models import FIELD_MANAGER, LeaseState, NamespaceInfo, SecretState, ServiceAccountState, WriteRecord
+from lambda_fn.errors import (
+    AlreadyExists,
+    Conflict,
+    CredentialError,
+    Invalid,
+    KubernetesError,
+    NamespaceTerminating,
+    NotFound,
+)
+from lambda_fn.models import FieldPath, LeaseState, NamespaceInfo, SecretState, ServiceAccountState, WriteRecord
 from lambda_fn.ports import AuthorizationToken
+from lambda_fn.secret_contract import FIELD_MANAGER
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
 def written(secret: SecretState, *, at: datetime, manager: str = FIELD_MANAGER) -> SecretState:
     """`secret` with the managedFields an API server records when `manager` writes all of it at `at`."""
-    fields = {("data", key) for key in secret.data or {}} | {("type",)}
+    fields: set[FieldPath] = {("data", key) for key in secret.data or {}} | {("type",)}
     fields |= {("metadata", "labels", key) for key in secret.labels}
     fields |= {("metadata", "annotations", key) for key in secret.annotations}
     return replace(secret, writes=(WriteRecord(manager, at, frozenset(fields)),))
@@ -26,7 +35,8 @@ def written(secret: SecretState, *, at: datetime, manager: str = FIELD_MANAGER) 
 
 @dataclass
 class FakeCluster:
-    """ClusterApi in memory, with a call log and hooks to inject failures per call."""
+    """PreflightApi (ClusterApi and check's reviews and dry runs) in memory, with a call log and hooks to
+    inject failures per call."""
 
     namespaces: dict[str, NamespaceInfo] = field(default_factory=dict)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -38,6 +48,10 @@ class FakeCluster:
     hooks: dict[tuple[str, str], Callable[[], None]] = field(default_factory=dict)
     # The server's clock, for the managedFields time of each write.
     clock: Callable[[], datetime] = lambda: NOW
+    # (verb, resource) this identity may not do anywhere; everything else it may do everywhere.
+    refused: set[tuple[str, str]] = field(default_factory=set)
+    # namespace -> the message admission refuses any secret there with (a dry run raises it as Invalid).
+    admission_refusals: dict[str, str] = field(default_factory=dict)
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -130,6 +144,34 @@ class FakeCluster:
         self.accounts[key] = replace(
             account, image_pull_secrets=tuple(names), resource_version=str(next(self._versions))
         )
+
+    def may(
+        self, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None, group: str = ""
+    ) -> bool:
+        self._enter("may", namespace or "")
+        return (verb, resource) not in self.refused
+
+    def whoami(self) -> tuple[str, tuple[str, ...]]:
+        self._enter("whoami", "")
+        return "fake-refresher", ("ecr-token-refresher",)
+
+    def dry_run_create(self, secret: SecretState) -> None:
+        self._dry_run("dry_run_create", secret)
+        if (secret.namespace, secret.name) in self.secrets:
+            raise AlreadyExists("409 AlreadyExists")
+
+    def dry_run_replace(self, secret: SecretState) -> None:
+        self._dry_run("dry_run_replace", secret)
+
+    def _dry_run(self, method: str, secret: SecretState) -> None:
+        self._enter(method, secret.namespace)
+        namespace = self.namespaces.get(secret.namespace)
+        if namespace is None:
+            raise NotFound(f'404 NotFound: namespaces "{secret.namespace}" not found')
+        if namespace.terminating:
+            raise NamespaceTerminating("403 Forbidden: the namespace is being terminated")
+        if secret.namespace in self.admission_refusals:
+            raise Invalid(f"422 Invalid: {self.admission_refusals[secret.namespace]}")
 
 
 @dataclass

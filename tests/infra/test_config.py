@@ -129,10 +129,13 @@ def test_cluster_names_that_would_share_output_keys_are_refused() -> None:
 
 
 def test_json_from_the_command_line_is_read_as_json() -> None:
-    """The CDK CLI passes `-c 'clusters=[{...}]'` as text: a value that starts like JSON is JSON."""
-    config = config_for(clusters=f'[{{"name": "onprem", "kubeconfigSecretArn": "{SECRET_ARN}"}}]', namespaces='["a-*"]')
+    """The CDK CLI passes `-c 'clusters=[{...}]'` as text: `clusters` that starts like JSON is JSON."""
+    config = config_for(clusters=f'[{{"name": "onprem", "kubeconfigSecretArn": "{SECRET_ARN}"}}]')
     assert config.clusters == (Cluster("onprem", SECRET_ARN, manage_access_entry=False),)
-    assert config.settings.namespaces == ("a-*",)
+    # JSON only where entries may be objects: a list of names is comma-separated on the command line.
+    assert "namespaces: a JSON list given as text; on the command line write -c namespaces=a,b" in problems(
+        namespaces='["a-*"]'
+    )
     for broken in ('[{"name": x}]', '{"name": "onprem"}'):
         assert "clusters: not a JSON list of cluster names or objects" in problems(clusters=broken)
     assert config_for(namespaces="[a-c]*,default").settings.namespaces == ("[a-c]*", "default")  # a glob, not JSON

@@ -16,7 +16,7 @@ from kubernetes import client as k8s
 from infra.config import DeploymentConfig
 from infra.rbac import render
 from lambda_fn.cli import main
-from lambda_fn.models import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from lambda_fn.secret_contract import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from sandbox.eks_cluster import CLUSTER_NAME
 from sandbox.moto_aws import OWN_REGISTRY, AwsCredentials
 from sandbox.real_apiserver import RealKube

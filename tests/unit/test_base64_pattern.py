@@ -10,7 +10,8 @@ import re
 import pytest
 
 from infra.base64_pattern import recipe_secret_pattern
-from lambda_fn.dockerconfig import recipe_host, recipe_keys
+from lambda_fn.dockerconfig import recipe_host
+from lambda_fn.secret_contract import recipe_keys
 
 HOSTS = ["123456789012.dkr.ecr.us-east-1.amazonaws.com", "210987654321.dkr.ecr.eu-west-1.amazonaws.com"]
 # What `kubectl create secret docker-registry regcred --docker-server=<host> ...` writes.

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from lambda_fn.aws import unbounded
-from lambda_fn.check import CheckReport, Status, _Preflight
-from lambda_fn.config import Settings
+from lambda_fn.check import Status
+from lambda_fn.check.aws_access import AwsAccess, eks_cluster
 from tests.unit.test_aws_errors import StubbedSession
 
 ROLE = "arn:aws:iam::111122223333:role/refresher"
@@ -38,10 +38,8 @@ def preflight(
         )
     else:
         eks.add_response("describe_access_entry", {"accessEntry": entry}, request)
-    settings = Settings(region="eu-west-1")
-    check = _Preflight(CheckReport("prod"), session, settings, unbounded, function_name)  # type: ignore[arg-type]
-    check.eks_cluster("prod", ROLE)
-    return {f.name: (f.status, f"{f.detail} | {f.fix}") for f in check.report.findings}
+    aws = AwsAccess(session, "eu-west-1", unbounded, function_name)  # type: ignore[arg-type]
+    return {f.name: (f.status, f"{f.detail} | {f.fix}") for f in eks_cluster(aws, "prod", ROLE)}
 
 
 ACTIVE = {"status": "ACTIVE", "endpoint": "https://prod.example", "accessConfig": {"authenticationMode": "API"}}

@@ -13,27 +13,22 @@ import pytest
 from lambda_fn.config import TOKEN_LIFETIME, Settings
 from lambda_fn.decisions import (
     Action,
-    RefreshPlan,
     Registries,
     decide,
     desired_secret,
     recorded_expiry,
     renewal_threshold,
 )
-from lambda_fn.models import (
+from lambda_fn.models import Outcome, RegistryCredential, SecretState, ServiceAccountState, WriteRecord
+from lambda_fn.refresher import renew_pull_secrets
+from lambda_fn.secret_contract import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
     EXPIRES_AT_ANNOTATION,
     MANAGED_BY_LABEL,
     REFRESHED_AT_ANNOTATION,
     REGISTRIES_ANNOTATION,
-    Outcome,
-    RegistryCredential,
-    SecretState,
-    ServiceAccountState,
-    WriteRecord,
 )
-from lambda_fn.refresher import renew_pull_secrets
 from tests.fakes import NOW, FakeCluster, written
 
 HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -41,7 +36,7 @@ OTHER = "210987654321.dkr.ecr.us-east-1.amazonaws.com"
 ROLE = "arn:aws:iam::210987654321:role/puller"
 OWN = Registries((RegistryCredential(HOST, "pw-1", NOW + timedelta(hours=12)),))
 TWO = Registries((*OWN.credentials, RegistryCredential(OTHER, "pw-2", NOW + timedelta(hours=12), role_arn=ROLE)))
-PLAN = RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=("team-*",)))
+PLAN = Settings(region="eu-west-1", namespaces=("team-*",))
 
 
 def dockerconfig(*hosts: str) -> dict[str, str]:

@@ -10,36 +10,30 @@ from datetime import timedelta
 import pytest
 
 from lambda_fn.config import Settings
-from lambda_fn.decisions import RefreshPlan
 from lambda_fn.errors import ApiUnavailable, ConfigError, Conflict, Forbidden, Invalid, Unauthorized
-from lambda_fn.models import (
+from lambda_fn.models import NamespaceResult, Outcome, RegistryCredential, SecretState, ServiceAccountState, TargetSpec
+from lambda_fn.refresher import MAX_WRITE_ATTEMPTS, renew_pull_secrets
+from lambda_fn.secret_contract import (
     DOCKERCONFIGJSON_KEY,
     DOCKERCONFIGJSON_TYPE,
     EXPIRES_AT_ANNOTATION,
     MANAGED_BY_LABEL,
     REGISTRIES_ANNOTATION,
     SCOPE_RULE,
-    NamespaceResult,
-    Outcome,
-    RegistryCredential,
-    SecretState,
-    ServiceAccountState,
-    TargetSpec,
 )
-from lambda_fn.refresher import MAX_WRITE_ATTEMPTS, renew_pull_secrets
 from tests.fakes import NOW, FakeCluster
 
 HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 CREDENTIAL = RegistryCredential(host=HOST, password="pw-1", expires_at=NOW + timedelta(hours=12))
 
 
-def plan(*patterns: str, **changes: object) -> RefreshPlan:
+def plan(*patterns: str, **changes: object) -> Settings:
     """The plan for the default settings serving `patterns` (team-a if none), with `changes`."""
-    base = RefreshPlan.from_settings(Settings(region="eu-west-1", namespaces=patterns or ("team-a",)))
+    base = Settings(region="eu-west-1", namespaces=patterns or ("team-a",))
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def run(cluster: FakeCluster, refresh_plan: RefreshPlan, **kwargs: object) -> dict[str, NamespaceResult]:
+def run(cluster: FakeCluster, refresh_plan: Settings, **kwargs: object) -> dict[str, NamespaceResult]:
     summary = renew_pull_secrets(
         cluster,
         [CREDENTIAL],

@@ -1,0 +1,87 @@
+"""`check`'s cluster side on the unit fakes (the PreflightApi port): it reads what a run reads, judges
+each namespace as a run would, names what fails with its fix, and writes nothing."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import timedelta
+
+from lambda_fn.check import Standing, Status, check_cluster
+from lambda_fn.check.report import RBAC_FIX
+from lambda_fn.config import Settings
+from lambda_fn.credentials import FetchedCredentials
+from lambda_fn.models import RegistryCredential, SecretState
+from lambda_fn.ports import PreflightApi, RegistryTokenSource
+from lambda_fn.refresher import renew_pull_secrets
+from lambda_fn.runner import utc_now
+from tests.fakes import FakeCluster, FakeTokenSource
+
+HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+SETTINGS = Settings(region="eu-west-1", namespaces=("team-*", "team-zzz"))
+
+
+def cluster_with_each_standing() -> tuple[FakeCluster, FetchedCredentials]:
+    """team-a: a secret this tool wrote; team-b: none; team-c: someone else's; team-zzz: named, absent."""
+    credential = RegistryCredential(HOST, "pw", utc_now() + timedelta(hours=12))
+    fake = FakeCluster(clock=utc_now)
+    for name in ("team-a", "team-b", "team-c"):
+        fake.add_namespace(name)
+    plan = Settings(region="eu-west-1", namespaces=("team-a",))
+    renew_pull_secrets(fake, [credential], plan, cluster_label="fake", now=utc_now)
+    fake.secrets["team-c", "regcred"] = SecretState("regcred", "team-c", "Opaque", data={"k": "dg=="})
+    fake.calls.clear()
+    return fake, FetchedCredentials([credential])
+
+
+def test_each_namespace_is_judged_as_a_run_would_and_nothing_is_written() -> None:
+    fake, fetched = cluster_with_each_standing()
+    findings, namespaces = check_cluster(fake, SETTINGS, fetched)
+    assert {n.namespace: n.state for n in namespaces} == {
+        "team-a": Standing.MANAGED,
+        "team-b": Standing.MISSING,
+        "team-c": Standing.FOREIGN,
+        "team-zzz": Standing.ABSENT,
+    }
+    failed = {f.name: f.detail for f in findings if f.status is Status.FAILED}
+    assert failed == {
+        "named namespaces exist": "1 namespace(s) named in the configuration do not exist (team-zzz): every run "
+        "fails there",
+        "foreign secrets": "1 namespace(s) hold a 'regcred' secret this tool does not manage (team-c): refresh "
+        "skips them, and pods there get no fresh token from it",
+    }
+    found = {f.name: f.detail for f in findings}
+    assert found["target namespaces"] == "4: team-a, team-b, team-c, team-zzz"
+    assert found["Kubernetes authentication"] == "as fake-refresher (groups ecr-token-refresher)"
+    assert fake.writes() == []
+    # The run's own reads: one list of the namespaces and one of the secrets, as refresh makes them.
+    assert sorted(call for call in fake.calls if call[0].startswith("list_")) == [
+        ("list_namespaces", ""),
+        ("list_secret_metadata", ""),
+    ]
+
+
+def test_a_missing_grant_fails_with_the_manifest_as_the_fix_and_a_refusal_by_admission_is_named() -> None:
+    fake, fetched = cluster_with_each_standing()
+    fake.refused = {("update", "secrets")}
+    fake.admission_refusals = {"team-b": "denied request: not this namespace"}
+    findings, _ = check_cluster(fake, SETTINGS, fetched)
+    failed = {f.name: (f.detail, f.fix) for f in findings if f.status is Status.FAILED}
+    assert failed["may update secrets 'regcred'"] == ("not granted in team-a, team-b, team-c, team-zzz", RBAC_FIX)
+    assert failed["admission of 'regcred'"][0].startswith("refused in team-b; first: 422 Invalid: denied request")
+
+
+def test_without_a_token_the_standings_are_what_the_annotations_say() -> None:
+    fake, _ = cluster_with_each_standing()
+    _, namespaces = check_cluster(fake, SETTINGS, FetchedCredentials([]))
+    assert {n.namespace: n.state for n in namespaces}["team-a"] is Standing.MANAGED
+
+
+def test_the_fakes_implement_every_method_of_their_ports() -> None:
+    """A fake that lacks a port's method, or takes other arguments, fails here rather than in a test
+    that happens to call it."""
+    for port, fake in ((PreflightApi, FakeCluster), (RegistryTokenSource, FakeTokenSource)):
+        methods = [name for name, _ in inspect.getmembers(port, inspect.isfunction) if not name.startswith("_")]
+        assert methods
+        for name in methods:
+            expected = list(inspect.signature(getattr(port, name)).parameters)
+            assert list(inspect.signature(getattr(fake, name)).parameters) == expected, name
