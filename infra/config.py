@@ -284,13 +284,21 @@ class _ContextReader:
         CLI passes every `-c key=value` as text (`-c 'clusters=[{"name": "onprem", ...}]'`); other lists
         are comma-separated there (a glob may start with `[` too: `namespaces=[a-c]*`)."""
         value = self._context.get(key)
-        if key == "clusters" and isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError:
-                return value
-            if isinstance(parsed, list) and all(isinstance(item, str | dict) for item in parsed):
-                return parsed
+        if not isinstance(value, str) or value.lstrip()[:1] not in ("[", "{"):
+            return value
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        if key == "clusters" and isinstance(parsed, list) and all(isinstance(item, str | dict) for item in parsed):
+            return parsed
+        if isinstance(parsed, list) and parsed and all(isinstance(item, str) for item in parsed):
+            self.problem(
+                key,
+                "a JSON list given as text: on the command line a list is comma-separated (-c key=a,b); "
+                "a JSON list belongs in cdk.json",
+            )
+            return None
         return value
 
     def problem(self, key: str, message: str) -> None:
@@ -311,9 +319,6 @@ class _ContextReader:
     def names(self, key: str) -> tuple[str, ...]:
         value = self._get(key)
         if value is None:
-            return ()
-        if isinstance(value, str) and value.lstrip().startswith('["'):
-            self.problem(key, f"a JSON list given as text; on the command line write -c {key}=a,b (a list in cdk.json)")
             return ()
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
@@ -386,7 +391,7 @@ class _ContextReader:
             return None
         if isinstance(value, bool):
             return "true" if value else "false"
-        if isinstance(value, int) or (isinstance(value, str) and not value.lstrip().startswith('["')):
+        if isinstance(value, int | str):
             return str(value)
         return ",".join(self.names(key))
 

@@ -18,7 +18,7 @@ from lambda_fn import __version__
 from lambda_fn.aws import new_session
 from lambda_fn.check import run_check
 from lambda_fn.collector import tune_for_large_lists
-from lambda_fn.config import Settings
+from lambda_fn.config import RegistrySpec, Settings
 from lambda_fn.declaration import Kind, declarations, names
 from lambda_fn.errors import ConfigError, Problem, RefresherError
 from lambda_fn.k8s import kubeconfig_file_problems
@@ -250,10 +250,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         if value is not None and value is not False:  # 0 is a value (`--concurrency 0` is refused by name)
             given[field] = tuple(value) if isinstance(value, list) else value
     if args.registries:
-        try:
-            given["registries"] = settings.registries + DECLARED["registries"].read(",".join(args.registries))
-        except ValueError as exc:
-            raise ConfigError([Problem("--registry", fault) for fault in exc.args], source="command line") from None
+        given["registries"] = settings.registries + _parse_registries(args.registries)
     # The cluster is one choice too: a flag for it replaces the environment's whole way of reaching one
     # (else KUBECONFIG_SECRET in the environment would win over --cluster, as it does in the Lambda).
     if args.cluster_name:
@@ -265,3 +262,16 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         # absent selector included.
         given |= {"namespaces": tuple(args.namespaces or ()), "namespace_selector": args.namespace_selector}
     return settings.replace(FLAG_NAMES, source="command line", **given)
+
+
+def _parse_registries(entries: Sequence[str]) -> tuple[RegistrySpec, ...]:
+    """Each flag's value whole: a role ARN may hold a comma."""
+    specs, problems = [], []
+    for entry in entries:
+        try:
+            specs.append(RegistrySpec.parse(entry))
+        except ValueError as exc:
+            problems.append(Problem("--registry", str(exc)))
+    if problems:
+        raise ConfigError(problems, source="command line")
+    return tuple(specs)

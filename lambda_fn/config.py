@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -253,7 +253,7 @@ class Settings:
         (the variables by default; the CDK app passes its context keys)."""
         names = ENV_NAMES if names is None else names
         values: dict[str, Any] = {}
-        problems = []
+        problems, unread = [], set()
         for declared in declarations(cls):
             raw = environ.get(declared.env or "", "").strip()
             if declared.field == "region":
@@ -262,15 +262,16 @@ class Settings:
                 continue
             try:
                 values[declared.field] = declared.read(raw)
-            except ValueError as exc:  # its default stands in, so the value is judged once
+            except ValueError as exc:  # its default stands in; the field is reported once, here
                 problems += [Problem(names.get(declared.field, declared.env or ""), fault) for fault in exc.args]
+                unread.add(declared.field)
         if not values.get("namespaces"):
             # With neither names nor a selector, serve the `default` namespace.
             values.pop("namespaces", None)
             if values.get("namespace_selector"):
                 values["namespaces"] = ()
         settings = cls(**{"region": "", **values})
-        problems += settings.problems(names)
+        problems += settings.problems(names, unread=unread)
         if require_cluster and not settings.cluster_name and not settings.kubeconfig_secret:
             problems.append(Problem(names.get("cluster_name", "CLUSTER_NAME"), CLUSTER_REQUIRED))
         if problems:
@@ -289,8 +290,9 @@ class Settings:
     def targets(self) -> TargetSpec:
         return TargetSpec(self.namespaces, self.namespace_selector, self.exclude_namespaces)
 
-    def problems(self, names: Mapping[str, str]) -> list[Problem]:
-        """Every invalid field, named as the caller's source names it."""
+    def problems(self, names: Mapping[str, str], *, unread: Collection[str] = ()) -> list[Problem]:
+        """Every invalid field, named as the caller's source names it; none about the fields in `unread`
+        (their text could not be read, which is reported already; their default stands in)."""
         found: list[tuple[str, str]] = []
         if not REGION.match(self.region):
             found.append(("region", "required: an AWS region such as eu-west-1"))
@@ -330,7 +332,7 @@ class Settings:
             for declared in declarations(Settings)
             if (fix := declared.out_of_bounds(getattr(self, declared.field)))
         ]
-        return [Problem(names.get(field, field), message) for field, message in found]
+        return [Problem(names.get(field, field), message) for field, message in found if field not in unread]
 
     def _kubeconfig_problems(self, names: Mapping[str, str]) -> list[tuple[str, str]]:
         found = []

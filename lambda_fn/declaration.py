@@ -57,8 +57,8 @@ class Declared:
                 return False
             raise ValueError(f"{raw!r} is not a boolean; use true or false")
         if self.kind is Kind.NUMBER:
-            if not raw.isdigit():
-                low, high = self.bounds or (0, 0)
+            low, high = self.bounds or (0, 0)
+            if not raw.isdigit() or not low <= int(raw) <= high:
                 raise ValueError(f"{raw!r} is not a whole number from {low} to {high}")
             return int(raw) * self.unit if self.unit else int(raw)
         if self.kind is Kind.LIST:

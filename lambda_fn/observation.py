@@ -46,7 +46,13 @@ def observe(cluster: ClusterApi, settings: Settings) -> Observation:
             targets = [Target(name, named=True) for name in sorted(set(settings.targets.names))]
             targets_known = False
         if settings.narrowing is not None:
-            targets = narrow_targets(cluster, targets, settings.narrowing)
+            try:
+                targets = narrow_targets(cluster, targets, settings.narrowing, complete=targets_known)
+            except KubernetesError as exc:  # the event's selector: without its answer, serve none (never widen)
+                errors.append(
+                    f"could not list the namespaces the event's selector chose, so none was served: {explain(exc)}"
+                )
+                targets, targets_known = [], False
         states: dict[str, SecretState] | None = None
         if listing is not None:
             try:

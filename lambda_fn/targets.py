@@ -46,14 +46,18 @@ def resolve_targets(cluster: ClusterApi, spec: TargetSpec) -> list[Target]:
     return [found[name] for name in sorted(found)]
 
 
-def narrow_targets(cluster: ClusterApi, targets: Sequence[Target], narrowing: TargetSpec) -> list[Target]:
+def narrow_targets(
+    cluster: ClusterApi, targets: Sequence[Target], narrowing: TargetSpec, *, complete: bool = True
+) -> list[Target]:
     """The part of `targets` that `narrowing` selects; ConfigError if it names a namespace outside them.
 
     Names must be targets already; globs and the selector only filter; exclusions only remove.
+    `complete`: whether `targets` are all of them (False when the namespaces could not be listed: a name
+    outside them may be a glob's match, so it is left out, not refused).
     """
     by_name = {target.name: target for target in targets}
     outside = sorted(name for name in narrowing.names if name not in by_name)
-    if outside:
+    if outside and complete:
         raise ConfigError(
             [
                 Problem(
@@ -69,7 +73,7 @@ def narrow_targets(cluster: ClusterApi, targets: Sequence[Target], narrowing: Ta
         chosen |= {ns.name for ns in cluster.list_namespaces(label_selector=narrowing.selector)} & set(by_name)
     if not narrowing.patterns and not narrowing.selector:
         chosen = set(by_name)
-    return [by_name[name] for name in sorted(chosen) if not _matches(name, narrowing.exclusions)]
+    return [by_name[name] for name in sorted(chosen & set(by_name)) if not _matches(name, narrowing.exclusions)]
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:

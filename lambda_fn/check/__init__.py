@@ -10,6 +10,7 @@ observes them (lambda_fn/observation.py) and judged by its decision (lambda_fn/d
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import boto3
 
@@ -71,7 +72,7 @@ def check_cluster(
     accepted, identity = kubernetes_identity(api)
     if not accepted:
         return [identity], []
-    observed = observe(api, settings)
+    observed = observe(api, replace(settings, service_accounts=()))  # their grants are asked, not their state
     namespaces = [target.name for target in observed.targets if not target.terminating]
     findings = [identity, target_namespaces(observed), *permissions(api, settings, namespaces), *lease(api, settings)]
     absent: set[str] = set()

@@ -133,9 +133,10 @@ def test_json_from_the_command_line_is_read_as_json() -> None:
     config = config_for(clusters=f'[{{"name": "onprem", "kubeconfigSecretArn": "{SECRET_ARN}"}}]')
     assert config.clusters == (Cluster("onprem", SECRET_ARN, manage_access_entry=False),)
     # JSON only where entries may be objects: a list of names is comma-separated on the command line.
-    assert "namespaces: a JSON list given as text; on the command line write -c namespaces=a,b" in problems(
-        namespaces='["a-*"]'
-    )
+    for key in ("namespaces", "alarmEmail"):
+        assert f"{key}: a JSON list given as text: on the command line a list is comma-separated" in problems(
+            **{key: '["a-*"]'}
+        )
     for broken in ('[{"name": x}]', '{"name": "onprem"}'):
         assert "clusters: not a JSON list of cluster names or objects" in problems(clusters=broken)
     assert config_for(namespaces="[a-c]*,default").settings.namespaces == ("[a-c]*", "default")  # a glob, not JSON

@@ -387,3 +387,11 @@ def test_a_kubeconfig_without_a_current_context_serves_the_context_given(kube: L
     code, out, err = run_cli("refresh", "--kubeconfig", str(path), "--context", "localkube", "--namespace", "team-a")
     assert (code, err) == (0, ""), out
     assert kube.store.find("secrets", "team-a", "regcred") is not None
+
+
+def test_a_registry_role_arn_may_hold_a_comma() -> None:
+    """Each --registry value is one entry, read whole (IAM allows commas in role names)."""
+    host, arn = "210987654321.dkr.ecr.eu-west-1.amazonaws.com", "arn:aws:iam::210987654321:role/pull,team-a"
+    args = build_parser().parse_args(["refresh", "--kubeconfig", "k", "--registry", f"{host}={arn}"])
+    settings = settings_from_args(args, {"AWS_REGION": "eu-west-1"})
+    assert [(spec.host, spec.role_arn) for spec in settings.registries] == [(host, arn)]

@@ -4,13 +4,15 @@ each namespace as a run would, names what fails with its fix, and writes nothing
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from datetime import timedelta
 
 from lambda_fn.check import Standing, Status, check_cluster
 from lambda_fn.check.report import RBAC_FIX
 from lambda_fn.config import Settings
 from lambda_fn.credentials import FetchedCredentials
-from lambda_fn.models import RegistryCredential, SecretState
+from lambda_fn.errors import Forbidden
+from lambda_fn.models import RegistryCredential, SecretState, TargetSpec
 from lambda_fn.ports import PreflightApi, RegistryTokenSource
 from lambda_fn.refresher import renew_pull_secrets
 from lambda_fn.runner import utc_now
@@ -74,6 +76,30 @@ def test_without_a_token_the_standings_are_what_the_annotations_say() -> None:
     fake, _ = cluster_with_each_standing()
     _, namespaces = check_cluster(fake, SETTINGS, FetchedCredentials([]))
     assert {n.namespace: n.state for n in namespaces}["team-a"] is Standing.MANAGED
+
+
+def refuse_lists(fake: FakeCluster) -> None:
+    def forbidden() -> None:
+        raise Forbidden('403 Forbidden: cannot list resource "namespaces"')
+
+    fake.hooks["list_namespaces", ""] = forbidden
+
+
+def test_a_narrowing_whose_namespaces_cannot_be_listed_is_a_failed_line_not_an_error() -> None:
+    """A manual {"check": true, "selector": ...} on a names-only grant, and {"namespaces": [...]} when the
+    glob's namespaces cannot be listed: the report comes back, naming why, and serves none it cannot tell."""
+    fake, fetched = cluster_with_each_standing()
+    refuse_lists(fake)
+    names_only = replace(
+        Settings(region="eu-west-1", namespaces=("team-a", "team-b")), narrowing=TargetSpec((), "team=a", ())
+    )
+    by_glob = replace(SETTINGS, narrowing=TargetSpec(("team-a",), None, ()))
+    for settings in (names_only, by_glob):
+        findings, namespaces = check_cluster(fake, settings, fetched)
+        failed = {f.name: f.detail for f in findings if f.status is Status.FAILED}
+        assert "could not list" in failed["target namespaces"]
+        assert [n.namespace for n in namespaces] == []
+    assert fake.writes() == []
 
 
 def test_the_fakes_implement_every_method_of_their_ports() -> None:

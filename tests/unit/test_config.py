@@ -264,3 +264,26 @@ def test_a_secret_pasted_into_a_setting_is_described_not_echoed(variable: str, v
 def test_nothing_to_serve_is_rejected() -> None:
     with pytest.raises(ConfigError, match="no registry to serve"):
         Settings.from_env(BASE | {"INCLUDE_OWN_REGISTRY": "false"}, require_cluster=True)
+
+
+def test_a_number_too_large_for_its_unit_is_named_not_raised() -> None:
+    """The bounds are checked before the duration is built: no OverflowError reaches the caller."""
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(
+            {"AWS_REGION": "eu-west-1", "REFRESH_THRESHOLD_MINUTES": "9" * 20, "DEADLINE_MARGIN_SECONDS": "9" * 20},
+            require_cluster=False,
+        )
+    assert [problem.field for problem in refused.value.problems] == [
+        "REFRESH_THRESHOLD_MINUTES",
+        "DEADLINE_MARGIN_SECONDS",
+    ]
+
+
+def test_a_variable_that_cannot_be_read_is_reported_once() -> None:
+    """A bad REGISTRIES entry is the problem; the empty list its default leaves is not another one."""
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(
+            {"AWS_REGION": "eu-west-1", "REGISTRIES": "docker.io", "INCLUDE_OWN_REGISTRY": "false"},
+            require_cluster=False,
+        )
+    assert [problem.field for problem in refused.value.problems] == ["REGISTRIES"]
