@@ -35,7 +35,7 @@ split_words = set -f; read -a $(1) <<<"$$$(2)";
 # e.g. make rbac CLUSTER=onprem CONTEXT="clusters=prod,onprem ..." (default: the first cluster)
 CLUSTER ?=
 
-.PHONY: demo test test-apiserver e2e bootstrap lint lock lock-check format unit integration synth deploy destroy install rbac apply remove asset bench bench-targeting bench-apiserver soak clean
+.PHONY: demo test test-apiserver test-compat e2e bootstrap lint lock lock-check format unit integration synth deploy destroy install rbac apply remove asset bench bench-targeting bench-apiserver soak clean
 
 # Set-up talks on stderr only, so that `make rbac ... | kubectl apply -f -` gets nothing but the manifest.
 # Only the committed locks drive the install: make never regenerates them behind your back.
@@ -62,6 +62,9 @@ test: lint ## lint, types, import contracts, then the whole suite
 
 test-apiserver: $(STAMP) ## only the real kube-apiserver tier (builds it with Go on first use)
 	$(BIN)/pytest -m apiserver
+
+test-compat: $(STAMP) ## the kube-apiserver tier on every version apiserver/ builds, as a matrix (for releases)
+	$(BIN)/python -m tests.compat_matrix
 
 e2e: $(STAMP) $(NODE_STAMP) ## cdk deploy into moto, then the deployed zip under the Lambda emulator
 	$(BIN)/pytest -m e2e -s tests/e2e

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from their Go modules (go.mod) into .cache/apiserver/ at the repo
-# root (git-ignored). Reuses the binaries when go.mod/go.sum and the sources are unchanged; Go's own
-# module and build caches make a rebuild after a fresh clone mostly a link.
+# build.sh [VERSION]: builds kube-apiserver and etcd from their Go modules into
+# .cache/apiserver/<VERSION>/ at the repo root (git-ignored). VERSION is a k8s.io/kubernetes version:
+# none, or go.mod's, builds from go.mod (the version `make test` runs); another builds the same cmd/
+# sources from versions/<VERSION>.mod and .sum with `go build -modfile`. Reuses the binaries when the
+# module file, its sums and the sources are unchanged; Go's own module and build caches make a
+# rebuild after a fresh clone mostly a link.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-out="$here/../.cache/apiserver"
+default="$(sed -n 's|^\tk8s.io/kubernetes \(v[0-9.]*\)$|\1|p' "$here/go.mod")"
+version="${1:-$default}"
+modfile="$here/go.mod"
+if [[ "$version" != "$default" ]]; then
+  modfile="$here/versions/$version.mod"
+  [[ -f "$modfile" ]] || { echo "apiserver: no $modfile; versions: $default $(ls "$here/versions" | sed -n 's/\.mod$//p' | tr '\n' ' ')" >&2; exit 2; }
+fi
+sums="${modfile%.mod}.sum"
+out="$here/../.cache/apiserver/$version"
 stamp="$out/.built-from"
-want="$(cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/main.go "$0" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$modfile" "$sums" "$here"/cmd/*/main.go "$0" | sha256sum | cut -d' ' -f1)"
 if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
   echo "apiserver: reusing $out (kube-apiserver $("$out/kube-apiserver" --version 2>/dev/null | cut -d' ' -f2))"
   exit 0
@@ -15,10 +26,9 @@ command -v go >/dev/null || { echo "apiserver: go not found; cannot build kube-a
 mkdir -p "$out"
 started=$(date +%s)
 cd "$here"
-go build -trimpath -o "$out/etcd" ./cmd/etcd
-version="$(sed -n 's|^\tk8s.io/kubernetes \(v[0-9.]*\)$|\1|p' go.mod)"
+go build -modfile="$modfile" -trimpath -o "$out/etcd" ./cmd/etcd
 minor="$(echo "$version" | cut -d. -f2)"
-go build -trimpath -o "$out/kube-apiserver" \
+go build -modfile="$modfile" -trimpath -o "$out/kube-apiserver" \
   -ldflags "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" \
   ./cmd/kube-apiserver
 echo "$want" > "$stamp"

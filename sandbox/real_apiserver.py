@@ -3,7 +3,9 @@ admin token and the EKS-style token webhook: the ground truth the local API serv
 
 from __future__ import annotations
 
+import os
 import random
+import re
 import shutil
 import socket
 import ssl
@@ -22,15 +24,31 @@ from localkube.eks_auth import EksTokenAuthenticator
 from localkube.token_webhook import TokenWebhook
 
 ROOT = Path(__file__).resolve().parent.parent
-BINARIES = ROOT / ".cache" / "apiserver"
+# Which kube-apiserver to run: a k8s.io/kubernetes version that apiserver/build.sh builds (go.mod's, or one
+# of apiserver/versions/); unset, go.mod's. `make test-compat` runs the tier once per version.
+VERSION_VARIABLE = "KUBE_APISERVER_VERSION"
 ADMIN_TOKEN = "real-admin-token"  # noqa: S105 - the local test cluster's admin
 NOBODY_TOKEN = "real-nobody-token"  # noqa: S105
 
 
+def version() -> str:
+    """The kube-apiserver version this process runs."""
+    chosen = os.environ.get(VERSION_VARIABLE)
+    if chosen:
+        return chosen
+    found = re.search(r"^\tk8s\.io/kubernetes (v[0-9.]+)$", (ROOT / "apiserver" / "go.mod").read_text(), re.MULTILINE)
+    assert found is not None, "apiserver/go.mod requires k8s.io/kubernetes"  # noqa: S101 - our own file
+    return found[1]
+
+
+def binaries() -> Path:
+    return ROOT / ".cache" / "apiserver" / version()
+
+
 def build() -> Path:
     """Build (or reuse) the binaries; raises CalledProcessError with Go's output when that fails."""
-    subprocess.run(["bash", str(ROOT / "apiserver" / "build.sh")], check=True)  # noqa: S603, S607
-    return BINARIES
+    subprocess.run(["bash", str(ROOT / "apiserver" / "build.sh"), version()], check=True)  # noqa: S603, S607
+    return binaries()
 
 
 def free_port() -> int:
@@ -109,7 +127,7 @@ class RealKube:
         etcd_port, etcd_peer = free_port(), free_port()
         self._spawn(
             [
-                str(BINARIES / "etcd"),
+                str(binaries() / "etcd"),
                 "--data-dir",
                 str(folder / "etcd"),
                 "--listen-client-url",
@@ -120,7 +138,7 @@ class RealKube:
             "etcd.log",
         )
         arguments = [
-            str(BINARIES / "kube-apiserver"),
+            str(binaries() / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             "--bind-address=127.0.0.1",
             f"--secure-port={self.port}",
