@@ -222,6 +222,13 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(kube: LocalKube, kubec
     assert completed.stderr == ""
 
 
+def at_a_terminal() -> None:
+    """In the child, before exec: Ctrl-C as at a terminal. A shell that starts these tests in the
+    background without job control leaves SIGINT ignored, and a child inherits that (Python then never
+    raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupt_exits_130_without_a_traceback(kubeconfig: str, tmp_path: Path) -> None:
     """Ctrl-C while a run waits on the API server (here one that accepts and never answers)."""
     silent = socket.create_server(("127.0.0.1", 0))
@@ -237,6 +244,7 @@ def test_an_interrupt_exits_130_without_a_traceback(kubeconfig: str, tmp_path: P
             stderr=subprocess.PIPE,
             text=True,
             env=dict(os.environ),
+            preexec_fn=at_a_terminal,  # noqa: PLW1509 - resets one disposition, takes no lock
         ) as running,
     ):
         silent.accept()  # the run is now waiting for the TLS handshake
@@ -260,6 +268,7 @@ def test_an_interrupted_run_prints_what_it_settled_and_starts_nothing_more(kube:
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
+        preexec_fn=at_a_terminal,  # noqa: PLW1509 - resets one disposition, takes no lock
     ) as running:
         assert running.stdout is not None
         assert running.stdout.readline().startswith("target: ")
