@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambda_fn.config import CLUSTER_NAME, RegistrySpec, Settings
-from lambda_fn.declaration import declarations, names
+from lambda_fn.declaration import declarations, names, split
 from lambda_fn.errors import ConfigError, Problem, shown
 from lambda_fn.telemetry import METRICS_NAMESPACE
 
@@ -321,7 +321,7 @@ class _ContextReader:
         if value is None:
             return ()
         if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
+            return split(value)
         if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
             return tuple(value)
         self.problem(key, "must be a list of strings or a comma-separated string")

@@ -18,8 +18,8 @@ from lambda_fn import __version__
 from lambda_fn.aws import new_session
 from lambda_fn.check import run_check
 from lambda_fn.collector import tune_for_large_lists
-from lambda_fn.config import RegistrySpec, Settings
-from lambda_fn.declaration import Kind, declarations, names
+from lambda_fn.config import DECLARED, Settings
+from lambda_fn.declaration import Kind, names
 from lambda_fn.errors import ConfigError, Problem, RefresherError
 from lambda_fn.k8s import kubeconfig_file_problems
 from lambda_fn.library_logs import pin_library_loggers
@@ -46,7 +46,7 @@ INTERRUPTED = "interrupted: every secret is as it was or fully written; run agai
 
 # Each setting's flag, for error messages.
 FLAG_NAMES = names(Settings, "flag")
-DECLARED = {declared.field: declared for declared in declarations(Settings)}
+BY_FIELD = {declared.field: declared for declared in DECLARED}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_setting_flags(group: argparse._ArgumentGroup, *fields: str) -> None:
     """The flags of these settings, as their declarations say (lambda_fn/config.py)."""
     for field in fields:
-        declared = DECLARED[field]
+        declared = BY_FIELD[field]
         help_text = declared.help + ("; repeatable" if declared.kind in {Kind.NAMES, Kind.LIST} else "")
         if declared.env and declared.env not in help_text and "default:" not in help_text:
             default = f" or {declared.default_text}" if declared.default_text else ""
@@ -250,7 +250,10 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         if value is not None and value is not False:  # 0 is a value (`--concurrency 0` is refused by name)
             given[field] = tuple(value) if isinstance(value, list) else value
     if args.registries:
-        given["registries"] = settings.registries + _parse_registries(args.registries)
+        try:  # each flag's value read whole: a role ARN may hold a comma
+            given["registries"] = settings.registries + BY_FIELD["registries"].read_entries(args.registries)
+        except ValueError as exc:
+            raise ConfigError([Problem("--registry", fault) for fault in exc.args], source="command line") from None
     # The cluster is one choice too: a flag for it replaces the environment's whole way of reaching one
     # (else KUBECONFIG_SECRET in the environment would win over --cluster, as it does in the Lambda).
     if args.cluster_name:
@@ -262,16 +265,3 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         # absent selector included.
         given |= {"namespaces": tuple(args.namespaces or ()), "namespace_selector": args.namespace_selector}
     return settings.replace(FLAG_NAMES, source="command line", **given)
-
-
-def _parse_registries(entries: Sequence[str]) -> tuple[RegistrySpec, ...]:
-    """Each flag's value whole: a role ARN may hold a comma."""
-    specs, problems = [], []
-    for entry in entries:
-        try:
-            specs.append(RegistrySpec.parse(entry))
-        except ValueError as exc:
-            problems.append(Problem("--registry", str(exc)))
-    if problems:
-        raise ConfigError(problems, source="command line")
-    return tuple(specs)

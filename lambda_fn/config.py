@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from lambda_fn.declaration import Kind, declarations, names, setting
+from lambda_fn.declaration import Declared, Kind, declarations, names, setting
 from lambda_fn.errors import ConfigError, Problem, shown
 from lambda_fn.models import TargetSpec, is_glob
 
@@ -254,7 +254,7 @@ class Settings:
         names = ENV_NAMES if names is None else names
         values: dict[str, Any] = {}
         problems, unread = [], set()
-        for declared in declarations(cls):
+        for declared in DECLARED:
             raw = environ.get(declared.env or "", "").strip()
             if declared.field == "region":
                 raw = raw or environ.get("AWS_DEFAULT_REGION", "").strip()
@@ -329,7 +329,7 @@ class Settings:
             )
         found += [
             (declared.field, fix)
-            for declared in declarations(Settings)
+            for declared in DECLARED
             if (fix := declared.out_of_bounds(getattr(self, declared.field)))
         ]
         return [Problem(names.get(field, field), message) for field, message in found if field not in unread]
@@ -419,5 +419,7 @@ def _namespace_pattern_fix(pattern: str) -> str | None:
     return f"{pattern!r} is not a namespace name; use at most 63 lowercase letters, digits and '-'"
 
 
+# The declarations, read from the fields once (from_env and problems() go through them on every call).
+DECLARED: tuple[Declared, ...] = declarations(Settings)
 # Each setting's name in the environment, for error messages (and the tests' clean environment).
 ENV_NAMES = names(Settings, "env")

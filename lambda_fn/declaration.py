@@ -7,7 +7,7 @@ configuration table's test all read these declarations; nothing else spells a se
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -62,17 +62,21 @@ class Declared:
                 raise ValueError(f"{raw!r} is not a whole number from {low} to {high}")
             return int(raw) * self.unit if self.unit else int(raw)
         if self.kind is Kind.LIST:
-            assert self.parse is not None  # noqa: S101 - declared with the kind
-            values, faults = [], []
-            for entry in split(raw):
-                try:
-                    values.append(self.parse(entry))
-                except ValueError as exc:
-                    faults.append(str(exc))
-            if faults:
-                raise ValueError(*faults)
-            return tuple(values)
+            return self.read_entries(split(raw))
         return raw
+
+    def read_entries(self, entries: Iterable[str]) -> tuple[Any, ...]:
+        """A LIST setting's entries, each read whole; ValueError with one message per bad entry."""
+        assert self.parse is not None  # noqa: S101 - declared with the kind
+        values, faults = [], []
+        for entry in entries:
+            try:
+                values.append(self.parse(entry))
+            except ValueError as exc:
+                faults.append(str(exc))
+        if faults:
+            raise ValueError(*faults)
+        return tuple(values)
 
     def number(self, value: Any) -> int:
         """A NUMBER setting's value as the whole number its text gives (minutes, for a duration of minutes)."""

@@ -33,9 +33,11 @@ NOBODY_TOKEN = "real-nobody-token"  # noqa: S105
 
 def version() -> str:
     """The kube-apiserver version this process runs."""
-    chosen = os.environ.get(VERSION_VARIABLE)
-    if chosen:
-        return chosen
+    return os.environ.get(VERSION_VARIABLE) or default_version()
+
+
+def default_version() -> str:
+    """apiserver/go.mod's: the one `make test` runs."""
     found = re.search(r"^\tk8s\.io/kubernetes (v[0-9.]+)$", (ROOT / "apiserver" / "go.mod").read_text(), re.MULTILINE)
     assert found is not None, "apiserver/go.mod requires k8s.io/kubernetes"  # noqa: S101 - our own file
     return found[1]

@@ -15,15 +15,15 @@ import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from sandbox.real_apiserver import ROOT, VERSION_VARIABLE, version
+from sandbox.real_apiserver import ROOT, VERSION_VARIABLE, default_version
 
 VERSIONS = ROOT / "apiserver" / "versions"
 
 
 def versions() -> list[str]:
-    default = version() if not os.environ.get(VERSION_VARIABLE) else None
-    others = sorted(path.stem for path in VERSIONS.glob("*.mod"))
-    return sorted({*(others), *([default] if default else [])}, key=lambda v: tuple(map(int, v[1:].split("."))))
+    """go.mod's and each of apiserver/versions/, oldest first."""
+    found = {default_version(), *(path.stem for path in VERSIONS.glob("*.mod"))}
+    return sorted(found, key=lambda v: tuple(map(int, v[1:].split("."))))
 
 
 def main() -> int:
