@@ -13,7 +13,7 @@ PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>\S+)(?:\s*;\s*(?P<mar
 
 def locked(lock: Path) -> dict[str, str]:
     """name → version for every pin of a uv lock whose marker holds on this interpreter."""
-    pins = {}
+    pins: dict[str, str] = {}
     for line in lock.read_text().splitlines():
         match = PIN.match(line)
         if match and (match["marker"] is None or Marker(match["marker"]).evaluate()):

@@ -105,7 +105,7 @@ def test_the_type_of_a_secret_is_immutable(server: Server) -> None:
         ("application/json-patch+json", [{"op": "add", "path": "/metadata/labels/b", "value": "2"}]),
     ],
 )
-def test_patches_merge_labels(server: Server, content_type: str, patch: object) -> None:
+def test_patches_merge_labels(server: Server, content_type: str, patch: Any) -> None:
     core, namespace = server.core(), server.namespace()
     core.create_namespaced_secret(namespace, secret(labels={"a": "1"}))
     patched = core.patch_namespaced_secret("regcred", namespace, patch, _content_type=content_type)
@@ -182,14 +182,16 @@ def test_namespace_label_selectors(server: Server, selector: str, expected: list
         "c": server.namespace(labels={"ct-run": run, "tier": "db"}),
     }
     listed = server.core().list_namespace(label_selector=f"ct-run={run},{selector}")
-    assert sorted(ns.metadata.name for ns in listed.items) == sorted(names[key] for key in expected)
+    assert sorted(str(ns.metadata.name) for ns in listed.items) == sorted(names[key] for key in expected)
 
 
 def test_numeric_selectors_read_label_values_as_int64(server: Server) -> None:
     run = uuid.uuid4().hex[:8]
     names = {key: server.namespace(labels={"ct-run": run, "size": value}) for key, value in NUMERIC_LABELS.items()}
     listed = server.core().list_namespace(label_selector=f"ct-run={run},size>5")
-    assert sorted(ns.metadata.name for ns in listed.items) == sorted(names[k] for k in ("seven", "largest", "padded"))
+    assert sorted(str(ns.metadata.name) for ns in listed.items) == sorted(
+        names[k] for k in ("seven", "largest", "padded")
+    )
     listed = server.core().list_namespace(label_selector=f"ct-run={run},size<00005")
     assert [ns.metadata.name for ns in listed.items] == [names["four"]]
 
@@ -341,7 +343,7 @@ def test_a_list_by_name_is_allowed_by_resource_names_only_with_its_field_selecto
         assert list_secrets(server, NOBODY_TOKEN, "fieldSelector=metadata.name%3Dother")[0] == 403
 
 
-def access_review(server: Server, token: str, **attributes: str) -> bool:
+def access_review(server: Server, token: str, **attributes: Any) -> bool:
     review = k8s.V1SelfSubjectAccessReview(
         spec=k8s.V1SelfSubjectAccessReviewSpec(resource_attributes=k8s.V1ResourceAttributes(**attributes))
     )
@@ -364,7 +366,7 @@ def test_self_subject_reviews_answer_for_the_caller_and_change_nothing(server: S
         k8s.V1SelfSubjectReview()
     )
     assert who.status.user_info.username == "nobody"
-    assert "system:authenticated" in who.status.user_info.groups
+    assert "system:authenticated" in (who.status.user_info.groups or [])
     assert server.core().list_namespaced_secret(namespace).items == []
 
 

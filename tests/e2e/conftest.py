@@ -187,7 +187,7 @@ def namespaces(deployed: Deployed) -> list[str]:
     own = f"{deployed.function['Role'].split(':')[4]}.dkr.ecr.{REGION}.amazonaws.com"
     auths = {own: {"username": "AWS", "password": "from-the-cron-job", "auth": "QVdTOmZyb20tdGhlLWNyb24tam9i"}}
     compact = json.dumps({"auths": auths}, separators=(",", ":"))  # as kubectl writes it
-    data = {".dockerconfigjson": base64.b64encode(compact.encode()).decode()}
+    data: dict[str, bytes | str] = {".dockerconfigjson": base64.b64encode(compact.encode()).decode()}
     recipe = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="regcred"), type="kubernetes.io/dockerconfigjson", data=data)
     core.create_namespaced_secret("team-c", recipe)
     return names

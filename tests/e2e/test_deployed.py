@@ -33,12 +33,13 @@ def secret(deployed: Deployed, namespace: str) -> k8s.V1Secret:
 
 
 def auths(deployed: Deployed, namespace: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(base64.b64decode(secret(deployed, namespace).data[".dockerconfigjson"]))
-    return document["auths"]
+    data = secret(deployed, namespace).data or {}
+    found: dict[str, Any] = json.loads(base64.b64decode(data[".dockerconfigjson"]))["auths"]
+    return found
 
 
 def versions(deployed: Deployed, names: list[str]) -> dict[str, str]:
-    return {name: secret(deployed, name).metadata.resource_version for name in names}
+    return {name: str(secret(deployed, name).metadata.resource_version) for name in names}
 
 
 def scheduled_event(deployed: Deployed) -> dict[str, Any]:

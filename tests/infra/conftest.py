@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = json.loads((Path(__file__).parents[2] / "cdk.json").r
     "clusterName": "my-cluster"
 }
 # Skip asset bundling in tests: pip install per synth would take most of the suite's time.
-NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+NO_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 
 
 def config_for(**context: Any) -> DeploymentConfig:

@@ -8,6 +8,7 @@ metrics never reach CloudWatch and its alarms never fire.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -28,7 +29,7 @@ class Deployed:
     """The template as CloudFormation would resolve it in ACCOUNT/REGION: each resource's name is its
     logical ID, so an ARN built by the stack and one built here name the same thing."""
 
-    def __init__(self, template: dict[str, Any]) -> None:
+    def __init__(self, template: Mapping[str, Any]) -> None:
         self.resources: dict[str, Any] = template["Resources"]
 
     def resolve(self, value: Any) -> Any:

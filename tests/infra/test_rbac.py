@@ -136,7 +136,7 @@ def test_the_admission_policy_can_be_left_out() -> None:
 def test_adoption_under_the_policy_needs_the_registries_it_may_adopt() -> None:
     def adoptable(**kwargs: object) -> str:
         policy = of_kind(render(config_for(namespaces=["team-*"]), **kwargs), ADMISSION[0])  # type: ignore[arg-type]
-        return next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "oldAdoptable")
+        return str(next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "oldAdoptable"))
 
     assert adoptable() == "false"  # the function's own account is unknown at an offline synth
     assert ".matches(" in adoptable(own_registry="123456789012.dkr.ecr.us-east-1.amazonaws.com")

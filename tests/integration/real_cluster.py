@@ -30,8 +30,8 @@ Invoke = Callable[..., dict[str, Any]]
 DOCKERCONFIG = "kubernetes.io/dockerconfigjson"
 
 
-def secret(name: str, kind: str = "Opaque", **metadata: object) -> k8s.V1Secret:
-    data = {".dockerconfigjson": "eyJhdXRocyI6e319"} if kind == DOCKERCONFIG else {"k": "dg=="}
+def secret(name: str, kind: str = "Opaque", **metadata: Any) -> k8s.V1Secret:
+    data: dict[str, bytes | str] = {".dockerconfigjson": "eyJhdXRocyI6e319"} if kind == DOCKERCONFIG else {"k": "dg=="}
     return k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name, **metadata), type=kind, data=data)
 
 
@@ -55,12 +55,15 @@ class Cluster:
 
     def apply(self, manifests: list[dict[str, Any]]) -> None:
         for manifest in manifests:
-            utils.create_from_dict(self.api, manifest)
+            utils.create_from_dict(self.api, manifest)  # type: ignore[no-untyped-call]  # the client leaves utils untyped
             self.applied.append(manifest)
 
     def remove_applied(self) -> None:
         """Undo apply(): the objects have fixed names and the server outlives the test."""
-        name = lambda m: m["metadata"]["name"]  # noqa: E731
+
+        def name(manifest: dict[str, Any]) -> str:
+            return str(manifest["metadata"]["name"])
+
         deleters: dict[str, Callable[[dict[str, Any]], object]] = {
             "ClusterRole": lambda m: self.rbac.delete_cluster_role(name(m)),
             "ClusterRoleBinding": lambda m: self.rbac.delete_cluster_role_binding(name(m)),
@@ -128,9 +131,9 @@ class Cluster:
         return status
 
     def auths(self, namespace: str, secret: str = "regcred") -> dict[str, Any]:
-        data = self.core.read_namespaced_secret(secret, namespace).data[".dockerconfigjson"]
-        document: dict[str, Any] = json.loads(base64.b64decode(data))
-        return document["auths"]
+        data = self.core.read_namespaced_secret(secret, namespace).data or {}
+        auths: dict[str, Any] = json.loads(base64.b64decode(data[".dockerconfigjson"]))["auths"]
+        return auths
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, **context: Any) -> DeploymentConfig:

@@ -10,7 +10,9 @@ import subprocess
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -170,13 +172,11 @@ def test_a_stolen_token_cannot_give_the_secret_an_owner_or_a_finalizer(
     doomed = admin.core.create_namespaced_config_map(
         namespace, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="doomed"))
     )
-    owner = k8s.V1OwnerReference(api_version="v1", kind="ConfigMap", name="doomed", uid=doomed.metadata.uid)
+    owner = k8s.V1OwnerReference(api_version="v1", kind="ConfigMap", name="doomed", uid=str(doomed.metadata.uid))
     owned = secret("regcred", DOCKERCONFIG, labels=managed, owner_references=[owner])
     held = secret("regcred", DOCKERCONFIG, labels=managed, finalizers=["example.com/hold"])
     for attempt in (owned, held):
-        message = denied_by_the_policy(
-            lambda attempt=attempt: identity.core.create_namespaced_secret(namespace, attempt)
-        )
+        message = denied_by_the_policy(partial(identity.core.create_namespaced_secret, namespace, attempt))
         assert "may not set or change metadata." in message
     identity.core.create_namespaced_secret(namespace, secret("regcred", DOCKERCONFIG, labels=managed))
     for field, key, value in [
@@ -185,9 +185,7 @@ def test_a_stolen_token_cannot_give_the_secret_an_owner_or_a_finalizer(
     ]:
         changed = identity.core.read_namespaced_secret("regcred", namespace)
         setattr(changed.metadata, field, value)
-        message = denied_by_the_policy(
-            lambda changed=changed: identity.core.replace_namespaced_secret("regcred", namespace, changed)
-        )
+        message = denied_by_the_policy(partial(identity.core.replace_namespaced_secret, "regcred", namespace, changed))
         assert f"may not set or change metadata.{key}" in message
     stored = admin.core.read_namespaced_secret("regcred", namespace)
     assert (stored.metadata.owner_references, stored.metadata.finalizers) == (None, None)
@@ -214,8 +212,11 @@ def test_a_selector_scope_is_enforced_on_the_namespaces_labels(
     managed = {"app.kubernetes.io/managed-by": "ecr-token-refresher"}
     for what, namespace in outside.items():
         message = denied_by_the_policy(
-            lambda namespace=namespace: identity.core.create_namespaced_secret(
-                namespace, secret("regcred", DOCKERCONFIG, labels=managed), dry_run="All"
+            partial(
+                identity.core.create_namespaced_secret,
+                namespace,
+                secret("regcred", DOCKERCONFIG, labels=managed),
+                dry_run="All",
             )
         )
         assert "only write in its target namespaces" in message, what
@@ -267,7 +268,9 @@ def confined_accounts(
     admin.namespace(f"x{prefix}")
     system_accounts = admin.core.list_namespaced_service_account("kube-system").items
     if not any(account.metadata.name == "default" for account in system_accounts):  # no controller-manager here
-        admin.core.create_namespaced_service_account("kube-system", k8s.V1ServiceAccount(metadata={"name": "default"}))
+        admin.core.create_namespaced_service_account(
+            "kube-system", k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="default"))
+        )
     identity = role_client(kube, credentials)
     dry, ours = {"automountServiceAccountToken": True}, {"imagePullSecrets": [{"name": "regcred"}]}
     wait_for_policy(
@@ -289,7 +292,7 @@ def test_a_stolen_token_can_only_add_the_secret_to_service_accounts(
         "default", target, {"imagePullSecrets": [{"name": "theirs"}], "automountServiceAccountToken": False}
     )
     patch = identity.core.patch_namespaced_service_account
-    attacks = {
+    attacks: dict[str, tuple[str, dict[str, Any]]] = {
         "token automount back on, in kube-system": (
             "kube-system",
             {"automountServiceAccountToken": True, "metadata": {"annotations": {"eks.amazonaws.com/role-arn": "x"}}},
@@ -303,7 +306,7 @@ def test_a_stolen_token_can_only_add_the_secret_to_service_accounts(
         "their pull secret removed": (target, {"imagePullSecrets": [{"name": "regcred"}]}),
     }
     messages = {
-        what: denied_by_the_policy(lambda where=where, body=body: patch("default", where, body), ACCOUNTS_POLICY)
+        what: denied_by_the_policy(partial(patch, "default", where, body), ACCOUNTS_POLICY)
         for what, (where, body) in attacks.items()
     }
     assert "only write in its target namespaces" in messages["our secret, outside the targets"]
@@ -341,9 +344,9 @@ def test_the_rendered_rbac_lists_the_secret_by_name_only(confined: tuple[RealKub
     (what every run reads) and nothing wider: the function's own token, the rendered manifest only."""
     _, _, identity, _ = confined
     identity.core.list_secret_for_all_namespaces(field_selector="metadata.name=regcred", limit=500)
-    for wider in ({}, {"field_selector": "metadata.name=admin-token"}, {"field_selector": "type=Opaque"}):
+    for wider in (None, "metadata.name=admin-token", "type=Opaque"):
         with pytest.raises(ApiException) as refused:
-            identity.core.list_secret_for_all_namespaces(limit=500, **wider)
+            identity.core.list_secret_for_all_namespaces(limit=500, field_selector=wider)
         assert refused.value.status == 403, wider
         assert "cannot list resource" in (refused.value.body or "")
 
@@ -391,7 +394,7 @@ def test_the_policy_holds_the_secrets_shape_one_key_of_bounded_size(
     denied_by_the_policy(lambda: identity.core.create_namespaced_secret(namespace, huge))
     identity.core.create_namespaced_secret(namespace, secret("regcred", DOCKERCONFIG, labels=managed))
     current = identity.core.read_namespaced_secret("regcred", namespace)
-    current.data = {**current.data, "extra": "eA=="}
+    current.data = {**(current.data or {}), "extra": "eA=="}
     denied_by_the_policy(lambda: identity.core.replace_namespaced_secret("regcred", namespace, current))
 
 
@@ -408,7 +411,7 @@ def test_a_secret_written_by_anyone_else_is_repaired_at_the_next_run(
     edited.data = {".dockerconfigjson": DOCKERCONFIG_WITHOUT_OURS}
     admin.core.replace_namespaced_secret("regcred", names[0], edited, field_manager="kubectl-edit")
     forged = identity.core.read_namespaced_secret("regcred", names[1])
-    forged.metadata.annotations |= {
+    forged.metadata.annotations = (forged.metadata.annotations or {}) | {
         "ecr-token-refresher/refreshed-at": "2099-01-01T00:00:00+00:00",
         "ecr-token-refresher/expires-at": "2099-01-01T11:00:00+00:00",
     }
@@ -420,7 +423,7 @@ def test_a_secret_written_by_anyone_else_is_repaired_at_the_next_run(
     assert "later than the API server's time of the write" in reasons[names[1]]
     assert set(admin.auths(names[0])) == {OWN_REGISTRY}
     labelled = admin.core.read_namespaced_secret("regcred", names[0])
-    labelled.metadata.labels["app.kubernetes.io/part-of"] = "platform"
+    labelled.metadata.labels = (labelled.metadata.labels or {}) | {"app.kubernetes.io/part-of": "platform"}
     admin.core.replace_namespaced_secret("regcred", names[0], labelled, field_manager="argocd-controller")
     assert outcomes(invoke()) == dict.fromkeys(names, "unchanged")
 
@@ -441,7 +444,7 @@ def test_applied_in_order_no_grant_lands_before_the_policy(
 
     def answers() -> set[str]:
         refusals = [
-            refusal(lambda n=n: identity.core.create_namespaced_secret(n, forbidden, dry_run="All")) for n in names
+            refusal(partial(identity.core.create_namespaced_secret, n, forbidden, dry_run="All")) for n in names
         ]
         return {"admitted" if r is None else "policy" if POLICY in r else r[:3] for r in refusals}
 
@@ -476,13 +479,13 @@ def test_the_run_holds_only_its_own_lease_and_steps_aside_for_another_run(
     assert lease.spec.holder_identity is None
     lease.spec.holder_identity, lease.spec.renew_time = "another run", datetime.now(UTC)
     lease.spec.lease_duration_seconds = 60
-    leases.replace_namespaced_lease(lease.metadata.name, "kube-system", lease)
+    leases.replace_namespaced_lease("ecr-token-refresher", "kube-system", lease)
     try:
         result = invoke()
     finally:
         lease = leases.read_namespaced_lease("ecr-token-refresher", "kube-system")
         lease.spec.holder_identity = None
-        leases.replace_namespaced_lease(lease.metadata.name, "kube-system", lease)
+        leases.replace_namespaced_lease("ecr-token-refresher", "kube-system", lease)
     assert result["skipped_run"].startswith("another run holds the Lease and is doing the work: another run (")
     assert result["namespaces"] == []
     assert outcomes(invoke({"force": True})) == dict.fromkeys(names, "updated")  # a forced run never steps aside

@@ -54,7 +54,7 @@ def failed(report: dict[str, Any]) -> dict[str, str]:
 def secrets_version(admin: Cluster, namespaces: list[str]) -> list[tuple[str, str]]:
     """Every secret in the namespaces with its resourceVersion: any write would change this."""
     return sorted(
-        (s.metadata.namespace + "/" + s.metadata.name, s.metadata.resource_version)
+        (f"{s.metadata.namespace}/{s.metadata.name}", str(s.metadata.resource_version))
         for namespace in namespaces
         for s in admin.core.list_namespaced_secret(namespace).items
     )
@@ -214,7 +214,7 @@ def test_an_adoption_the_policy_refuses_is_a_failed_line(
     identity = role_client(kube, credentials)
     wait_for_policy(identity, names[0], "'ecr-token-refresher'")
     recipe = json.dumps({"auths": {OWN_REGISTRY: {"username": "AWS", "password": "x", "auth": "QVdTOng="}}})
-    data = {".dockerconfigjson": base64.b64encode(recipe.replace(" ", "").encode()).decode()}
+    data: dict[str, bytes | str] = {".dockerconfigjson": base64.b64encode(recipe.replace(" ", "").encode()).decode()}
     admin.core.create_namespaced_secret(
         names[0], k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="regcred"), type=DOCKERCONFIG, data=data)
     )

@@ -26,8 +26,8 @@ def outcomes(result: dict[str, Any]) -> dict[str, str]:
 
 def auths(kube: LocalKube, namespace: str, name: str = "regcred") -> dict[str, Any]:
     secret = kube.store.get("secrets", namespace, name)
-    document: dict[str, Any] = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
-    return document["auths"]
+    auths: dict[str, Any] = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]
+    return auths
 
 
 def writes(kube: LocalKube) -> list[tuple[str, str]]:

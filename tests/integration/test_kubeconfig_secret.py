@@ -116,8 +116,11 @@ def test_a_rotated_token_is_used_on_the_next_run(aws: MotoAws, onprem: LocalKube
 def test_a_kubeconfig_the_lambda_cannot_use_is_refused_before_any_request(
     aws: MotoAws, onprem: LocalKube, invoke: Invoke, document: str, message: str
 ) -> None:
-    users = {"exec": {"exec": {"command": "aws"}}, "auth-provider": {"auth-provider": {"name": "oidc"}}}
-    users["tokenFile"] = {"tokenFile": "/var/run/token"}
+    users: dict[str, dict[str, Any]] = {
+        "exec": {"exec": {"command": "aws"}},
+        "auth-provider": {"auth-provider": {"name": "oidc"}},
+        "tokenFile": {"tokenFile": "/var/run/token"},
+    }
     if document in users:
         document = kubeconfig(onprem.url, onprem.ca_pem, users[document])
     elif document == "http":

@@ -14,7 +14,7 @@ from localkube import LocalKube, Rule, User
 from sandbox.eks_cluster import CLUSTER_NAME, local_eks_cluster
 from sandbox.moto_aws import AwsCredentials, MotoAws
 
-CONFIGURATIONS = {
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "names only": {"namespaces": ["default", "team-a"]},
     "globs and a selector": {"namespaces": ["team-*"], "namespaceSelector": "ecr-pull=enabled"},
     "with service accounts": {"namespaces": ["team-*"], "serviceAccounts": ["default", "builder"]},

@@ -167,7 +167,7 @@ def test_the_cli_in_kubeconfig_mode_against_kube_apiserver(real: tuple[RealKube,
     assert json.loads(stdout.getvalue())["namespaces"] == [{"namespace": namespace, "outcome": "created"}]
     written = cluster.core.read_namespaced_secret("regcred", namespace)
     assert written.type == "kubernetes.io/dockerconfigjson"
-    assert written.metadata.labels["app.kubernetes.io/managed-by"] == "ecr-token-refresher"
+    assert (written.metadata.labels or {}).get("app.kubernetes.io/managed-by") == "ecr-token-refresher"
     assert cluster.auths(namespace)[OWN_REGISTRY]["username"] == "AWS"
 
 
@@ -190,7 +190,7 @@ def test_an_update_keeps_owner_references_finalizers_and_unknown_fields(
     secret = cluster.core.read_namespaced_secret("regcred", name)
     assert [(ref.kind, ref.uid) for ref in secret.metadata.owner_references] == [("ConfigMap", owner.metadata.uid)]
     assert secret.metadata.finalizers == ["example.com/keep"]
-    assert secret.metadata.labels["team"] == "a"
+    assert (secret.metadata.labels or {}).get("team") == "a"
     cluster.core.patch_namespaced_secret("regcred", name, {"metadata": {"finalizers": None}})
 
 
@@ -204,7 +204,9 @@ def test_an_immutable_stale_secret_fails_naming_the_fix_and_is_not_touched(
     assert outcomes(invoke()) == {name: "created"}
     secret = cluster.core.read_namespaced_secret("regcred", name)
     secret.immutable = True
-    secret.metadata.annotations["ecr-token-refresher/expires-at"] = "2026-01-01T00:00:00+00:00"
+    secret.metadata.annotations = (secret.metadata.annotations or {}) | {
+        "ecr-token-refresher/expires-at": "2026-01-01T00:00:00+00:00"
+    }
     cluster.core.replace_namespaced_secret("regcred", name, secret)
     before = cluster.core.read_namespaced_secret("regcred", name)
     with pytest.raises(RefreshFailed, match=name):

@@ -43,8 +43,7 @@ def kubeconfig(kube: RealKube, user: dict[str, Any]) -> str:
 def service_account_token(admin: Cluster, namespace: str, name: str) -> str:
     """What `kubectl create token` asks for: a TokenRequest for the account (1 hour)."""
     request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
-    token: str = admin.core.create_namespaced_service_account_token(name, namespace, request).status.token
-    return token
+    return str(admin.core.create_namespaced_service_account_token(name, namespace, request).status.token)
 
 
 @pytest.fixture

@@ -132,7 +132,16 @@ def test_the_units_execstart_runs_as_an_unprivileged_user(installed: Path, kube:
 
 def test_the_installed_command_refreshes_a_cluster(installed: Path, kube: LocalKube, tmp_path: Path) -> None:
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", token="admin-token")
-    argv = [installed, "refresh", "--kubeconfig", kubeconfig, "--namespace", "team-*", "--output", "json"]
+    argv: list[str | Path] = [
+        installed,
+        "refresh",
+        "--kubeconfig",
+        kubeconfig,
+        "--namespace",
+        "team-*",
+        "--output",
+        "json",
+    ]
     first = json.loads(run(*argv, env=dict(os.environ)).stdout)
     assert first["counts"]["created"] == 2
     again = json.loads(run(*argv, env=dict(os.environ)).stdout)

@@ -27,7 +27,7 @@ def secret(name: str = "regcred", **metadata: object) -> k8s.V1Secret:
 
 
 def status_of(error: pytest.ExceptionInfo[ApiException]) -> tuple[int, str, str]:
-    body = json.loads(error.value.body)
+    body = json.loads(error.value.body or "{}")
     return error.value.status, body["reason"], body["message"]
 
 

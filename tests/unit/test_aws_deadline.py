@@ -14,10 +14,15 @@ from lambda_fn.aws import BACKOFF_BOUND, EcrTokenSource, boto_config, deadline_c
 from lambda_fn.errors import CredentialError
 
 
+def limits(seconds_left: float | None) -> tuple[int, float, float]:
+    """Attempts, connect and read timeout of boto_config's Config (botocore's stubs leave them untyped)."""
+    options = vars(boto_config(seconds_left))
+    return options["retries"]["total_max_attempts"], options["connect_timeout"], options["read_timeout"]
+
+
 def worst_case_seconds(seconds_left: float) -> float:
-    config = boto_config(seconds_left)
-    attempts = config.retries["total_max_attempts"]
-    return attempts * (config.connect_timeout + config.read_timeout) + BACKOFF_BOUND[attempts]
+    attempts, connect_timeout, read_timeout = limits(seconds_left)
+    return attempts * (connect_timeout + read_timeout) + BACKOFF_BOUND[attempts]
 
 
 @pytest.mark.parametrize("seconds_left", [900, 300, 120, 60, 30, 20, 12, 8, 4])
@@ -26,8 +31,7 @@ def test_one_call_takes_at_most_half_the_time_left(seconds_left: float) -> None:
 
 
 def test_without_a_deadline_the_defaults_stand() -> None:
-    config = boto_config(None)
-    assert (config.retries["total_max_attempts"], config.connect_timeout, config.read_timeout) == (5, 5, 10)
+    assert limits(None) == (5, 5, 10)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ Stubber: each becomes the project's error with the fix, and nothing after it run
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -23,7 +23,7 @@ class StubbedSession:
         self.stubs: dict[str, Stubber] = {}
         self.clients: dict[str, Any] = {}
 
-    def stub(self, service: str) -> Stubber:
+    def stub(self, service: Literal["ecr", "eks", "lambda", "secretsmanager", "sts"]) -> Stubber:
         self.clients[service] = self._session.client(service, region_name="eu-west-1")
         self.stubs[service] = Stubber(self.clients[service])
         self.stubs[service].activate()

@@ -46,6 +46,7 @@ def run(cluster: FakeCluster, refresh_plan: Settings, **kwargs: object) -> dict[
 
 
 def auths(secret: SecretState) -> dict[str, dict[str, str]]:
+    assert secret.data is not None
     document: dict[str, dict[str, dict[str, str]]] = json.loads(base64.b64decode(secret.data[DOCKERCONFIGJSON_KEY]))
     return document["auths"]
 
@@ -227,14 +228,15 @@ def test_service_accounts_get_the_secret_and_keep_their_entries(cluster: FakeClu
 def test_a_service_account_conflict_is_re_read(cluster: FakeCluster) -> None:
     cluster.accounts["team-a", "default"] = ServiceAccountState("default", "team-a", ("other",), "1")
     original = cluster.read_service_account
-    reads = []
+    reads: list[int] = []
 
     def concurrent_writer(namespace: str, name: str) -> ServiceAccountState | None:
         account = original(namespace, name)
+        assert account is not None
         if not reads:  # another writer adds an entry right after our first read
             cluster.accounts[namespace, name] = replace(
                 account, image_pull_secrets=("other", "new"), resource_version="2"
-            )  # type: ignore[arg-type]
+            )
         reads.append(1)
         return account
 
