@@ -30,9 +30,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from infra.base64_pattern import recipe_secret_pattern
+from infra.base64_pattern import base64_fragments, recipe_secret_pattern
 from infra.config import SERVICE_ACCOUNTS_SUFFIX, DeploymentConfig
-from lambda_fn.config import INT64_MAX, Requirement, parse_selector
+from lambda_fn.config import INT64_MAX, Requirement, Tenant, parse_selector
 from lambda_fn.models import TargetSpec
 from lambda_fn.secret_contract import (
     DATA_RULE,
@@ -45,6 +45,7 @@ from lambda_fn.secret_contract import (
     MANAGED_BY_VALUE,
     NAME_RULE,
     SCOPE_RULE,
+    TENANT_RULE,
     TYPE_RULE,
     UPDATE_RULE,
     recipe_keys,
@@ -119,16 +120,21 @@ def _requirement(requirement: Requirement) -> str:
     return f"({has} && {fits} && int({value}) {operator} {int(values[0])})"
 
 
+def _selected(selector: str) -> str:
+    """CEL true when the namespace's labels match `selector`, as kube-apiserver matches it."""
+    requirements = parse_selector(selector)
+    if requirements is None:
+        raise ValueError(f"not a label selector: {selector!r}")
+    return "(" + " && ".join(_requirement(requirement) for requirement in requirements) + ")"
+
+
 def in_scope(targets: TargetSpec) -> str:
     """CEL true when the request's namespace is a target: named, or found by a glob or the selector and
     not excluded (kube-* always), as lambda_fn/targets.py resolves them."""
     named = f"request.namespace in {json.dumps(sorted(set(targets.names)))}"
     found = [_matches_any(targets.globs)] if targets.globs else []
     if targets.selector:
-        requirements = parse_selector(targets.selector)
-        if requirements is None:
-            raise ValueError(f"not a label selector: {targets.selector!r}")
-        found.append("(" + " && ".join(_requirement(requirement) for requirement in requirements) + ")")
+        found.append(_selected(targets.selector))
     if not found:
         return named
     excluded = _matches_any([*DEFAULT_EXCLUSIONS, *targets.exclusions])
@@ -198,6 +204,7 @@ def validations(config: DeploymentConfig) -> list[dict[str, str]]:
             "message": IMMUTABLE_RULE,
         },
         SCOPE_VALIDATION,
+        *tenant_validations(config),
         *[
             {
                 # An owner the garbage collector deletes takes the secret with it; a finalizer blocks its
@@ -216,8 +223,36 @@ DATA_BYTES_PER_REGISTRY = 10240
 
 
 def data_cap(config: DeploymentConfig) -> int:
-    served = len(config.settings.registries) + config.settings.include_own_registry
+    served = len(config.registries) + config.settings.include_own_registry
     return DATA_BYTES_PER_REGISTRY * served
+
+
+def tenant_validations(config: DeploymentConfig) -> list[dict[str, str]]:
+    """A tenant's registry host written only where one of the tenants that list it matches the namespace
+    (names, globs, selector). The stored payload is base64: the host is found by its three base64
+    fragments (infra/base64_pattern.py), one `contains` each, as a regex over a whole written secret
+    runs out of CEL's cost budget on kube-apiserver (docs/security.md)."""
+    tenants = config.settings.tenants
+    data = f"string(dyn(object.?data[?{_cel(DOCKERCONFIGJSON_KEY)}].orValue(b'')))"
+    found = []
+    for host in sorted(frozenset().union(*(tenant.hosts for tenant in tenants))):
+        allowed = " || ".join(f"({tenant_scope(tenant)})" for tenant in tenants if host in tenant.hosts)
+        held = " || ".join(f"{data}.contains({_cel(fragment)})" for fragment in base64_fragments(host.encode()))
+        found.append(
+            {
+                "expression": f"request.operation == 'DELETE' || {allowed} || !({held})",
+                "message": TENANT_RULE.format(host),
+            }
+        )
+    return found
+
+
+def tenant_scope(tenant: Tenant) -> str:
+    """CEL true when the request's namespace is one of the tenant's, as lambda_fn/tenancy.py matches it."""
+    matched = [_matches_any(tenant.namespaces)] if tenant.namespaces else []
+    if tenant.namespace_selector:
+        matched.append(_selected(tenant.namespace_selector))
+    return " || ".join(matched)
 
 
 def unchanged(path: str) -> str:

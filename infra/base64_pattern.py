@@ -16,6 +16,7 @@ closing braces at the end are the structural ones). Canonical, padded, standard 
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 from collections import defaultdict
@@ -191,3 +192,17 @@ def recipe_secret_pattern(hosts: Sequence[str]) -> str:
         raise ValueError("at least one registry host")
     automaton, start = _recipe_automaton(sorted(set(hosts)))
     return _to_regex(automaton, start)
+
+
+def base64_fragments(text: bytes) -> list[str]:
+    """The base64 characters that encode `text` wherever it lies in a payload: one fragment per position
+    of its first byte in a three-byte group, each the characters fixed by `text`'s bytes alone. A payload
+    holds `text` only if its base64 contains one of them (a cheap `contains` for CEL, where a regex over
+    a whole written secret runs out of cost budget; see docs/security.md)."""
+    fragments = []
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + text).decode()
+        first = -(-8 * offset // 6)  # the first character with no bit of the padding before
+        last = 8 * (offset + len(text)) // 6  # one past the last with no bit of what follows
+        fragments.append(encoded[first:last])
+    return fragments

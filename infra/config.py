@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambda_fn.config import CLUSTER_NAME, RegistrySpec, Settings
-from lambda_fn.declaration import declarations, names, split
+from lambda_fn.declaration import Kind, declarations, names, split
 from lambda_fn.errors import ConfigError, Problem, shown
 from lambda_fn.telemetry import METRICS_NAMESPACE
 
@@ -26,6 +26,8 @@ SETTING_KEYS = {
     for declared in declarations(Settings)
     if declared.context and declared.env and not declared.per_cluster
 }
+# The settings whose value is a JSON document (a list of objects), in cdk.json or as -c text.
+JSON_KEYS = frozenset(declared.context for declared in declarations(Settings) if declared.kind is Kind.JSON)
 # Each of the function's settings, named as a context key, for error messages.
 CONTEXT_NAMES = names(Settings, "context")
 KNOWN_KEYS = frozenset(
@@ -154,12 +156,14 @@ class DeploymentConfig:
 
     @property
     def lists_namespaces(self) -> bool:
-        """Globs and selectors need `list namespaces` (and read state with a list by name)."""
+        """Globs and selectors need `list namespaces` (and read state with a list by name); a tenant's
+        selector is allowed only then (lambda_fn/config.py)."""
         return self.settings.targets.discovers
 
     @property
     def registries(self) -> tuple[RegistrySpec, ...]:
-        return self.settings.registries
+        """Every registry served, shared or a tenant's: the role pulls or assumes for each."""
+        return self.settings.served_registries
 
     @property
     def kubernetes_name(self) -> str:
@@ -292,6 +296,8 @@ class _ContextReader:
             return value
         if key == "clusters" and isinstance(parsed, list) and all(isinstance(item, str | dict) for item in parsed):
             return parsed
+        if key in JSON_KEYS:
+            return value  # the function reads it as its environment variable's JSON
         if isinstance(parsed, list) and parsed and all(isinstance(item, str) for item in parsed):
             self.problem(
                 key,
@@ -389,6 +395,8 @@ class _ContextReader:
         value = self._get(key)
         if value is None:
             return None
+        if key in JSON_KEYS and not isinstance(value, str):
+            return json.dumps(value, separators=(",", ":"))  # a list of objects, as in cdk.json
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, int | str):
@@ -407,7 +415,7 @@ class _ContextReader:
 
     def repositories(self, settings: Settings) -> dict[str, tuple[str, ...]]:
         """`[<registry host>/]<repository prefix>` entries; without a host: the function's own registry."""
-        hosts = {spec.host for spec in settings.registries if spec.role_arn is None}
+        hosts = {spec.host for spec in settings.served_registries if spec.role_arn is None}
         found: dict[str, list[str]] = {}
         for entry in self.names("repositories"):
             host, _, prefix = entry.partition("/") if ".dkr.ecr." in entry.partition("/")[0] else ("", "", entry)

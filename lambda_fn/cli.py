@@ -65,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(where, "kubeconfig_secret", "kubeconfig_context")
     what = common.add_argument_group("what to write")
     add_setting_flags(
-        what, "namespaces", "namespace_selector", "exclude_namespaces", "secret_name", "service_accounts", "registries"
+        what,
+        "namespaces",
+        "namespace_selector",
+        "exclude_namespaces",
+        "secret_name",
+        "service_accounts",
+        "registries",
+        "tenants",
     )
     how = common.add_argument_group("how")
     add_setting_flags(how, "max_concurrency", "dry_run", "force")
@@ -254,6 +261,11 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
             given["registries"] = settings.registries + BY_FIELD["registries"].read_entries(args.registries)
         except ValueError as exc:
             raise ConfigError([Problem("--registry", fault) for fault in exc.args], source="command line") from None
+    if args.tenants:
+        try:  # replaces TENANTS from the environment, as one document
+            given["tenants"] = BY_FIELD["tenants"].read(args.tenants)
+        except ValueError as exc:
+            raise ConfigError([Problem("--tenants", fault) for fault in exc.args], source="command line") from None
     # The cluster is one choice too: a flag for it replaces the environment's whole way of reaching one
     # (else KUBECONFIG_SECRET in the environment would win over --cluster, as it does in the Lambda).
     if args.cluster_name:

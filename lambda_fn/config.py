@@ -95,6 +95,69 @@ class RegistrySpec:
         return cls(host=host.strip(), account=match["account"], region=match["region"], role_arn=role or None)
 
 
+TENANT_KEYS = ("name", "namespaces", "namespaceSelector", "registries")
+TENANT_SHAPE = (
+    'a JSON list of {"name": ..., "namespaces": [names or globs], "namespaceSelector": ..., '
+    '"registries": ["<host>[=<role arn>]"]} (namespaces or namespaceSelector or both)'
+)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Registries only some target namespaces receive: a team's own. A target namespace that a tenant's
+    names, globs or selector match gets the tenant's registries beside the shared ones; no other does."""
+
+    name: str
+    namespaces: tuple[str, ...] = ()
+    namespace_selector: str | None = None
+    registries: tuple[RegistrySpec, ...] = ()
+
+    @property
+    def scope(self) -> TargetSpec:
+        return TargetSpec(self.namespaces, self.namespace_selector)
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        return frozenset(spec.host for spec in self.registries)
+
+    @classmethod
+    def parse_all(cls, document: Any) -> tuple[Tenant, ...]:
+        """The tenants of a JSON document (see TENANT_SHAPE); ValueError with one message per fault."""
+        if not isinstance(document, list) or not all(isinstance(entry, dict) for entry in document):
+            raise ValueError(f"must be {TENANT_SHAPE}")
+        tenants, faults = [], []
+        for number, entry in enumerate(document, 1):
+            name = entry.get("name")
+            where = f"tenant {name!r}" if isinstance(name, str) and name else f"tenant #{number}"
+            unknown = sorted(set(entry) - set(TENANT_KEYS))
+            patterns, selector, registries = (entry.get(k) for k in TENANT_KEYS[1:])
+            if not isinstance(name, str) or not DNS_LABEL.match(name):
+                faults.append(f"{where}: give it a name of lowercase letters, digits and '-'")
+            if unknown:
+                faults.append(f"{where}: unknown key {', '.join(unknown)}; a tenant has {', '.join(TENANT_KEYS)}")
+            if not _strings(patterns) or (selector is not None and not isinstance(selector, str)):
+                faults.append(f"{where}: namespaces is a list of names or globs, namespaceSelector a label selector")
+            elif not patterns and not selector:
+                faults.append(f"{where}: give namespaces or a namespaceSelector (or both)")
+            if not _strings(registries) or not registries:
+                faults.append(f"{where}: registries is a non-empty list of <host>[=<role arn>]")
+                continue
+            specs = []
+            for text in registries:
+                try:
+                    specs.append(RegistrySpec.parse(text))
+                except ValueError as exc:
+                    faults.append(f"{where}: {exc}")
+            tenants.append(cls(str(name), tuple(patterns or ()), selector or None, tuple(specs)))
+        if faults:
+            raise ValueError(*faults)
+        return tuple(tenants)
+
+
+def _strings(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(item, str) for item in value))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything one run needs to know; build with `from_env`, change with `replace`. Each setting is
@@ -157,6 +220,16 @@ class Settings:
         flag="--registry",
         metavar="HOST[=ROLE_ARN]",
         help="an extra registry, beside those of REGISTRIES",
+    )
+    tenants: tuple[Tenant, ...] = setting(
+        (),
+        env="TENANTS",
+        kind=Kind.JSON,
+        parse=Tenant.parse_all,
+        context="tenants",
+        flag="--tenants",
+        metavar="JSON",
+        help="registries only some namespaces receive (docs/configuration.md#tenants)",
     )
     include_own_registry: bool = setting(
         True,
@@ -287,6 +360,14 @@ class Settings:
         return updated
 
     @property
+    def served_registries(self) -> tuple[RegistrySpec, ...]:
+        """The shared registries, then each tenant's, every host once (a token is fetched for each)."""
+        served: dict[str, RegistrySpec] = {}
+        for spec in (*self.registries, *(spec for tenant in self.tenants for spec in tenant.registries)):
+            served.setdefault(spec.host, spec)
+        return tuple(served.values())
+
+    @property
     def targets(self) -> TargetSpec:
         return TargetSpec(self.namespaces, self.namespace_selector, self.exclude_namespaces)
 
@@ -320,7 +401,8 @@ class Settings:
             ]
             if self.narrowing.selector is not None and not is_valid_selector(self.narrowing.selector):
                 found.append(("namespace_selector", _selector_fix(self.narrowing.selector)))
-        if not self.registries and not self.include_own_registry:
+        found += [("tenants", fix) for fix in self._tenant_problems()]
+        if not self.registries and not self.include_own_registry and not self.tenants:
             found.append(
                 (
                     "registries",
@@ -333,6 +415,34 @@ class Settings:
             if (fix := declared.out_of_bounds(getattr(self, declared.field)))
         ]
         return [Problem(names.get(field, field), message) for field, message in found if field not in unread]
+
+    def _tenant_problems(self) -> list[str]:
+        found = []
+        shared = {spec.host for spec in self.registries}
+        roles: dict[str, set[str | None]] = {}
+        names = [tenant.name for tenant in self.tenants]
+        found += [f"tenant {name!r} is listed twice" for name in sorted(set(names)) if names.count(name) > 1]
+        for tenant in self.tenants:
+            where = f"tenant {tenant.name!r}"
+            found += [f"{where}: {fix}" for fix in map(_namespace_pattern_fix, tenant.namespaces) if fix]
+            if tenant.namespace_selector is not None and not is_valid_selector(tenant.namespace_selector):
+                found.append(f"{where}: {_selector_fix(tenant.namespace_selector)}")
+            elif tenant.namespace_selector is not None and not self.targets.discovers:
+                # Namespaces are listed (and granted `list`) only when the targets are found by globs or a
+                # selector; with names only, a tenant names its namespaces too.
+                found.append(f"{where}: a namespaceSelector needs targets found by globs or a selector; name them")
+            found += [
+                f"{where}: {host} is in registries too, which every namespace receives: list it in one place"
+                for host in sorted(tenant.hosts & shared)
+            ]
+            for spec in tenant.registries:
+                roles.setdefault(spec.host, set()).add(spec.role_arn)
+        found += [
+            f"{host} is given different roles by different tenants: one host is pulled with one role"
+            for host, assumed in sorted(roles.items())
+            if len(assumed) > 1
+        ]
+        return found
 
     def _kubeconfig_problems(self, names: Mapping[str, str]) -> list[tuple[str, str]]:
         found = []

@@ -28,7 +28,7 @@ def token_scopes(settings: Settings) -> dict[TokenScope, list[str | None]]:
     scopes: dict[TokenScope, list[str | None]] = defaultdict(list)
     if settings.include_own_registry:
         scopes[TokenScope(settings.region)].append(None)
-    for spec in settings.registries:
+    for spec in settings.served_registries:
         scopes[TokenScope(spec.region, spec.role_arn)].append(spec.host)
     return dict(sorted(scopes.items(), key=lambda item: (item[0].region, item[0].role_arn or "")))
 

@@ -7,6 +7,7 @@ configuration table's test all read these declarations; nothing else spells a se
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +26,7 @@ class Kind(Enum):
     FLAG = "flag"  # true/false
     NUMBER = "number"  # a whole number, of `unit` when the setting is a duration
     LIST = "list"  # comma-separated entries, each read by the setting's own `parse`
+    JSON = "json"  # a JSON document (a list of objects), read by the setting's own `parse`
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Declared:
     event: str | None  # the manual event's field
     bounds: tuple[int, int] | None  # of the number (in `unit` for a duration)
     unit: timedelta | None
-    parse: Callable[[str], Any] | None  # each entry of a LIST
+    parse: Callable[[Any], Any] | None  # each entry of a LIST (text), or a JSON setting's document
     help: str
     metavar: str | None  # the flag's argument, in --help
 
@@ -63,6 +65,13 @@ class Declared:
             return int(raw) * self.unit if self.unit else int(raw)
         if self.kind is Kind.LIST:
             return self.read_entries(split(raw))
+        if self.kind is Kind.JSON:
+            assert self.parse is not None  # noqa: S101 - declared with the kind
+            try:
+                document = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
+            return self.parse(document)
         return raw
 
     def read_entries(self, entries: Iterable[str]) -> tuple[Any, ...]:
@@ -103,6 +112,8 @@ class Declared:
             return str(self.number(self.default))
         if self.kind is Kind.NAMES:
             return ",".join(self.default)
+        if self.kind is Kind.JSON:
+            return None
         return str(self.default)
 
 
@@ -117,7 +128,7 @@ def setting(
     event: str | None = None,
     bounds: tuple[int, int] | None = None,
     unit: timedelta | None = None,
-    parse: Callable[[str], Any] | None = None,
+    parse: Callable[[Any], Any] | None = None,
     help: str = "",
     metavar: str | None = None,
 ) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lambda_fn.config import Settings
 from lambda_fn.errors import KubernetesError, explain
@@ -25,6 +25,8 @@ class Observation:
     states: dict[str, SecretState] | None  # each target's secret, metadata only; None: not listed
     accounts: dict[tuple[str, str], ServiceAccountState] | None  # by (namespace, name); None: not listed
     errors: tuple[str, ...]
+    # Each tenant with a selector → the namespaces it matched; None when it could not be listed.
+    selected: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
 
 def observe(cluster: ClusterApi, settings: Settings) -> Observation:
@@ -75,7 +77,28 @@ def observe(cluster: ClusterApi, settings: Settings) -> Observation:
         lister.shutdown(wait=False, cancel_futures=True)
         raise
     lister.shutdown()
-    return Observation(targets, targets_known, states, accounts, tuple(errors))
+    selected = _selected_by_tenants(cluster, settings, errors) if targets else {}
+    return Observation(targets, targets_known, states, accounts, tuple(errors), selected)
+
+
+def _selected_by_tenants(
+    cluster: ClusterApi, settings: Settings, errors: list[str]
+) -> dict[str, frozenset[str] | None]:
+    """Each tenant's selector's namespaces: one list per selector (names and globs need none)."""
+    selected: dict[str, frozenset[str] | None] = {}
+    for tenant in settings.tenants:
+        if tenant.namespace_selector is None:
+            continue
+        try:
+            listed = cluster.list_namespaces(label_selector=tenant.namespace_selector)
+            selected[tenant.name] = frozenset(namespace.name for namespace in listed)
+        except KubernetesError as exc:
+            errors.append(
+                f"could not list tenant {tenant.name}'s namespaces by its selector, so its registries were written "
+                f"nowhere new (secrets holding them kept as they are): {explain(exc)}"
+            )
+            selected[tenant.name] = None
+    return selected
 
 
 def _listed_states(cluster: ClusterApi, secret_name: str) -> dict[str, SecretState]:

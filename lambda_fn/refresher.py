@@ -46,6 +46,7 @@ from lambda_fn.observation import observe
 from lambda_fn.ports import ClusterApi
 from lambda_fn.secret_contract import SCOPE_RULE
 from lambda_fn.targets import Target
+from lambda_fn.tenancy import registries_by_namespace
 
 # A write that meets a concurrent writer re-reads and tries again, this many times in all.
 MAX_WRITE_ATTEMPTS = 3
@@ -89,7 +90,13 @@ def renew_pull_secrets(
     targets = observed.targets
     registries = Registries(tuple(credentials), unavailable)
     renewer = _NamespaceRenewer(
-        cluster, registries, settings, observed.states, observed.accounts, now=now, remaining_seconds=remaining_seconds
+        cluster,
+        registries_by_namespace(registries, settings.tenants, observed.selected),
+        settings,
+        observed.states,
+        observed.accounts,
+        now=now,
+        remaining_seconds=remaining_seconds,
     )
     finished, lock = itertools.count(1), threading.Lock()
 
@@ -152,7 +159,7 @@ class _NamespaceRenewer:
     def __init__(
         self,
         cluster: ClusterApi,
-        registries: Registries,
+        registries: Callable[[str], Registries],
         settings: Settings,
         states: Mapping[str, SecretState] | None,
         accounts: Mapping[tuple[str, str], ServiceAccountState] | None,
@@ -161,7 +168,7 @@ class _NamespaceRenewer:
         remaining_seconds: Callable[[], float | None],
     ) -> None:
         self._cluster = cluster
-        self._registries = registries
+        self._registries = registries  # what each namespace receives (lambda_fn/tenancy.py)
         self._settings = settings
         self._states = states
         # The configured service accounts as listed, by (namespace, name); None: read one by one.
@@ -184,7 +191,7 @@ class _NamespaceRenewer:
     def _served_expiry(self, namespace: str) -> datetime | None:
         """The secret's expiry as it stands, or None (unknown, or no secret) when it lacks the login of a
         configured registry whose token could not be had: its pulls from there fail now."""
-        if set(self._registries.unavailable) - self._hosts.get(namespace, frozenset()):
+        if set(self._registries(namespace).unavailable) - self._hosts.get(namespace, frozenset()):
             return None
         return self._expiry.get(namespace)
 
@@ -197,9 +204,9 @@ class _NamespaceRenewer:
         if self._settings.service_accounts and (self._accounts is None or self._accounts_to_patch(target.name)):
             return None
         state = self._states.get(target.name)
-        if state is None or self._rejected.is_set():
+        if state is None or self._rejected.is_set() or not self._registries(target.name).credentials:
             return None
-        verdict = decide(state, self._registries, self._settings, now=self._now())
+        verdict = decide(state, self._registries(target.name), self._settings, now=self._now())
         if verdict.action is not Action.DONE or verdict.outcome is None:
             return None
         self._seen(target.name, state)
@@ -254,6 +261,14 @@ class _NamespaceRenewer:
             )
         if target.terminating:
             return NamespaceResult(target.name, Outcome.SKIPPED, "namespace is being deleted")
+        unavailable = self._registries(target.name).unavailable
+        if not self._registries(target.name).credentials:
+            reason = (
+                f"not written: no token this run for {', '.join(sorted(unavailable))}, the registries it receives"
+                if unavailable
+                else "no registry is configured for this namespace: no tenant matches it and none is shared"
+            )
+            return NamespaceResult(target.name, Outcome.FAILED, reason)
         return None
 
     def _failure(self, namespace: str, exc: KubernetesError) -> NamespaceResult:
@@ -273,17 +288,18 @@ class _NamespaceRenewer:
         writer got in between (re-read and decide again)."""
         state = self._cluster.read_secret(namespace, self._settings.secret_name) if known is UNREAD else known
         assert not isinstance(state, _Unread)  # noqa: S101 - read just above
-        verdict = decide(state, self._registries, self._settings, now=self._now())
+        registries = self._registries(namespace)
+        verdict = decide(state, registries, self._settings, now=self._now())
         if verdict.action is Action.READ:
             state = self._cluster.read_secret(namespace, self._settings.secret_name)
-            verdict = decide(state, self._registries, self._settings, now=self._now())
+            verdict = decide(state, registries, self._settings, now=self._now())
         self._seen(namespace, state)
         if verdict.action is Action.DONE:
             return verdict
         if self._settings.dry_run:
             return replace(verdict, reason=f"dry run: would {verdict.action.value}" + _suffix(verdict.reason))
         desired = desired_secret(
-            state, self._registries, namespace=namespace, secret_name=self._settings.secret_name, now=self._now()
+            state, registries, namespace=namespace, secret_name=self._settings.secret_name, now=self._now()
         )
         try:
             self._send(desired, create=state is None)
@@ -293,8 +309,8 @@ class _NamespaceRenewer:
             if state is None:
                 raise  # the namespace itself is gone
             return None  # deleted since it was read: create it on the next try
-        self._expiry[namespace] = self._registries.expires_at
-        self._hosts[namespace] = self._registries.hosts
+        self._expiry[namespace] = registries.expires_at
+        self._hosts[namespace] = registries.hosts
         return verdict
 
     def _send(self, secret: SecretState, *, create: bool) -> None:

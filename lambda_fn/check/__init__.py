@@ -17,7 +17,7 @@ import boto3
 from lambda_fn.aws import deadline_configs
 from lambda_fn.check.admission_probe import admitted, confinement
 from lambda_fn.check.aws_access import AwsAccess, aws_identity, eks_cluster, registry_tokens
-from lambda_fn.check.cluster_access import kubernetes_identity, lease, permissions, target_namespaces
+from lambda_fn.check.cluster_access import kubernetes_identity, lease, permissions, target_namespaces, tenant_scopes
 from lambda_fn.check.report import CheckReport, Finding, NamespaceState, Standing, Status
 from lambda_fn.check.standings import standings
 from lambda_fn.config import Settings
@@ -74,7 +74,8 @@ def check_cluster(
         return [identity], []
     observed = observe(api, replace(settings, service_accounts=()))  # their grants are asked, not their state
     namespaces = [target.name for target in observed.targets if not target.terminating]
-    findings = [identity, target_namespaces(observed), *permissions(api, settings, namespaces), *lease(api, settings)]
+    findings = [identity, target_namespaces(observed), *tenant_scopes(settings, observed)]
+    findings += [*permissions(api, settings, namespaces), *lease(api, settings)]
     absent: set[str] = set()
     if namespaces:
         findings += confinement(api, namespaces[0])
@@ -86,6 +87,7 @@ def check_cluster(
         observed.targets,
         observed.states,
         fetched=fetched,
+        selected=observed.selected,
         absent=absent,
         concurrency=settings.max_concurrency,
     )

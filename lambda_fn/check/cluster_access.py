@@ -12,6 +12,7 @@ from lambda_fn.errors import KubernetesError, Unauthorized, explain
 from lambda_fn.models import LEASE_GROUP, LEASE_NAMESPACE
 from lambda_fn.observation import Observation
 from lambda_fn.ports import PreflightApi
+from lambda_fn.tenancy import is_member
 
 # A secret no configuration writes: may this identity read it, it may read every secret.
 PROBE_SECRET = "ecr-token-refresher-probe"  # noqa: S105 - a Kubernetes object name
@@ -37,6 +38,25 @@ def target_namespaces(observed: Observation) -> Finding:
         return Finding("target namespaces", Status.FAILED, observed.errors[0], RBAC_FIX)
     names = [target.name for target in observed.targets]
     return Finding("target namespaces", Status.OK, f"{len(names)}: {shown(names)}" if names else "none match")
+
+
+def tenant_scopes(settings: Settings, observed: Observation) -> list[Finding]:
+    """Each tenant's target namespaces and registries: the scope its registries reach and no further."""
+    findings = []
+    targets = [target.name for target in observed.targets]
+    for tenant in settings.tenants:
+        label, hosts = f"tenant {tenant.name}", ", ".join(sorted(tenant.hosts))
+        if observed.selected.get(tenant.name, frozenset()) is None:
+            why = next((error for error in observed.errors if f"tenant {tenant.name}'s" in error), "")
+            findings.append(Finding(label, Status.FAILED, why, RBAC_FIX))
+            continue
+        reached = [name for name in targets if is_member(tenant, name, observed.selected)]
+        if reached:
+            findings.append(Finding(label, Status.OK, f"{hosts} to {len(reached)}: {shown(reached)}"))
+        else:
+            detail = f"{hosts} reach no target namespace: its names, globs and selector match none of the targets"
+            findings.append(Finding(label, Status.UNKNOWN, detail))
+    return findings
 
 
 def permissions(api: PreflightApi, settings: Settings, namespaces: Sequence[str]) -> list[Finding]:

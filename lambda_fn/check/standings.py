@@ -17,6 +17,7 @@ from lambda_fn.models import Outcome, SecretState
 from lambda_fn.ports import PreflightApi
 from lambda_fn.runner import utc_now
 from lambda_fn.targets import Target
+from lambda_fn.tenancy import Selected, registries_by_namespace
 
 # Standings that fail `check`: (the finding's name, its detail, the fix).
 FAILING = {
@@ -54,11 +55,14 @@ def standings(
     listed: Mapping[str, SecretState] | None,
     *,
     fetched: FetchedCredentials,
+    selected: Selected,
     absent: set[str],
     concurrency: int,
 ) -> tuple[list[NamespaceState], list[Finding]]:
     """Each target's standing, from the listed states (read one by one when the list was refused)."""
-    registries = Registries(tuple(fetched.credentials), fetched.unavailable)
+    registries = registries_by_namespace(
+        Registries(tuple(fetched.credentials), fetched.unavailable), settings.tenants, selected
+    )
 
     def standing_of(target: Target) -> NamespaceState:
         if target.terminating:
@@ -70,7 +74,7 @@ def standings(
                 state = listed.get(target.name)
             else:
                 state = api.read_secret(target.name, settings.secret_name)
-            return judged(target.name, state, api, settings, registries, now=utc_now())
+            return judged(target.name, state, api, settings, registries(target.name), now=utc_now())
         except KubernetesError as exc:
             return NamespaceState(target.name, Standing.UNREADABLE, str(exc))
 

@@ -4,6 +4,7 @@ defaults, no typo passing unnoticed."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -195,3 +196,25 @@ def test_no_stack_takes_another_stacks_service_account_policy_name() -> None:
     for stack, other in [("ProdServiceaccounts", "Prod"), ("Serviceaccounts", "EcrTokenRefresher")]:
         assert kubernetes_name(stack) != kubernetes_name(other) + SERVICE_ACCOUNTS_SUFFIX
         assert not kubernetes_name(stack).endswith(SERVICE_ACCOUNTS_SUFFIX)
+
+
+TENANT_HOST = "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+TENANT_ROLE = "arn:aws:iam::222222222222:role/team-a-pull"
+TENANTS = [{"name": "team-a", "namespaces": ["team-a-*"], "registries": [f"{TENANT_HOST}={TENANT_ROLE}"]}]
+
+
+def test_tenants_from_cdk_json_and_from_the_command_line_reach_the_function_alike() -> None:
+    from_json = config_for(namespaces=["team-*"], tenants=TENANTS)
+    from_text = config_for(namespaces="team-*", tenants=json.dumps(TENANTS))
+    assert from_json.settings.tenants == from_text.settings.tenants
+    assert from_json.settings.tenants[0].hosts == {TENANT_HOST}
+    environment = from_json.environment(from_json.clusters[0])
+    assert json.loads(environment["TENANTS"]) == TENANTS
+    assert [spec.host for spec in from_json.registries][-1] == TENANT_HOST  # the role assumes it too
+
+
+def test_a_bad_tenant_fails_synth_naming_the_key_and_the_tenant() -> None:
+    found = problems(namespaces="team-a", tenants=[{"name": "team-a", "namespaceSelector": "t=a", "registries": []}])
+    assert "tenants: tenant 'team-a': registries is a non-empty list of <host>[=<role arn>]" in found
+    found = problems(namespaces="team-a", tenants=[{**TENANTS[0], "namespaceSelector": "t=a"}])
+    assert "tenants: tenant 'team-a': a namespaceSelector needs targets found by globs or a selector" in found

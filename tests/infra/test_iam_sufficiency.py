@@ -249,3 +249,19 @@ def test_the_run_on_deploy_provider_writes_its_own_logs_and_invokes_the_refreshe
         if (props := deployed.resources[name]["Properties"]).get("Role") == {"Fn::GetAtt": [role, "Arn"]}
     ]
     assert provider["LoggingConfig"]["LogGroup"] == {"Ref": log_group}
+
+
+def test_a_tenants_registry_role_may_be_assumed_like_a_shared_ones() -> None:
+    tenant_role = "arn:aws:iam::444444444444:role/team-a-pull"
+    tenants = [
+        {
+            "name": "team-a",
+            "namespaces": ["team-a"],
+            "registries": [f"444444444444.dkr.ecr.{REGION}.amazonaws.com={tenant_role}"],
+        }
+    ]
+    _, template = synth(clusterName="blue", namespaces=["team-*"], tenants=tenants)
+    deployed = Deployed(template.to_json())
+    policy = deployed.policy(deployed.function_role("blue"))
+    assert allowed(policy, "sts:AssumeRole", tenant_role)
+    assert not allowed(policy, "sts:AssumeRole", "arn:aws:iam::444444444444:role/admin")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.base64_pattern import base64_fragments
 from infra.config import Cluster
 from infra.rbac import manifest_files, render, to_yaml
 from tests.infra.conftest import config_for
@@ -195,3 +196,23 @@ def test_the_runs_lease_is_in_the_manifest_and_granted_by_name_only() -> None:
         }
     ]
     assert binding["roleRef"]["name"] == "ecr-token-refresher-staging-lease"
+
+
+def test_the_policy_refuses_a_tenants_host_outside_its_tenants_namespaces() -> None:
+    host = "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+    tenants = [
+        {"name": "team-a", "namespaces": ["team-a", "team-a-*"], "registries": [host]},
+        {"name": "builders", "namespaceSelector": "builds=all", "registries": [host]},
+    ]
+    policy = of_kind(render(config_for(namespaces=["team-*"], tenants=tenants)), "ValidatingAdmissionPolicy")
+    rules = [rule for rule in policy["spec"]["validations"] if host in rule["message"]]
+    assert len(rules) == 1  # one rule per host, allowed where any tenant listing it matches
+    expression = rules[0]["expression"]
+    assert "request.namespace.matches" in expression
+    assert "variables.namespaceLabels" in expression
+    assert all(f'.contains("{fragment}")' in expression for fragment in base64_fragments(host.encode()))
+    assert not [
+        rule
+        for rule in of_kind(render(config_for()), "ValidatingAdmissionPolicy")["spec"]["validations"]
+        if "tenants" in rule["message"]
+    ]

@@ -143,6 +143,8 @@ def test_a_failed_namespace_exits_1(kube: LocalKube, kubeconfig: str) -> None:
         (["--selector", "a in ("], "--selector: 'a in (' is not a label selector"),
         (["--registry", "docker.io"], "--registry: 'docker.io' is not an ECR registry host"),
         (["--concurrency", "0"], "--concurrency: must be from 1 to 64"),
+        (["--tenants", '[{"name": "a"'], "--tenants: not JSON"),
+        (["--tenants", '[{"name": "a", "namespaces": ["x"]}]'], "--tenants: tenant 'a': registries is a non-empty"),
         (["--context", "nope"], "--context: "),
     ],
 )
@@ -404,3 +406,11 @@ def test_a_registry_role_arn_may_hold_a_comma() -> None:
     args = build_parser().parse_args(["refresh", "--kubeconfig", "k", "--registry", f"{host}={arn}"])
     settings = settings_from_args(args, {"AWS_REGION": "eu-west-1"})
     assert [(spec.host, spec.role_arn) for spec in settings.registries] == [(host, arn)]
+
+
+def test_tenants_given_as_a_flag_replace_the_environments() -> None:
+    host = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+    document = json.dumps([{"name": "team-a", "namespaces": ["team-a"], "registries": [host]}])
+    args = build_parser().parse_args(["refresh", "--kubeconfig", "k", "--namespace", "team-*", "--tenants", document])
+    settings = settings_from_args(args, {"AWS_REGION": "eu-west-1", "TENANTS": "[]"})
+    assert [(tenant.name, set(tenant.hosts)) for tenant in settings.tenants] == [("team-a", {host})]

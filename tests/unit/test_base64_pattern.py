@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from infra.base64_pattern import recipe_secret_pattern
+from infra.base64_pattern import base64_fragments, recipe_secret_pattern
 from lambda_fn.dockerconfig import recipe_host
 from lambda_fn.secret_contract import recipe_keys
 
@@ -91,3 +91,14 @@ def test_the_recipe_given_a_url_is_read_as_its_host() -> None:
 def test_kubectls_own_secret_matches_and_another_registry_does_not() -> None:
     assert re.match(recipe_secret_pattern(HOSTS[:1]), KUBECTL)
     assert not re.match(recipe_secret_pattern(HOSTS[1:]), KUBECTL)
+
+
+@pytest.mark.parametrize("before", range(7))
+def test_a_hosts_fragments_find_it_at_any_position_and_nothing_else(before: int) -> None:
+    host = b"222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+    fragments = base64_fragments(host)
+    for after in range(4):
+        payload = base64.b64encode(b"x" * before + host + b"y" * after).decode()
+        assert any(fragment in payload for fragment in fragments)
+    other = base64.b64encode(b"x" * before + host.replace(b"2", b"3") + b"}").decode()
+    assert not any(fragment in other for fragment in fragments)

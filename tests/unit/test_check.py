@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from lambda_fn.check import Standing, Status, check_cluster
 from lambda_fn.check.report import RBAC_FIX
-from lambda_fn.config import Settings
+from lambda_fn.config import RegistrySpec, Settings, Tenant
 from lambda_fn.credentials import FetchedCredentials
 from lambda_fn.errors import Forbidden
 from lambda_fn.models import RegistryCredential, SecretState, TargetSpec
@@ -111,3 +111,31 @@ def test_the_fakes_implement_every_method_of_their_ports() -> None:
         for name in methods:
             expected = list(inspect.signature(getattr(port, name)).parameters)
             assert list(inspect.signature(getattr(fake, name)).parameters) == expected, name
+
+
+def test_each_tenants_reach_is_listed_and_a_tenant_whose_selector_fails_is_failed() -> None:
+    team_host = "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+    fake, fetched = cluster_with_each_standing()
+    fake.labels["team-b"] = {"tenant": "b"}
+    tenants = (
+        Tenant("team-a", ("team-a",), registries=(RegistrySpec.parse(team_host),)),
+        Tenant("team-b", namespace_selector="tenant=b", registries=(RegistrySpec.parse(team_host),)),
+        Tenant("nobody", ("other-*",), registries=(RegistrySpec.parse(team_host),)),
+    )
+    settings = replace(SETTINGS, tenants=tenants)
+    found = {f.name: (f.status, f.detail) for f in check_cluster(fake, settings, fetched)[0]}
+    assert found["tenant team-a"] == (Status.OK, f"{team_host} to 1: team-a")
+    assert found["tenant team-b"] == (Status.OK, f"{team_host} to 1: team-b")
+    assert found["tenant nobody"][0] is Status.UNKNOWN
+    assert "reach no target namespace" in found["tenant nobody"][1]
+    calls = []
+
+    def selector_list_fails() -> None:  # the glob's list first, then the tenant's selector
+        calls.append(1)
+        if len(calls) == 2:
+            raise Forbidden('namespaces is forbidden: cannot list resource "namespaces"')
+
+    fake.hooks["list_namespaces", ""] = selector_list_fails
+    found = {f.name: (f.status, f.detail) for f in check_cluster(fake, settings, fetched)[0]}
+    assert found["tenant team-b"][0] is Status.FAILED
+    assert "could not list tenant team-b's namespaces" in found["tenant team-b"][1]

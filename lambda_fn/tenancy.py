@@ -1,0 +1,62 @@
+"""Which registries each target namespace receives: the shared ones (`registries`, the function's own)
+and those of every tenant whose names, globs or selector match it — no other tenant's, so a team's
+secret never holds another team's login.
+
+A tenant whose selector could not be listed this run is unknown for every namespace its names and
+globs do not match: its hosts count there as registries without a token (a secret that holds one is
+kept as it is, none is written with it, the namespace's expiry reads unknown), never as not configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from fnmatch import fnmatchcase
+from functools import cache
+
+from lambda_fn.config import Tenant
+from lambda_fn.decisions import Registries
+
+# Tenants by name → the namespaces their selector matched; None when the selector could not be listed.
+Selected = Mapping[str, frozenset[str] | None]
+
+
+def registries_by_namespace(
+    registries: Registries, tenants: Sequence[Tenant], selected: Selected
+) -> Callable[[str], Registries]:
+    """A function from a target namespace to the part of `registries` it receives."""
+    if not tenants:
+        return lambda _namespace: registries
+    tenant_only = frozenset().union(*(tenant.hosts for tenant in tenants))
+
+    @cache
+    def receiving(matched: frozenset[str], unknown: frozenset[str]) -> Registries:
+        by_name = {tenant.name: tenant for tenant in tenants}
+        hosts = frozenset().union(*(by_name[name].hosts for name in matched))
+        unsure = frozenset().union(*(by_name[name].hosts for name in unknown)) - hosts
+        served = {credential.host for credential in registries.credentials} | set(registries.unavailable)
+        keep = (served - tenant_only) | hosts
+        unavailable = {host: why for host, why in registries.unavailable.items() if host in keep}
+        unavailable |= {
+            host: f"tenant {name}'s selector could not be listed"
+            for name in sorted(unknown)
+            for host in sorted(by_name[name].hosts & unsure)
+        }
+        return Registries(
+            tuple(credential for credential in registries.credentials if credential.host in keep), unavailable
+        )
+
+    def of(namespace: str) -> Registries:
+        matched = frozenset(t.name for t in tenants if is_member(t, namespace, selected))
+        unknown = frozenset(t.name for t in tenants if is_member(t, namespace, selected) is None)
+        return receiving(matched, unknown)
+
+    return of
+
+
+def is_member(tenant: Tenant, namespace: str, selected: Selected) -> bool | None:
+    """Whether the tenant's names, globs or selector match `namespace`; None when only its selector could
+    tell and it could not be listed."""
+    if any(fnmatchcase(namespace, pattern) for pattern in tenant.namespaces):
+        return True
+    members = selected.get(tenant.name, frozenset())
+    return None if members is None else namespace in members
