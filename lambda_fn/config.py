@@ -417,9 +417,14 @@ class Settings:
         return [Problem(names.get(field, field), message) for field, message in found if field not in unread]
 
     def _tenant_problems(self) -> list[str]:
+        """A tenant's registries must reach its namespaces only. An ECR token is the principal's, valid for
+        every registry it may pull in its region, so a tenant's password must come from a role of its own:
+        one without a role is the function's own token (every namespace holds it), and a role another
+        tenant or a shared registry uses puts the same password in their namespaces too."""
         found = []
         shared = {spec.host for spec in self.registries}
-        roles: dict[str, set[str | None]] = {}
+        shared_roles = {spec.role_arn for spec in self.registries}
+        tenants_of: dict[str, set[str]] = {}  # role or host → the tenants pulling with it, or listing it
         names = [tenant.name for tenant in self.tenants]
         found += [f"tenant {name!r} is listed twice" for name in sorted(set(names)) if names.count(name) > 1]
         for tenant in self.tenants:
@@ -427,20 +432,26 @@ class Settings:
             found += [f"{where}: {fix}" for fix in map(_namespace_pattern_fix, tenant.namespaces) if fix]
             if tenant.namespace_selector is not None and not is_valid_selector(tenant.namespace_selector):
                 found.append(f"{where}: {_selector_fix(tenant.namespace_selector)}")
-            elif tenant.namespace_selector is not None and not self.targets.discovers:
-                # Namespaces are listed (and granted `list`) only when the targets are found by globs or a
-                # selector; with names only, a tenant names its namespaces too.
-                found.append(f"{where}: a namespaceSelector needs targets found by globs or a selector; name them")
             found += [
                 f"{where}: {host} is in registries too, which every namespace receives: list it in one place"
                 for host in sorted(tenant.hosts & shared)
             ]
             for spec in tenant.registries:
-                roles.setdefault(spec.host, set()).add(spec.role_arn)
+                if spec.role_arn is None:
+                    found.append(
+                        f"{where}: {spec.host} needs a role of its own ({spec.host}=<role arn>): without one its "
+                        "password is the function's own token, which every namespace holds"
+                    )
+                elif spec.role_arn in shared_roles:
+                    found.append(f"{where}: {spec.role_arn} pulls a shared registry too: give the tenant its own role")
+                else:
+                    tenants_of.setdefault(spec.role_arn, set()).add(tenant.name)
+                tenants_of.setdefault(spec.host, set()).add(tenant.name)
         found += [
-            f"{host} is given different roles by different tenants: one host is pulled with one role"
-            for host, assumed in sorted(roles.items())
-            if len(assumed) > 1
+            f"{key} is listed by tenants {', '.join(sorted(tenants))}: each tenant's password must be its own (a "
+            "role and its registries per tenant); share a registry through registries instead"
+            for key, tenants in sorted(tenants_of.items())
+            if len(tenants) > 1
         ]
         return found
 

@@ -245,9 +245,22 @@ def _registry_change(state: SecretState, registries: Registries) -> str:
 
 def _without(registries: Registries) -> str:
     """Names the configured registries a write leaves out this run (empty when none)."""
-    return f"written without {', '.join(sorted(registries.unavailable))}: no token this run" * bool(
-        registries.unavailable
-    )
+    return "written without " + unserved(registries.unavailable) if registries.unavailable else ""
+
+
+# Why a tenant's registry is not served in a namespace its names and globs do not match (lambda_fn/tenancy.py).
+TENANT_UNLISTED = "tenant {}'s selector could not be listed"
+
+
+def unserved(unavailable: Mapping[str, str]) -> str:
+    """The registries a run could not serve, by cause: `a, b: no token this run; c: tenant t's selector ...`
+    (a token's failure is in the run's errors, once)."""
+    causes: dict[str, list[str]] = {}
+    for host, why in sorted(unavailable.items()):
+        causes.setdefault(why if why.startswith(TENANT_UNLISTED.partition("{")[0]) else "no token this run", []).append(
+            host
+        )
+    return "; ".join(f"{', '.join(hosts)}: {why}" for why, hosts in causes.items())
 
 
 def _no_token(hosts: list[str]) -> str:

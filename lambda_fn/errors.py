@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from lambda_fn.secret_contract import TENANT_SCOPE
+
 # What a misplaced value may look like and still be echoed: short, one line, no spaces or quotes. A
 # kubeconfig, a token or a password pasted into a name's place is described, never shown.
 ECHOABLE = re.compile(r"[\w.:/@*?=,+\[\]!-]{0,80}")
@@ -159,4 +161,6 @@ def explain(exc: KubernetesError) -> str:
         return f"{exc}: the API server rejected the credentials; {fix}"
     if isinstance(exc, Forbidden):
         return f"{exc}: apply the manifest with `make apply`, which grants what this configuration needs"
+    if isinstance(exc, Invalid) and TENANT_SCOPE in str(exc):
+        return f"{exc}: the admission policy in force was rendered for other tenants; re-apply it with `make apply`"
     return str(exc)

@@ -30,6 +30,7 @@ from lambda_fn.decisions import (
     desired_secret,
     recorded_expiry,
     recorded_hosts,
+    unserved,
 )
 from lambda_fn.errors import (
     AlreadyExists,
@@ -44,9 +45,9 @@ from lambda_fn.errors import (
 from lambda_fn.models import NamespaceResult, Outcome, RegistryCredential, RunSummary, SecretState, ServiceAccountState
 from lambda_fn.observation import observe
 from lambda_fn.ports import ClusterApi
-from lambda_fn.secret_contract import SCOPE_RULE
+from lambda_fn.secret_contract import SCOPE_RULE, TENANT_SCOPE
 from lambda_fn.targets import Target
-from lambda_fn.tenancy import registries_by_namespace
+from lambda_fn.tenancy import NO_REGISTRY, registries_by_namespace
 
 # A write that meets a concurrent writer re-reads and tries again, this many times in all.
 MAX_WRITE_ATTEMPTS = 3
@@ -54,6 +55,8 @@ MAX_WRITE_ATTEMPTS = 3
 # right after a namespace is created or labelled can be refused (measured: admitted a median 9.9 ms
 # later behind a second apiserver). Such a refusal is tried once more after this long.
 SCOPE_RETRY_SECONDS = 1.0
+# The rules judged on the namespace's labels: the target scope, and a tenant's selector.
+LABEL_RULES = (SCOPE_RULE, TENANT_SCOPE)
 
 T = TypeVar("T")
 
@@ -264,9 +267,9 @@ class _NamespaceRenewer:
         unavailable = self._registries(target.name).unavailable
         if not self._registries(target.name).credentials:
             reason = (
-                f"not written: no token this run for {', '.join(sorted(unavailable))}, the registries it receives"
+                f"not written: none of the registries it receives could be served ({unserved(unavailable)})"
                 if unavailable
-                else "no registry is configured for this namespace: no tenant matches it and none is shared"
+                else NO_REGISTRY
             )
             return NamespaceResult(target.name, Outcome.FAILED, reason)
         return None
@@ -323,7 +326,7 @@ class _NamespaceRenewer:
             enough_time = (
                 remaining is None or remaining > SCOPE_RETRY_SECONDS + self._settings.deadline_margin.total_seconds()
             )
-            if SCOPE_RULE not in str(exc) or not enough_time:
+            if not any(rule in str(exc) for rule in LABEL_RULES) or not enough_time:
                 raise
             time.sleep(SCOPE_RETRY_SECONDS)
             write(secret)

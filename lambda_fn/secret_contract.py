@@ -58,7 +58,9 @@ UPDATE_RULE = (
     "or adopt the kubectl recipe's pull secret for one registry served here"
 )
 DATA_RULE = f"the secret must hold exactly one data key, {DOCKERCONFIGJSON_KEY}, of at most {{}} bytes"
-TENANT_RULE = "this identity may write {}'s login only in the namespaces of the tenants that list it"
+# A tenant's registry host outside its namespaces; like SCOPE_RULE, judged on the namespace's cached labels.
+TENANT_SCOPE = "login only in the namespaces of the tenants that list it"
+TENANT_RULE = "this identity may write {}'s " + TENANT_SCOPE
 IMMUTABLE_RULE = "this identity may not make a secret immutable (no later renewal could change it)"
 
 # kube-apiserver's own framing of those answers, as `check` reads them: a policy's denial names the policy

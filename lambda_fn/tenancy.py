@@ -14,8 +14,9 @@ from fnmatch import fnmatchcase
 from functools import cache
 
 from lambda_fn.config import Tenant
-from lambda_fn.decisions import Registries
+from lambda_fn.decisions import TENANT_UNLISTED, Registries
 
+NO_REGISTRY = "no registry is configured for this namespace: no tenant matches it and none is shared"
 # Tenants by name → the namespaces their selector matched; None when the selector could not be listed.
 Selected = Mapping[str, frozenset[str] | None]
 
@@ -37,7 +38,7 @@ def registries_by_namespace(
         keep = (served - tenant_only) | hosts
         unavailable = {host: why for host, why in registries.unavailable.items() if host in keep}
         unavailable |= {
-            host: f"tenant {name}'s selector could not be listed"
+            host: TENANT_UNLISTED.format(name)
             for name in sorted(unknown)
             for host in sorted(by_name[name].hosts & unsure)
         }

@@ -22,11 +22,13 @@ from lambda_fn.check.report import CheckReport, Finding, NamespaceState, Standin
 from lambda_fn.check.standings import standings
 from lambda_fn.config import Settings
 from lambda_fn.credentials import FetchedCredentials
+from lambda_fn.decisions import Registries
 from lambda_fn.errors import ClusterLookupError, ConfigError, CredentialError
 from lambda_fn.k8s import connect
 from lambda_fn.observation import observe
 from lambda_fn.ports import PreflightApi
 from lambda_fn.runner import Cluster, EksCluster, KubeconfigSecretCluster, connection_for, request_budget
+from lambda_fn.tenancy import registries_by_namespace
 
 __all__ = ["CheckReport", "Finding", "NamespaceState", "Standing", "Status", "check_cluster", "run_check"]
 
@@ -76,18 +78,27 @@ def check_cluster(
     namespaces = [target.name for target in observed.targets if not target.terminating]
     findings = [identity, target_namespaces(observed), *tenant_scopes(settings, observed)]
     findings += [*permissions(api, settings, namespaces), *lease(api, settings)]
+    receives = registries_by_namespace(
+        Registries(tuple(fetched.credentials), fetched.unavailable), settings.tenants, observed.selected
+    )
     absent: set[str] = set()
     if namespaces:
         findings += confinement(api, namespaces[0])
-        absent, admission = admitted(api, settings.secret_name, namespaces, concurrency=settings.max_concurrency)
+        absent, admission = admitted(
+            api,
+            settings.secret_name,
+            namespaces,
+            concurrency=settings.max_concurrency,
+            hosts=lambda namespace: receives(namespace).hosts,
+        )
         findings += admission
     found, failing = standings(
         api,
         settings,
         observed.targets,
         observed.states,
-        fetched=fetched,
-        selected=observed.selected,
+        registries=receives,
+        any_token=bool(fetched.credentials),
         absent=absent,
         concurrency=settings.max_concurrency,
     )

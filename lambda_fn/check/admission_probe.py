@@ -4,7 +4,8 @@ policy confines this identity, and whether it admits the secret in every target 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 
@@ -39,7 +40,6 @@ POLICY_FIX = (
     "as the function: apply the rendered manifest on Kubernetes 1.30 or later (it holds the policy; "
     "admissionPolicy=false leaves it out)"
 )
-EMPTY_DOCKERCONFIG = base64.b64encode(b'{"auths":{}}').decode()
 
 
 class Answer(StrEnum):
@@ -50,14 +50,17 @@ class Answer(StrEnum):
     ABSENT = "absent"  # no such namespace
 
 
-def probe_secret(name: str, namespace: str) -> SecretState:
-    """A secret of the written shape, holding no login."""
+def probe_secret(name: str, namespace: str, hosts: Iterable[str] = ()) -> SecretState:
+    """A secret of the written shape, with an empty login for each of `hosts` (the registries the namespace
+    receives: the policy's tenant rule judges the hosts a secret holds)."""
+    logins = {host: {"auth": "", "password": "", "username": "AWS"} for host in sorted(hosts)}
+    payload = json.dumps({"auths": logins}, separators=(",", ":")).encode()
     return SecretState(
         name=name,
         namespace=namespace,
         type=DOCKERCONFIGJSON_TYPE,
         labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE},
-        data={DOCKERCONFIGJSON_KEY: EMPTY_DOCKERCONFIG},
+        data={DOCKERCONFIGJSON_KEY: base64.b64encode(payload).decode()},
     )
 
 
@@ -89,14 +92,20 @@ def confinement(api: PreflightApi, namespace: str) -> list[Finding]:
 
 
 def admitted(
-    api: PreflightApi, secret_name: str, namespaces: Sequence[str], *, concurrency: int
+    api: PreflightApi,
+    secret_name: str,
+    namespaces: Sequence[str],
+    *,
+    concurrency: int,
+    hosts: Callable[[str], Iterable[str]] = lambda _namespace: (),
 ) -> tuple[set[str], list[Finding]]:
-    """The secret itself, in each target namespace: a stale policy (rendered before a namespace, glob or
-    selector was added), another policy or a webhook refuses it there, and every run would fail in those
-    namespaces. Returns the namespaces the API server says do not exist, and the finding."""
+    """The secret itself, holding the registries each namespace receives (`hosts`), in each target
+    namespace: a stale policy (rendered before a namespace, glob, selector or tenant was added), another
+    policy or a webhook refuses it there, and every run would fail in those namespaces. Returns the
+    namespaces the API server says do not exist, and the finding."""
     name = f"admission of {secret_name!r}"
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        found = pool.map(lambda ns: admission(api, probe_secret(secret_name, ns)), namespaces)
+        found = pool.map(lambda ns: admission(api, probe_secret(secret_name, ns, hosts(ns))), namespaces)
         answers = dict(zip(namespaces, found, strict=True))
     absent = {ns for ns, answer in answers.items() if answer == Answer.ABSENT}
     refused = {ns: answer for ns, answer in answers.items() if answer not in set(Answer)}

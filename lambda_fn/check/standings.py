@@ -3,21 +3,20 @@ standings that fail `check` (every run would fail there, or leave them without a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from lambda_fn.check.admission_probe import Answer, admission
 from lambda_fn.check.report import Finding, NamespaceState, Standing, Status, shown
 from lambda_fn.config import Settings
-from lambda_fn.credentials import FetchedCredentials
 from lambda_fn.decisions import Action, Registries, decide, desired_secret, recorded_expiry
 from lambda_fn.errors import KubernetesError
 from lambda_fn.models import Outcome, SecretState
 from lambda_fn.ports import PreflightApi
 from lambda_fn.runner import utc_now
 from lambda_fn.targets import Target
-from lambda_fn.tenancy import Selected, registries_by_namespace
+from lambda_fn.tenancy import NO_REGISTRY
 
 # Standings that fail `check`: (the finding's name, its detail, the fix).
 FAILING = {
@@ -39,6 +38,11 @@ FAILING = {
         "find the writer in the secret's managedFields (`kubectl get secret -o yaml --show-managed-fields`) "
         "and stop it; the next run repairs the secret",
     ),
+    Standing.BROKEN: (
+        "namespaces the next run fails in",
+        "{count} namespace(s) where the next run fails ({shown})",
+        "see each namespace's line below for why and the fix",
+    ),
     Standing.FOREIGN: (
         "foreign secrets",
         "{count} namespace(s) hold a {secret!r} secret this tool does not manage ({shown}): "
@@ -54,27 +58,28 @@ def standings(
     targets: Sequence[Target],
     listed: Mapping[str, SecretState] | None,
     *,
-    fetched: FetchedCredentials,
-    selected: Selected,
+    registries: Callable[[str], Registries],
+    any_token: bool,
     absent: set[str],
     concurrency: int,
 ) -> tuple[list[NamespaceState], list[Finding]]:
-    """Each target's standing, from the listed states (read one by one when the list was refused)."""
-    registries = registries_by_namespace(
-        Registries(tuple(fetched.credentials), fetched.unavailable), settings.tenants, selected
-    )
+    """Each target's standing, judged with the registries it receives (`any_token`: whether the run would
+    have any token at all), from the listed states (read one by one when the list was refused)."""
 
     def standing_of(target: Target) -> NamespaceState:
         if target.terminating:
             return NamespaceState(target.name, Standing.TERMINATING, "skipped: the namespace is being deleted")
         if target.name in absent:
             return NamespaceState(target.name, Standing.ABSENT, "no such namespace: every run fails here")
+        receives = registries(target.name)
+        if any_token and not receives.credentials and not receives.unavailable:
+            return NamespaceState(target.name, Standing.BROKEN, NO_REGISTRY)
         try:
             if listed is not None:
                 state = listed.get(target.name)
             else:
                 state = api.read_secret(target.name, settings.secret_name)
-            return judged(target.name, state, api, settings, registries(target.name), now=utc_now())
+            return judged(target.name, state, api, settings, receives, now=utc_now())
         except KubernetesError as exc:
             return NamespaceState(target.name, Standing.UNREADABLE, str(exc))
 

@@ -410,7 +410,8 @@ def test_a_registry_role_arn_may_hold_a_comma() -> None:
 
 def test_tenants_given_as_a_flag_replace_the_environments() -> None:
     host = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
-    document = json.dumps([{"name": "team-a", "namespaces": ["team-a"], "registries": [host]}])
-    args = build_parser().parse_args(["refresh", "--kubeconfig", "k", "--namespace", "team-*", "--tenants", document])
+    registry = f"{host}=arn:aws:iam::210987654321:role/team-a-pull"
+    document = json.dumps([{"name": "team-a", "namespaces": ["team-a"], "registries": [registry]}])
+    args = build_parser().parse_args(["refresh", "--kubeconfig", "k", "--namespace", "team-a", "--tenants", document])
     settings = settings_from_args(args, {"AWS_REGION": "eu-west-1", "TENANTS": "[]"})
     assert [(tenant.name, set(tenant.hosts)) for tenant in settings.tenants] == [("team-a", {host})]

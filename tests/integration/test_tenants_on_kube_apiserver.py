@@ -27,9 +27,10 @@ from tests.integration.real_cluster import (
 from tests.integration.test_admission_policy import denied_by_the_policy, ours_in
 
 pytestmark = pytest.mark.apiserver
-# Registries of other accounts in the function's region: moto's one token serves them (no role to assume).
+# Each team's registry pulled with the team's own role (moto's STS lets the function assume them).
 TEAM_A = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
 TEAM_B = "333333333333.dkr.ecr.us-east-1.amazonaws.com"
+ROLE_A, ROLE_B = "arn:aws:iam::222222222222:role/team-a-pull", "arn:aws:iam::333333333333:role/team-b-pull"
 
 
 def payload(*hosts: str) -> dict[str, bytes | str]:
@@ -45,8 +46,8 @@ def test_each_team_holds_its_own_registry_and_the_policy_refuses_another_teams(
     kube, admin = real
     prefix = f"tn{uuid.uuid4().hex[:6]}"
     tenants = [
-        {"name": "team-a", "namespaces": [f"{prefix}-a"], "registries": [TEAM_A]},
-        {"name": "team-b", "namespaceSelector": f"tenant={prefix}-b", "registries": [TEAM_B]},
+        {"name": "team-a", "namespaces": [f"{prefix}-a"], "registries": [f"{TEAM_A}={ROLE_A}"]},
+        {"name": "team-b", "namespaceSelector": f"tenant={prefix}-b", "registries": [f"{TEAM_B}={ROLE_B}"]},
     ]
     config = configure(monkeypatch, namespaces=[f"{prefix}-*"], tenants=tenants)
     admin.apply(render(config, own_registry=OWN_REGISTRY))

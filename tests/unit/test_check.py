@@ -11,14 +11,23 @@ from lambda_fn.check import Standing, Status, check_cluster
 from lambda_fn.check.report import RBAC_FIX
 from lambda_fn.config import RegistrySpec, Settings, Tenant
 from lambda_fn.credentials import FetchedCredentials
+from lambda_fn.dockerconfig import read_auths
 from lambda_fn.errors import Forbidden
 from lambda_fn.models import RegistryCredential, SecretState, TargetSpec
 from lambda_fn.ports import PreflightApi, RegistryTokenSource
 from lambda_fn.refresher import renew_pull_secrets
 from lambda_fn.runner import utc_now
+from lambda_fn.secret_contract import DOCKERCONFIGJSON_KEY
+from lambda_fn.tenancy import NO_REGISTRY
 from tests.fakes import FakeCluster, FakeTokenSource
 
 HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+def auths_of(secret: SecretState) -> dict[str, object]:
+    return read_auths((secret.data or {}).get(DOCKERCONFIGJSON_KEY)) or {}
+
+
 SETTINGS = Settings(region="eu-west-1", namespaces=("team-*", "team-zzz"))
 
 
@@ -114,18 +123,24 @@ def test_the_fakes_implement_every_method_of_their_ports() -> None:
 
 
 def test_each_tenants_reach_is_listed_and_a_tenant_whose_selector_fails_is_failed() -> None:
-    team_host = "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
     fake, fetched = cluster_with_each_standing()
     fake.labels["team-b"] = {"tenant": "b"}
+    hosts = {
+        name: f"{account * 12}.dkr.ecr.eu-west-1.amazonaws.com" for name, account in zip("abn", "234", strict=True)
+    }
+
+    def registry(name: str) -> RegistrySpec:
+        return RegistrySpec.parse(f"{hosts[name]}=arn:aws:iam::{hosts[name][:12]}:role/pull")
+
     tenants = (
-        Tenant("team-a", ("team-a",), registries=(RegistrySpec.parse(team_host),)),
-        Tenant("team-b", namespace_selector="tenant=b", registries=(RegistrySpec.parse(team_host),)),
-        Tenant("nobody", ("other-*",), registries=(RegistrySpec.parse(team_host),)),
+        Tenant("team-a", ("team-a",), registries=(registry("a"),)),
+        Tenant("team-b", namespace_selector="tenant=b", registries=(registry("b"),)),
+        Tenant("nobody", ("other-*",), registries=(registry("n"),)),
     )
     settings = replace(SETTINGS, tenants=tenants)
     found = {f.name: (f.status, f.detail) for f in check_cluster(fake, settings, fetched)[0]}
-    assert found["tenant team-a"] == (Status.OK, f"{team_host} to 1: team-a")
-    assert found["tenant team-b"] == (Status.OK, f"{team_host} to 1: team-b")
+    assert found["tenant team-a"] == (Status.OK, f"{hosts['a']} to 1: team-a")
+    assert found["tenant team-b"] == (Status.OK, f"{hosts['b']} to 1: team-b")
     assert found["tenant nobody"][0] is Status.UNKNOWN
     assert "reach no target namespace" in found["tenant nobody"][1]
     calls = []
@@ -139,3 +154,20 @@ def test_each_tenants_reach_is_listed_and_a_tenant_whose_selector_fails_is_faile
     found = {f.name: (f.status, f.detail) for f in check_cluster(fake, settings, fetched)[0]}
     assert found["tenant team-b"][0] is Status.FAILED
     assert "could not list tenant team-b's namespaces" in found["tenant team-b"][1]
+
+
+def test_a_namespace_receiving_no_registry_fails_check_as_it_fails_the_run_and_the_probe_holds_its_hosts() -> None:
+    fake, _ = cluster_with_each_standing()
+    team_host = "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+    registry = RegistrySpec.parse(f"{team_host}=arn:aws:iam::222222222222:role/a")
+    tenant = Tenant("team-a", ("team-a",), registries=(registry,))
+    settings = replace(SETTINGS, include_own_registry=False, registries=(), tenants=(tenant,))
+    fetched = FetchedCredentials([RegistryCredential(team_host, "pw", utc_now() + timedelta(hours=12))])
+    probed: dict[tuple[str, str], SecretState] = {}
+    fake.dry_run_create = lambda secret: probed.setdefault((secret.namespace, secret.name), secret)  # type: ignore[method-assign,assignment]
+    findings, namespaces = check_cluster(fake, settings, fetched)
+    states = {n.namespace: (n.state, n.detail) for n in namespaces}
+    assert states["team-b"] == (Standing.BROKEN, NO_REGISTRY)
+    assert {f.name for f in findings if f.status is Status.FAILED} >= {"namespaces the next run fails in"}
+    assert set(auths_of(probed["team-a", "regcred"])) == {team_host}  # what the tenant rule judges there
+    assert auths_of(probed["team-b", "regcred"]) == {}

@@ -19,9 +19,10 @@ from tests.fakes import NOW, FakeCluster
 SHARED = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
 TEAM_A = "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
 TEAM_B = "333333333333.dkr.ecr.eu-west-1.amazonaws.com"
+ROLE_A = "arn:aws:iam::222222222222:role/team-a-puller"
 ROLE_B = "arn:aws:iam::333333333333:role/team-b-puller"
 TENANTS = (
-    Tenant("team-a", ("team-a", "team-a-*"), registries=(RegistrySpec.parse(TEAM_A),)),
+    Tenant("team-a", ("team-a", "team-a-*"), registries=(RegistrySpec.parse(f"{TEAM_A}={ROLE_A}"),)),
     Tenant("team-b", namespace_selector="tenant=b", registries=(RegistrySpec.parse(f"{TEAM_B}={ROLE_B}"),)),
 )
 
@@ -116,6 +117,7 @@ def test_a_tenant_selector_that_cannot_be_listed_keeps_its_registry_where_held_a
     assert hosts(cluster, "team-b") == {SHARED, TEAM_B}  # held: kept as it is, not written without it
     assert results["team-b"].expires_at is not None
     assert results["team-c"].expires_at is None  # team-b's registry may be due there: unknown, not "12 h left"
+    assert f"written without {TEAM_B}: tenant team-b's selector could not be listed" in results["team-c"].reason
     assert hosts(cluster, "team-c") == {SHARED}
 
 
@@ -159,16 +161,28 @@ def problems(configured: Settings) -> str:
     return "\n".join(str(problem) for problem in configured.problems({}))
 
 
-def test_tenants_that_contradict_each_other_or_the_shared_registries_are_refused() -> None:
+def test_tenants_whose_passwords_would_reach_other_namespaces_are_refused() -> None:
+    """An ECR token is the principal's: a tenant's registry pulled without a role of its own, or with a role
+    another tenant or a shared registry uses, would hand the same password to other namespaces."""
+    shared_role = "arn:aws:iam::111111111111:role/shared"
     clashing = (
-        Tenant("team-a", ("team-a",), registries=(RegistrySpec.parse(SHARED),)),
-        Tenant("team-b", ("team-b",), registries=(RegistrySpec.parse(TEAM_B),)),
-        Tenant("team-b", ("team-c",), registries=(RegistrySpec.parse(f"{TEAM_B}={ROLE_B}"),)),
+        Tenant("team-a", ("team-a",), registries=(RegistrySpec.parse(TEAM_A),)),
+        Tenant("team-b", ("team-b",), registries=(RegistrySpec.parse(f"{TEAM_B}={ROLE_B}"),)),
+        Tenant("team-b", ("team-c",), registries=(RegistrySpec.parse(f"{TEAM_B}={ROLE_A}"),)),
+        Tenant("team-d", ("team-d",), registries=(RegistrySpec.parse(f"{SHARED}={shared_role}"),)),
+        Tenant(
+            "team-e",
+            ("team-e",),
+            registries=(RegistrySpec.parse(f"444444444444.dkr.ecr.eu-west-1.amazonaws.com={ROLE_B}"),),
+        ),
     )
     assert problems(settings()) == ""
-    found = problems(Settings(region="eu-west-1", tenants=clashing, registries=(RegistrySpec.parse(SHARED),)))
+    found = problems(
+        Settings(region="eu-west-1", tenants=clashing, registries=(RegistrySpec.parse(f"{SHARED}={shared_role}"),))
+    )
     assert "tenant 'team-b' is listed twice" in found
-    assert f"tenant 'team-a': {SHARED} is in registries too, which every namespace receives" in found
-    assert f"{TEAM_B} is given different roles by different tenants" in found
-    by_names = Settings(region="eu-west-1", namespaces=("team-b",), tenants=TENANTS[1:])
-    assert "tenant 'team-b': a namespaceSelector needs targets found by globs or a selector" in problems(by_names)
+    assert f"tenant 'team-a': {TEAM_A} needs a role of its own" in found
+    assert f"tenant 'team-d': {SHARED} is in registries too, which every namespace receives" in found
+    assert f"tenant 'team-d': {shared_role} pulls a shared registry too" in found
+    assert f"{ROLE_B} is listed by tenants team-b, team-e" in found
+    assert f"{TEAM_B} is listed by tenants team-b" not in found  # one tenant, listed twice above
