@@ -107,11 +107,15 @@ synth: $(STAMP) $(NODE_STAMP) ## cdk synth offline (bundles the function), cdk-n
 bootstrap: $(STAMP) $(NODE_STAMP) ## cdk bootstrap (once per account and region) with the pinned CLI
 	$(call split_words,args,CDK_ARGS) $(CDK) bootstrap --no-notices "$${args[@]}"
 
-deploy: $(STAMP) $(NODE_STAMP) ## cdk deploy with the pinned CLI
-	$(call split_words,args,CDK_ARGS) $(CDK) deploy --no-notices "$${args[@]}"
+# One stack per account and region the clusters name (docs/deploy.md): every one of them, or STACKS="<names>".
+STACKS ?=
+deploy: $(STAMP) $(NODE_STAMP) ## cdk deploy of every stack (or STACKS="..."), with the pinned CLI
+	$(call split_words,args,CDK_ARGS) $(call split_words,stacks,STACKS) \
+	  $(CDK) deploy --no-notices $${stacks[@]:---all} "$${args[@]}"
 
-destroy: $(STAMP) $(NODE_STAMP) ## cdk destroy with the pinned CLI (the same CDK_ARGS as the deploy)
-	$(call split_words,args,CDK_ARGS) $(CDK) destroy --no-notices "$${args[@]}"
+destroy: $(STAMP) $(NODE_STAMP) ## cdk destroy of every stack (or STACKS="..."), with the pinned CLI (the same CDK_ARGS as the deploy)
+	$(call split_words,args,CDK_ARGS) $(call split_words,stacks,STACKS) \
+	  $(CDK) destroy --no-notices $${stacks[@]:---all} "$${args[@]}"
 
 # e.g. sudo make install (PREFIX=/opt/ecr-token-refresher BINDIR=/usr/local/bin): needs only python3 >= 3.11
 install: ## the CLI on a host: a root-owned venv holding exactly lambda_fn/requirements.lock, then this package

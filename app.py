@@ -1,4 +1,5 @@
-"""CDK composition root: context -> DeploymentConfig -> stack -> cdk-nag -> synth (+ the Kubernetes manifests)."""
+"""CDK composition root: context -> DeploymentConfig -> a stack per environment -> cdk-nag -> synth (+ the
+Kubernetes manifests)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.config import DeploymentConfig
 from infra.rbac import manifest_files
-from infra.stack import EcrTokenRefresherStack
+from infra.stack import environment_stacks
 from lambda_fn.aws import registry_host
 from lambda_fn.errors import ConfigError
 
@@ -23,8 +24,7 @@ def main() -> None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    # Env-agnostic on purpose: synth needs no AWS credentials; account and region come at deploy.
-    EcrTokenRefresherStack(app, config.stack_name, config=config)
+    environment_stacks(app, config)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     assembly = app.synth()
     # The CDK CLI names the account and region when it has credentials; the admission policy then lets

@@ -12,10 +12,10 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lambda_fn.config import CLUSTER_NAME, RegistrySpec, Settings
+from lambda_fn.config import CLUSTER_NAME, REGION, RegistrySpec, Settings
 from lambda_fn.declaration import Kind, declarations, names, split
 from lambda_fn.errors import ConfigError, Problem, shown
 from lambda_fn.telemetry import METRICS_NAMESPACE
@@ -94,15 +94,31 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 KUBERNETES_GROUP = re.compile(r"^[A-Za-z0-9:._-]{1,63}$")
 SERVICE_ACCOUNT = re.compile(r"^(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(?P<name>[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$")
 REPOSITORY_PREFIX = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,255}$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+CLUSTER_KEYS = ("name", "account", "region", "kubeconfigSecretArn", "kmsKeyArn")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # Keys of the CDK itself (feature flags, bundling, path metadata) are not this app's to check.
 CDK_KEY = re.compile(r"^(@|aws:cdk:|aws-cdk:|cdk-|acknowledged-issue-numbers$)")
 
 
+@dataclass(frozen=True, order=True)
+class Environment:
+    """An AWS account and region a stack deploys to."""
+
+    account: str
+    region: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.account}-{self.region}"
+
+
 @dataclass(frozen=True)
 class Cluster:
     """One cluster the function serves: EKS (by name), or any cluster through a kubeconfig that
-    Secrets Manager holds. `manage_access_entry` is False where the entry is made elsewhere."""
+    Secrets Manager holds. `manage_access_entry` is False where the entry is made elsewhere.
+    `environment`: the account and region its function runs in (the cluster's, for EKS); None: wherever
+    the deploy's credentials point (the stack is environment-agnostic)."""
 
     name: str
     kubeconfig_secret_arn: str | None = None
@@ -111,6 +127,13 @@ class Cluster:
     # Served from a host with the CLI and a kubeconfig, not by the Lambda (`make rbac HOST=1`): the
     # manifest then binds the service account whose token that kubeconfig holds.
     from_host: bool = False
+    environment: Environment | None = None
+
+    @property
+    def label(self) -> str:
+        """How `make rbac CLUSTER=...` names it: `<account>/<region>/<name>` in an environment of its own."""
+        where = self.environment
+        return f"{where.account}/{where.region}/{self.name}" if where else self.name
 
     @property
     def is_eks(self) -> bool:
@@ -164,6 +187,23 @@ class DeploymentConfig:
     def registries(self) -> tuple[RegistrySpec, ...]:
         """Every registry served, shared or a tenant's: the role pulls or assumes for each."""
         return self.settings.served_registries
+
+    @property
+    def environments(self) -> dict[Environment | None, tuple[Cluster, ...]]:
+        """The clusters by the account and region their stack deploys to (None: the deploy's own)."""
+        found: dict[Environment | None, list[Cluster]] = {}
+        for cluster in self.clusters:
+            found.setdefault(cluster.environment, []).append(cluster)
+        return {environment: tuple(clusters) for environment, clusters in found.items()}
+
+    def stack_name_for(self, environment: Environment | None) -> str:
+        """`EcrTokenRefresher` for the deploy's own environment, `EcrTokenRefresher-<account>-<region>` for
+        any other: unique per environment, and a stack's name never changes when another is added."""
+        return f"{self.stack_name}-{environment.label}" if environment else self.stack_name
+
+    def for_environment(self, environment: Environment | None) -> DeploymentConfig:
+        """This configuration, with the clusters of one environment only (what its stack deploys)."""
+        return replace(self, clusters=self.environments[environment])
 
     @property
     def kubernetes_name(self) -> str:
@@ -245,6 +285,28 @@ class DeploymentConfig:
                     f"the function's environment for cluster {cluster.name!r} would be {size} bytes; Lambda accepts "
                     f"{ENVIRONMENT_BYTES} in all: serve the namespaces with globs or a namespaceSelector rather than "
                     "a long list of names (or split them across stacks)",
+                )
+        for tenant in settings.tenants:
+            if tenant.namespace_selector and not settings.targets.discovers:
+                # Namespaces are listed (and `list` granted) only for targets found by globs or a selector.
+                reader.problem(
+                    "tenants",
+                    f"tenant {tenant.name!r}: a namespaceSelector needs targets found by globs or a selector; name "
+                    "its namespaces instead",
+                )
+        if config.subnet_ids and len(config.environments) > 1:
+            reader.problem(
+                "vpcSubnetIds",
+                "subnets belong to one account and region, and the clusters are in "
+                f"{len(config.environments)}: run VPC mode with the clusters of one environment per configuration",
+            )
+        topic = config.alarm_topic_arn.split(":") if config.alarm_topic_arn else None
+        for where in [where for where in config.environments if where and topic]:
+            if topic and (topic[4], topic[3]) != (where.account, where.region):
+                reader.problem(
+                    "alarmTopicArn",
+                    f"the topic is in {topic[4]}/{topic[3]}; CloudWatch alarms in {where.account}/{where.region} "
+                    "cannot publish to it: give alarmEmail (a topic per stack) instead",
                 )
         if bool(config.subnet_ids) != bool(config.security_group_ids):
             reader.problem("vpcSubnetIds", "set vpcSubnetIds and vpcSecurityGroupIds together (private endpoints)")
@@ -353,13 +415,14 @@ class _ContextReader:
         external = set(self.names("existingAccessEntries"))
         clusters = [self._cluster(entry, external) for entry in entries]
         found = tuple(cluster for cluster in clusters if cluster is not None)
-        names = [cluster.name for cluster in found]
-        for duplicate in sorted({name for name in names if names.count(name) > 1}):
+        labels = [cluster.label for cluster in found]
+        for duplicate in sorted({label for label in labels if labels.count(label) > 1}):
             self.problem("clusters", f"{duplicate!r} is listed twice")
-        by_prefix: dict[str, set[str]] = {}
-        for cluster in found:
-            by_prefix.setdefault(cluster.output_prefix, set()).add(cluster.name)
-        for prefix, clash in sorted(by_prefix.items()):
+        by_prefix: dict[tuple[str, str], set[str]] = {}
+        for cluster in found:  # one stack per environment: its output keys must differ
+            where = cluster.environment.label if cluster.environment else ""
+            by_prefix.setdefault((where, cluster.output_prefix), set()).add(cluster.name)
+        for (_, prefix), clash in sorted(by_prefix.items()):
             if len(clash) > 1:
                 shared = " and ".join(map(repr, sorted(clash)))
                 self.problem("clusters", f"{shared} would share the stack's output keys {prefix}...: rename one")
@@ -370,13 +433,15 @@ class _ContextReader:
     def _cluster(self, entry: Any, external: set[str]) -> Cluster | None:
         if isinstance(entry, str):
             entry = {"name": entry}
-        if not isinstance(entry, Mapping) or set(entry) - {"name", "kubeconfigSecretArn", "kmsKeyArn"}:
+        if not isinstance(entry, Mapping) or set(entry) - set(CLUSTER_KEYS):
             self.problem(
-                "clusters", "each entry is a cluster name or {name, kubeconfigSecretArn[, kmsKeyArn]} (nothing else)"
+                "clusters",
+                "each entry is a cluster name or {name[, account, region][, kubeconfigSecretArn[, kmsKeyArn]]} "
+                "(nothing else)",
             )
             return None
         name, secret, key = entry.get("name"), entry.get("kubeconfigSecretArn"), entry.get("kmsKeyArn")
-        valid = True
+        environment, valid = self._environment(entry)
         if not isinstance(name, str) or not CLUSTER_NAME.match(name):
             self.problem("clusters", f"{name!r} is not a valid cluster name (letters, digits, '-' and '_')")
             valid = False
@@ -386,9 +451,40 @@ class _ContextReader:
         if key is not None and (secret is None or not (isinstance(key, str) and KMS_KEY_ARN.match(key))):
             self.problem("clusters", f"kmsKeyArn {shown(str(key))} must be a KMS key ARN, beside a kubeconfigSecretArn")
             valid = False
+        if valid and environment and secret and SECRET_ARN.match(secret):
+            _, _, _, region, account, *_ = secret.split(":")
+            if (account, region) != (environment.account, environment.region):
+                self.problem(
+                    "clusters",
+                    f"{name!r}: its kubeconfig secret is in {account}/{region}, its function in "
+                    f"{environment.account}/{environment.region}: keep the secret beside the function",
+                )
+                valid = False
         if not valid:
             return None
-        return Cluster(str(name), secret, key, manage_access_entry=secret is None and name not in external)
+        return Cluster(
+            str(name),
+            secret,
+            key,
+            manage_access_entry=secret is None and name not in external,
+            environment=environment,
+        )
+
+    def _environment(self, entry: Mapping[str, Any]) -> tuple[Environment | None, bool]:
+        """The entry's account and region (None: the deploy's), and whether they are valid (else reported)."""
+        account, region = entry.get("account"), entry.get("region")
+        if account is None and region is None:
+            return None, True
+        where = f"{entry.get('name')!r}"
+        if account is None or region is None:
+            self.problem("clusters", f"{where}: give account and region together (or neither: the deploy's)")
+        elif not (isinstance(account, str) and ACCOUNT_ID.match(account)):
+            self.problem("clusters", f"{where}: account {account!r} is not a 12-digit AWS account ID")
+        elif not (isinstance(region, str) and REGION.match(region)):
+            self.problem("clusters", f"{where}: region {region!r} is not an AWS region such as eu-west-1")
+        else:
+            return Environment(account, region), True
+        return None, False
 
     def setting(self, key: str) -> str | None:
         """A context value as the environment variable's text."""

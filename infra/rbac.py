@@ -17,8 +17,8 @@ import boto3
 import yaml
 
 from infra.admission import admission_policy
-from infra.config import LEASE_SUFFIX, Cluster, DeploymentConfig
-from lambda_fn.aws import caller_registry_host
+from infra.config import LEASE_SUFFIX, Cluster, DeploymentConfig, Environment
+from lambda_fn.aws import caller_registry_host, registry_host
 from lambda_fn.errors import ConfigError
 from lambda_fn.models import LEASE_GROUP, LEASE_NAMESPACE
 
@@ -165,16 +165,26 @@ def to_yaml(config: DeploymentConfig, cluster: Cluster | None = None, *, own_reg
 
 
 def manifest_files(config: DeploymentConfig, *, own_registry: str | None = None) -> dict[str, str]:
-    """What `cdk synth` writes beside the template: rbac.yaml for the EKS clusters (one manifest serves
-    them all), and rbac-<name>.yaml for each cluster reached through a kubeconfig."""
+    """What `cdk synth` writes beside the templates, per environment: rbac.yaml for the EKS clusters (one
+    manifest serves them all), rbac-<name>.yaml for each cluster reached through a kubeconfig; in an
+    environment named by the clusters, rbac-<account>-<region>[-<name>].yaml, whose own registry is known.
+    `own_registry`: the deploy's own environment's, when the caller knows it."""
     files: dict[str, str] = {}
-    eks = [cluster for cluster in config.clusters if cluster.is_eks]
-    if eks:
-        files["rbac.yaml"] = to_yaml(config, eks[0], own_registry=own_registry)
-    for cluster in config.clusters:
-        if not cluster.is_eks:
-            files[f"rbac-{cluster.name}.yaml"] = to_yaml(config, cluster, own_registry=own_registry)
+    for environment, clusters in config.environments.items():
+        prefix = f"rbac-{environment.label}" if environment else "rbac"
+        own = own_registry_of(environment) or own_registry
+        eks = [cluster for cluster in clusters if cluster.is_eks]
+        if eks:
+            files[f"{prefix}.yaml"] = to_yaml(config, eks[0], own_registry=own)
+        for cluster in clusters:
+            if not cluster.is_eks:
+                files[f"{prefix}-{cluster.name}.yaml"] = to_yaml(config, cluster, own_registry=own)
     return files
+
+
+def own_registry_of(environment: Environment | None) -> str | None:
+    """The function's own registry host in an environment the configuration names; None for the deploy's."""
+    return registry_host(environment.account, environment.region) if environment else None
 
 
 def context_from_cdk_json(path: Path, overrides: list[str]) -> dict[str, Any]:
@@ -197,20 +207,29 @@ def load_config(
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    own_registry = caller_registry_host(boto3.Session()) if config.settings.include_own_registry else None
-    if config.settings.include_own_registry and own_registry is None:
+    chosen = [cluster for cluster in config.clusters if cluster_name in (None, cluster.name, cluster.label)]
+    labels = ", ".join(cluster.label for cluster in config.clusters)
+    if not chosen:
+        print(f"error: --cluster {cluster_name!r} is not one of the configured clusters ({labels})", file=sys.stderr)
+        return 2
+    if cluster_name is not None and len(chosen) > 1:
         print(
-            "warning: no AWS credentials or region, so the function's own registry is unknown: the admission "
-            "policy lets it adopt only the configured registries' kubectl secrets. Run with the deploy's "
-            "credentials (AWS_PROFILE, AWS_REGION) to include it.",
+            f"error: --cluster {cluster_name!r} names clusters in several environments: give one of {labels}",
             file=sys.stderr,
         )
-    chosen = [cluster for cluster in config.clusters if cluster_name in (None, cluster.name)]
-    if not chosen:
-        names = ", ".join(cluster.name for cluster in config.clusters)
-        print(f"error: --cluster {cluster_name!r} is not one of the configured clusters ({names})", file=sys.stderr)
         return 2
-    return config, replace(chosen[0], from_host=from_host or chosen[0].from_host), own_registry
+    cluster = replace(chosen[0], from_host=from_host or chosen[0].from_host)
+    own_registry = own_registry_of(cluster.environment)
+    if own_registry is None and config.settings.include_own_registry:
+        own_registry = caller_registry_host(boto3.Session())
+        if own_registry is None:
+            print(
+                "warning: no AWS credentials or region, so the function's own registry is unknown: the admission "
+                "policy lets it adopt only the configured registries' kubectl secrets. Run with the deploy's "
+                "credentials (AWS_PROFILE, AWS_REGION) to include it.",
+                file=sys.stderr,
+            )
+    return config, cluster, own_registry
 
 
 def manifest_parser(prog: str, description: str | None) -> argparse.ArgumentParser:

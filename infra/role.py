@@ -6,7 +6,7 @@ policy against every call the function and the Lambda platform make for it.
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Aws, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -133,9 +133,12 @@ class RefresherRole(Construct):
             ],
         )
         role_id = stack.get_logical_id(self.role.node.default_child)  # type: ignore[arg-type]
+        # cdk-nag names a stack's region and account as they are: literal in a stack pinned to an environment.
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
         acknowledge(
             self.role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:eks:<AWS::Region>:<AWS::AccountId>:access-entry/"
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:eks:{region}:{account}:access-entry/"
             f"{cluster.name}/role/<AWS::AccountId>/<{role_id}>/*]",
             "An access entry's ARN ends in an id EKS assigns; this names the role's own entry on its cluster.",
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from collections.abc import Callable
+
+from aws_cdk import CfnOutput, Duration, Environment, Stack
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -16,9 +18,17 @@ from infra.refresher import RUNTIME, ClusterRefresher, RunOnDeployProvider
 
 class EcrTokenRefresherStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, code: BundledCode | None = None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        code: BundledCode | None = None,
+        env: Environment | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, description="ecr-token-refresher: ECR pull secrets for Kubernetes")
+        super().__init__(
+            scope, construct_id, description="ecr-token-refresher: ECR pull secrets for Kubernetes", env=env
+        )
         code = code or bundled_code(RUNTIME, architecture=config.architecture)
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -61,3 +71,22 @@ class EcrTokenRefresherStack(Stack):
         )
         CfnOutput(self, "AlarmTopic", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "KubernetesGroup", value=config.kubernetes_group, description="bind it with `make apply`")
+
+
+def environment_stacks(
+    scope: Construct, config: DeploymentConfig, code: Callable[[], BundledCode] | None = None
+) -> list[EcrTokenRefresherStack]:
+    """One stack per account and region: the clusters that name theirs deploy there (the CDK CLI assumes
+    that environment's bootstrap roles); the others go to an env-agnostic stack, whose account and region
+    come at deploy, so that synth needs no AWS credentials. Removing an environment's last cluster
+    leaves the other stacks as they were."""
+    stacks = []
+    for environment in config.environments:
+        where = Environment(account=environment.account, region=environment.region) if environment else None
+        name = config.stack_name_for(environment)
+        stacks.append(
+            EcrTokenRefresherStack(
+                scope, name, config=config.for_environment(environment), code=code() if code else None, env=where
+            )
+        )
+    return stacks

@@ -91,15 +91,29 @@ class MotoAws:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
         urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
 
-    def client(self, service: str, *, region_name: str = REGION) -> Any:
+    def client(self, service: str, *, region_name: str = REGION, credentials: AwsCredentials | None = None) -> Any:
+        """A client of moto's `service`, as account ACCOUNT (moto's test keys) or as `credentials` (moto
+        keys its backends by the account the credentials belong to)."""
         make_client: Any = boto3.client  # typed per service name; here the name is a variable
-        return make_client(
-            service,
-            region_name=region_name,
-            endpoint_url=self.url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's test key
+        keys = (
+            {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto's test keys
+            if credentials is None
+            else {
+                "aws_access_key_id": credentials.access_key_id,
+                "aws_secret_access_key": credentials.secret_access_key,
+                "aws_session_token": credentials.session_token,
+            }
         )
+        return make_client(service, region_name=region_name, endpoint_url=self.url, **keys)
+
+    def account_credentials(self, account: str) -> AwsCredentials | None:
+        """Credentials of `account`: a session of a role there, which moto ties to that account (None for
+        ACCOUNT, whose test keys are the default)."""
+        if account == ACCOUNT:
+            return None
+        role = f"arn:aws:iam::{account}:role/administrator"
+        keys = self.client("sts").assume_role(RoleArn=role, RoleSessionName="sandbox")["Credentials"]
+        return AwsCredentials(keys["AccessKeyId"], keys["SecretAccessKey"], keys["SessionToken"])
 
     def assume_refresher_role(self) -> AwsCredentials:
         """Credentials as the Lambda has them: a session of the function's role."""
@@ -107,25 +121,27 @@ class MotoAws:
         credentials = answer["Credentials"]
         return AwsCredentials(credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"])
 
-    def create_eks_cluster(self, name: str, *, endpoint: str, ca_pem: bytes) -> None:
-        """An EKS cluster in moto whose endpoint and CA are the local API server's."""
-        self.client("eks").create_cluster(
+    def create_eks_cluster(
+        self, name: str, *, endpoint: str, ca_pem: bytes, account: str = ACCOUNT, region: str = REGION
+    ) -> None:
+        """An EKS cluster in moto (in `account` and `region`) whose endpoint and CA are the local API server's."""
+        self.client("eks", region_name=region, credentials=self.account_credentials(account)).create_cluster(
             name=name,
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks-cluster",
+            roleArn=f"arn:aws:iam::{account}:role/eks-cluster",
             resourcesVpcConfig={"subnetIds": ["subnet-1"]},
         )
-        cluster = eks_backends[ACCOUNT][REGION].clusters[name]
+        cluster = eks_backends[account][region].clusters[name]
         cluster.endpoint = endpoint
         cluster.certificate_authority = {"data": base64.b64encode(ca_pem).decode()}
         # moto keeps no access configuration; EKS creates clusters with access entries on by default.
         cluster.access_config = {"authenticationMode": "API_AND_CONFIG_MAP"}  # type: ignore[attr-defined]
 
-    def environment(self, credentials: AwsCredentials) -> dict[str, str]:
+    def environment(self, credentials: AwsCredentials, region: str = REGION) -> dict[str, str]:
         """What the Lambda runtime would set, with every AWS endpoint pointing at moto."""
         return {
             "AWS_ENDPOINT_URL": self.url,
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
             "AWS_ACCESS_KEY_ID": credentials.access_key_id,
             "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
             "AWS_SESSION_TOKEN": credentials.session_token,

@@ -46,7 +46,7 @@ def aws_identity(aws: AwsAccess) -> tuple[str | None, Finding]:
             else "give this shell AWS credentials: AWS_PROFILE, `aws sso login`, an instance role or IAM Roles Anywhere"
         )
         return None, Finding("AWS identity", Status.FAILED, str(exc), fix)
-    return arn, Finding("AWS identity", Status.OK, arn)
+    return arn, Finding("AWS identity", Status.OK, f"{arn} in {aws.region}")
 
 
 def registry_tokens(

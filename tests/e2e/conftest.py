@@ -119,7 +119,7 @@ def deployed(aws: MotoAws, cluster: Cluster) -> Iterator[Deployed]:
     task_root = WORK / "task"
     shutil.rmtree(task_root, ignore_errors=True)
     deployment.code(resources[function_id]["Properties"]["Code"], task_root)
-    role = _assumed(aws, configuration)
+    role = assumed(aws, configuration)
     # The access entry the stack declares (moto skips it) maps the deployed role to its group.
     entry = next(v["Properties"] for v in resources.values() if v["Type"] == "AWS::EKS::AccessEntry")
     groups = tuple(entry["KubernetesGroups"])
@@ -131,7 +131,7 @@ def deployed(aws: MotoAws, cluster: Cluster) -> Iterator[Deployed]:
     kubectl = ["kubectl", f"--kubeconfig={kubeconfig}"]
     manifest = ["-f", str(WORK / "cdk.out" / "rbac.yaml")]
     subprocess.run([*kubectl, "apply", *manifest], check=True, capture_output=True)  # noqa: S603
-    environment = _lambda_environment(aws, configuration, resources[function_id]["Properties"], role)
+    environment = lambda_environment(aws, configuration, resources[function_id]["Properties"], role)
     python_version = configuration["Runtime"].removeprefix("python")
     try:
         with LambdaRuntime(
@@ -143,15 +143,15 @@ def deployed(aws: MotoAws, cluster: Cluster) -> Iterator[Deployed]:
         subprocess.run([*kubectl, "delete", *manifest], check=True, capture_output=True)  # noqa: S603
 
 
-def _assumed(aws: MotoAws, configuration: dict[str, Any]) -> AwsCredentials:
+def assumed(aws: MotoAws, configuration: dict[str, Any]) -> AwsCredentials:
     """The deployed role's credentials, assumed through moto's STS as Lambda assumes it."""
     session_name = configuration["FunctionName"][:64]  # as Lambda names its sessions
     keys = aws.client("sts").assume_role(RoleArn=configuration["Role"], RoleSessionName=session_name)["Credentials"]
     return AwsCredentials(keys["AccessKeyId"], keys["SecretAccessKey"], keys["SessionToken"])
 
 
-def _lambda_environment(
-    aws: MotoAws, configuration: dict[str, Any], declared: dict[str, Any], role: AwsCredentials
+def lambda_environment(
+    aws: MotoAws, configuration: dict[str, Any], declared: dict[str, Any], role: AwsCredentials, region: str = REGION
 ) -> dict[str, str]:
     """What Lambda gives the function: its variables, its limits, its region, its role's credentials."""
     logging = declared["LoggingConfig"]  # moto keeps no logging configuration: as the template declares
@@ -163,8 +163,8 @@ def _lambda_environment(
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_FORMAT": logging["LogFormat"],
         "AWS_LAMBDA_LOG_LEVEL": logging["ApplicationLogLevel"],
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
         "AWS_ACCESS_KEY_ID": role.access_key_id,
         "AWS_SECRET_ACCESS_KEY": role.secret_access_key,
         "AWS_SESSION_TOKEN": role.session_token,

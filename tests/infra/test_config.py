@@ -80,7 +80,7 @@ def test_the_cdks_own_context_keys_are_not_checked() -> None:
         ({"clusters": ["a", "a"]}, "clusters: 'a' is listed twice"),
         ({"clusters": [{"name": "x", "kubeconfigSecretArn": "nope"}]}, "kubeconfigSecretArn 'nope' is not a Secrets"),
         ({"clusters": [{"name": "x", "kmsKeyArn": "arn"}]}, "kmsKeyArn 'arn' must be a KMS key ARN, beside a"),
-        ({"clusters": [{"name": "x", "region": "y"}]}, "each entry is a cluster name or {name, kubeconfigSecretArn"),
+        ({"clusters": [{"name": "x", "zone": "y"}]}, "each entry is a cluster name or {name[, account, region]"),
         ({"existingAccessEntries": ["ghost"]}, "existingAccessEntries: 'ghost' is not one of the EKS clusters"),
         ({"vpcSubnetIds": ["subnet-0123456789abcdef0"]}, "vpcSubnetIds: set vpcSubnetIds and vpcSecurityGroupIds"),
         ({"vpcSecurityGroupIds": ["sg-x"], "vpcSubnetIds": ["subnet-x"]}, "is not an id like"),
@@ -218,3 +218,5 @@ def test_a_bad_tenant_fails_synth_naming_the_key_and_the_tenant() -> None:
     assert "tenants: tenant 'team-a': registries is a non-empty list of <host>[=<role arn>]" in found
     found = problems(namespaces="team-a", tenants=[{**TENANTS[0], "namespaceSelector": "t=a"}])
     assert "tenants: tenant 'team-a': a namespaceSelector needs targets found by globs or a selector" in found
+    found = problems(namespaces="team-*", tenants=[{**TENANTS[0], "registries": [TENANT_HOST]}])
+    assert f"tenants: tenant 'team-a': {TENANT_HOST} needs a role of its own" in found

@@ -199,14 +199,19 @@ def test_the_runs_lease_is_in_the_manifest_and_granted_by_name_only() -> None:
 
 
 def test_the_policy_refuses_a_tenants_host_outside_its_tenants_namespaces() -> None:
-    host = "222222222222.dkr.ecr.eu-west-1.amazonaws.com"
+    host, other = "222222222222.dkr.ecr.eu-west-1.amazonaws.com", "333333333333.dkr.ecr.eu-west-1.amazonaws.com"
     tenants = [
-        {"name": "team-a", "namespaces": ["team-a", "team-a-*"], "registries": [host]},
-        {"name": "builders", "namespaceSelector": "builds=all", "registries": [host]},
+        {
+            "name": "team-a",
+            "namespaces": ["team-a", "team-a-*"],
+            "namespaceSelector": "builds=all",
+            "registries": [f"{host}=arn:aws:iam::222222222222:role/pull"],
+        },
+        {"name": "team-b", "namespaces": ["team-b"], "registries": [f"{other}=arn:aws:iam::333333333333:role/pull"]},
     ]
     policy = of_kind(render(config_for(namespaces=["team-*"], tenants=tenants)), "ValidatingAdmissionPolicy")
     rules = [rule for rule in policy["spec"]["validations"] if host in rule["message"]]
-    assert len(rules) == 1  # one rule per host, allowed where any tenant listing it matches
+    assert len(rules) == 1  # one rule per host, allowed where its tenant's names, globs or selector match
     expression = rules[0]["expression"]
     assert "request.namespace.matches" in expression
     assert "variables.namespaceLabels" in expression
