@@ -15,7 +15,7 @@ from infra.bundling import BundledCode
 from infra.config import Environment
 from infra.rbac import main as rbac_main
 from infra.rbac import manifest_files, to_yaml
-from infra.stack import environment_stacks
+from infra.stack import EcrTokenRefresherStack, environment_stacks
 from lambda_fn.errors import ConfigError
 from tests.infra.conftest import NO_BUNDLING, config_for
 
@@ -28,7 +28,7 @@ CLUSTERS = [
 ]
 
 
-def stacks(**context: object) -> list[cdk.Stack]:
+def stacks(**context: object) -> list[EcrTokenRefresherStack]:
     app = cdk.App(context=NO_BUNDLING)
 
     def code() -> BundledCode:  # a Code may serve one stack only
