@@ -102,7 +102,7 @@ synth: $(STAMP) $(NODE_STAMP) ## cdk synth offline (bundles the function), cdk-n
 	@rm -f cdk.out/*.template.json cdk.out/rbac*.yaml
 	$(call split_words,args,CDK_ARGS) $(CDK) synth --quiet --no-notices "$${args[@]}"
 	$(BIN)/cfn-lint --config-file .cfnlintrc.yaml cdk.out/*.template.json
-	@echo "template: cdk.out/$$(ls cdk.out | grep -m1 'template.json$$'); Kubernetes manifests: $$(cd cdk.out && ls rbac*.yaml | tr '\n' ' ')(or: make rbac)"
+	@echo "templates: $$(cd cdk.out && ls *.template.json | tr '\n' ' '); Kubernetes manifests: $$(cd cdk.out && ls rbac*.yaml | tr '\n' ' ')(or: make rbac)"
 
 bootstrap: $(STAMP) $(NODE_STAMP) ## cdk bootstrap (once per account and region) with the pinned CLI
 	$(call split_words,args,CDK_ARGS) $(CDK) bootstrap --no-notices "$${args[@]}"
