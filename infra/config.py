@@ -11,12 +11,12 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lambda_fn.config import CLUSTER_NAME, REGION, RegistrySpec, Settings
-from lambda_fn.declaration import Kind, declarations, names, split
+from lambda_fn.declaration import Declared, Kind, declarations, names, setting, split
 from lambda_fn.errors import ConfigError, Problem, shown
 from lambda_fn.telemetry import METRICS_NAMESPACE
 
@@ -30,31 +30,6 @@ SETTING_KEYS = {
 JSON_KEYS = frozenset(declared.context for declared in declarations(Settings) if declared.kind is Kind.JSON)
 # Each of the function's settings, named as a context key, for error messages.
 CONTEXT_NAMES = names(Settings, "context")
-KNOWN_KEYS = frozenset(
-    {
-        *SETTING_KEYS,
-        "stackName",
-        "clusterName",
-        "clusters",
-        "existingAccessEntries",
-        "repositories",
-        "scheduleMinutes",
-        "kubernetesGroup",
-        "kubernetesServiceAccount",
-        "admissionPolicy",
-        "vpcSubnetIds",
-        "vpcSecurityGroupIds",
-        "alarmEmail",
-        "alarmTopicArn",
-        "expiryAlarmMinutes",
-        "runOnDeploy",
-        "reservedConcurrency",
-        "architecture",
-        "memorySize",
-        "timeoutSeconds",
-        "logRetentionDays",
-    }
-)
 DEFAULT_STACK_NAME = "EcrTokenRefresher"
 SCHEDULE_MARGIN_MINUTES = 30
 # Lambda refuses a function whose environment variables (names and values) exceed 4 KB in all.
@@ -152,30 +127,69 @@ class Cluster:
         return "Cluster" + re.sub(r"[^A-Za-z0-9]", "", self.name)
 
 
+def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    """A parser that takes `pattern`'s matches and refuses anything else as not `what`."""
+
+    def parse(text: str) -> str:
+        if not pattern.match(text):
+            raise ValueError(f"{text!r} is not {what}")
+        return text
+
+    return parse
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _retention(text: str) -> int:
+    if not text.isdigit() or int(text) not in LOG_RETENTION_DAYS:
+        raise ValueError(
+            f"CloudWatch Logs keeps logs for one of {', '.join(map(str, LOG_RETENTION_DAYS))} days, not {text}"
+        )
+    return int(text)
+
+
 @dataclass(frozen=True)
 class DeploymentConfig:
-    """Everything the stack needs; build with from_context."""
+    """Everything the stack needs; build with from_context. The deployment's own keys are declared on
+    their fields, as the function's settings are on Settings' (lambda_fn/declaration.py)."""
 
     clusters: tuple[Cluster, ...]
     settings: Settings  # the refresher's settings, as the function will read them
     setting_environment: Mapping[str, str]  # those settings as the function's environment
-    stack_name: str = DEFAULT_STACK_NAME
-    schedule_minutes: int = 1
+    stack_name: str = setting(
+        DEFAULT_STACK_NAME, context="stackName", parse=_matching(STACK_NAME, "a CloudFormation stack name")
+    )
+    schedule_minutes: int = setting(1, context="scheduleMinutes", kind=Kind.NUMBER, bounds=(1, 360))
     repositories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # host or "" -> name prefixes
-    subnet_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
-    alarm_email: str | None = None
-    alarm_topic_arn: str | None = None
-    expiry_alarm_minutes: int = 120
+    subnet_ids: tuple[str, ...] = setting(
+        (), context="vpcSubnetIds", kind=Kind.LIST, parse=_matching(SUBNET_ID, "an id like subnet-0123456789abcdef0")
+    )
+    security_group_ids: tuple[str, ...] = setting(
+        (),
+        context="vpcSecurityGroupIds",
+        kind=Kind.LIST,
+        parse=_matching(SECURITY_GROUP_ID, "an id like sg-0123456789abcdef0"),
+    )
+    alarm_email: str | None = setting(None, context="alarmEmail", parse=_matching(EMAIL, "an e-mail address"))
+    alarm_topic_arn: str | None = setting(None, context="alarmTopicArn", parse=_matching(TOPIC_ARN, "an SNS topic ARN"))
+    expiry_alarm_minutes: int = setting(120, context="expiryAlarmMinutes", kind=Kind.NUMBER, bounds=(10, 660))
+    # Their defaults follow the stack's name (kubernetes_name): read by _ContextReader.
     kubernetes_group: str = "ecr-token-refresher"
     kubernetes_service_account: tuple[str, str] = ("kube-system", "ecr-token-refresher")
-    admission_policy: bool = True
-    run_on_deploy: bool = True
-    reserved_concurrency: int | None = None
-    architecture: str = "arm64"
-    memory_mb: int = 512
-    timeout_seconds: int = 300
-    log_retention_days: int = 30
+    admission_policy: bool = setting(True, context="admissionPolicy", kind=Kind.FLAG)
+    run_on_deploy: bool = setting(True, context="runOnDeploy", kind=Kind.FLAG)
+    reserved_concurrency: int | None = setting(None, context="reservedConcurrency", kind=Kind.NUMBER, bounds=(1, 1000))
+    architecture: str = setting("arm64", context="architecture", parse=_one_of(ARCHITECTURES))
+    memory_mb: int = setting(512, context="memorySize", kind=Kind.NUMBER, bounds=(256, 10240))
+    timeout_seconds: int = setting(300, context="timeoutSeconds", kind=Kind.NUMBER, bounds=(30, 900))
+    log_retention_days: int = setting(30, context="logRetentionDays", parse=_retention)
 
     @property
     def lists_namespaces(self) -> bool:
@@ -231,33 +245,20 @@ class DeploymentConfig:
         """Read and validate every context key; one ConfigError names every bad key."""
         reader = _ContextReader(context)
         reader.reject_unknown_keys()
-        stack_name = reader.matching("stackName", STACK_NAME, "a CloudFormation stack name") or DEFAULT_STACK_NAME
+        declared = {field: reader.declared(declaration) for field, declaration in DEPLOYMENT_KEYS.items()}
         clusters = reader.clusters()
         raw = {env: reader.setting(key) for key, env in SETTING_KEYS.items()}
         environment = {env: value for env, value in raw.items() if value is not None}
         settings = reader.settings(environment)
-        schedule_minutes = reader.number("scheduleMinutes", 1, 1, 360)
+        stack_name = declared["stack_name"]
         config = cls(
             clusters=clusters,
             settings=settings,
             setting_environment=environment,
-            stack_name=stack_name,
-            schedule_minutes=schedule_minutes,
             repositories=reader.repositories(settings),
-            subnet_ids=reader.ids("vpcSubnetIds", SUBNET_ID, "subnet-0123456789abcdef0"),
-            security_group_ids=reader.ids("vpcSecurityGroupIds", SECURITY_GROUP_ID, "sg-0123456789abcdef0"),
-            alarm_email=reader.matching("alarmEmail", EMAIL, "an e-mail address"),
-            alarm_topic_arn=reader.matching("alarmTopicArn", TOPIC_ARN, "an SNS topic ARN"),
-            expiry_alarm_minutes=reader.number("expiryAlarmMinutes", 120, 10, 660),
             kubernetes_group=reader.kubernetes_group(kubernetes_name(stack_name)),
             kubernetes_service_account=reader.service_account(kubernetes_name(stack_name)),
-            admission_policy=reader.flag("admissionPolicy", default=True),
-            run_on_deploy=reader.flag("runOnDeploy", default=True),
-            reserved_concurrency=reader.optional_number("reservedConcurrency", 1, 1000),
-            architecture=reader.choice("architecture", ARCHITECTURES),
-            memory_mb=reader.number("memorySize", 512, 256, 10240),
-            timeout_seconds=reader.number("timeoutSeconds", 300, 30, 900),
-            log_retention_days=reader.log_retention(),
+            **declared,
         )
         threshold = int(settings.refresh_threshold.total_seconds() // 60)
         if config.schedule_minutes + SCHEDULE_MARGIN_MINUTES > threshold:
@@ -529,48 +530,17 @@ class _ContextReader:
             self.problem("repositories", "prefixes without a host are for the function's own registry, which is off")
         return {host: tuple(prefixes) for host, prefixes in found.items()}
 
-    def number(self, key: str, default: int, low: int, high: int) -> int:
-        return self.optional_number(key, low, high) or default
-
-    def optional_number(self, key: str, low: int, high: int) -> int | None:
-        value = self._get(key)
-        if value is None or value == "":
-            return None
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.problem(key, f"must be a whole number from {low} to {high}")
-            return None
-        return value
-
-    def log_retention(self) -> int:
-        days = self.number("logRetentionDays", 30, 1, 3653)
-        if days not in LOG_RETENTION_DAYS:
-            self.problem(
-                "logRetentionDays",
-                f"CloudWatch Logs keeps logs for one of {', '.join(map(str, LOG_RETENTION_DAYS))} days, not {days}",
-            )
-        return days
-
-    def flag(self, key: str, *, default: bool) -> bool:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in {"true", "false"}:
-            return str(value).lower() == "true"
-        self.problem(key, "must be true or false")
-        return default
-
-    def choice(self, key: str, choices: Sequence[str]) -> str:
-        value = self._get(key)
-        if value is None:
-            return choices[0]
-        if value not in choices:
-            self.problem(key, f"{value!r} is not one of {', '.join(choices)}")
-            return choices[0]
-        return str(value)
+    def declared(self, declared: Declared) -> Any:
+        """A deployment key as its declaration reads it (the default when absent; reported when wrong)."""
+        key = str(declared.context)
+        text = self.setting(key)
+        if text is None or text == "":
+            return declared.default
+        try:
+            return declared.read(text)
+        except ValueError as exc:
+            self._problems += [Problem(key, fault) for fault in exc.args]
+            return declared.default
 
     def matching(self, key: str, pattern: re.Pattern[str], what: str) -> str | None:
         value = self._get(key)
@@ -605,8 +575,20 @@ class _ContextReader:
             )
         return namespace, name
 
-    def ids(self, key: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:
-        ids = self.names(key)
-        for bad in [item for item in ids if not pattern.match(item)]:
-            self.problem(key, f"{bad!r} is not an id like {example}")
-        return ids
+
+# The deployment's own keys, declared on DeploymentConfig's fields, by field.
+DEPLOYMENT_KEYS = {declared.field: declared for declared in declarations(DeploymentConfig)}
+# Every context key the app reads: the function's settings, the deployment's, and those read by hand (the
+# clusters, and what defaults to or depends on other keys).
+KNOWN_KEYS = frozenset(
+    {
+        *SETTING_KEYS,
+        *(str(declared.context) for declared in DEPLOYMENT_KEYS.values()),
+        "clusterName",
+        "clusters",
+        "existingAccessEntries",
+        "repositories",
+        "kubernetesGroup",
+        "kubernetesServiceAccount",
+    }
+)

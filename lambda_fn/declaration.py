@@ -72,7 +72,7 @@ class Declared:
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
             return self.parse(document)
-        return raw
+        return self.parse(raw) if self.parse else raw
 
     def read_entries(self, entries: Iterable[str]) -> tuple[Any, ...]:
         """A LIST setting's entries, each read whole; ValueError with one message per bad entry."""

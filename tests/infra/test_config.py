@@ -64,7 +64,7 @@ def test_the_cdks_own_context_keys_are_not_checked() -> None:
             "registries: no registry to serve: list hosts, or set includeOwnRegistry to true",
         ),
         ({"scheduleMinutes": 360}, "scheduleMinutes: a run every 360 min with refreshThresholdMinutes=360"),
-        ({"scheduleMinutes": 0}, "scheduleMinutes: must be a whole number from 1 to 360"),
+        ({"scheduleMinutes": 0}, "scheduleMinutes: '0' is not a whole number from 1 to 360"),
         ({"refreshThresholdMinutes": 30}, "scheduleMinutes: a run every 1 min with refreshThresholdMinutes=30"),
         (
             {"refreshThresholdMinutes": 60},
@@ -98,10 +98,10 @@ def test_the_cdks_own_context_keys_are_not_checked() -> None:
             {"kubernetesServiceAccount": "team-a/puller"},
             "kubernetesServiceAccount: 'team-a/puller' is outside kube-system: the admins of 'team-a' could",
         ),
-        ({"runOnDeploy": "sometimes"}, "runOnDeploy: must be true or false"),
+        ({"runOnDeploy": "sometimes"}, "runOnDeploy: 'sometimes' is not a boolean; use true or false"),
         ({"logRetentionDays": 100}, "logRetentionDays: CloudWatch Logs keeps logs for one of 1, 3, 5"),
         ({"architecture": "ppc64"}, "architecture: 'ppc64' is not one of arm64, x86_64"),
-        ({"reservedConcurrency": 0}, "reservedConcurrency: must be a whole number from 1 to 1000"),
+        ({"reservedConcurrency": 0}, "reservedConcurrency: '0' is not a whole number from 1 to 1000"),
         ({"repositories": ["Team_A/"]}, "repositories: 'Team_A/': use [<registry host>/]<repository"),
         (
             {"repositories": ["210987654321.dkr.ecr.eu-west-1.amazonaws.com/base/"]},

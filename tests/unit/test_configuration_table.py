@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import KNOWN_KEYS
+from infra.config import DEPLOYMENT_KEYS, KNOWN_KEYS
 from lambda_fn.config import Settings
 from lambda_fn.declaration import Declared, declarations
 from lambda_fn.events import ManualRun
@@ -45,6 +45,18 @@ def test_each_declared_setting_has_its_row(declared: Declared) -> None:
         assert f"`{declared.default_text}`" in default
     else:
         assert not default.startswith("`")
+
+
+@pytest.mark.parametrize("declared", DEPLOYMENT_KEYS.values(), ids=lambda declared: declared.field)
+def test_each_deployment_key_has_its_row_with_its_default(declared: Declared) -> None:
+    """The deployment's own keys (infra/config.py): a row naming the key, with the default in the same
+    place among the keys a row groups (`memorySize`, `timeoutSeconds` | `512`, `300`)."""
+    found = [cells for cells in rows() if f"`{declared.context}`" in cells[1]]
+    assert len(found) == 1, f"docs/configuration.md has {len(found)} rows for {declared.context}"
+    keys = found[0][1].split("`")[1::2]
+    defaults = found[0][3].split("`")[1::2]
+    if declared.default_text and defaults:
+        assert defaults[keys.index(str(declared.context))] == declared.default_text
 
 
 def test_every_variable_and_context_key_in_the_table_is_known() -> None:
