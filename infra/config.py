@@ -71,6 +71,7 @@ SERVICE_ACCOUNT = re.compile(r"^(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(?P
 REPOSITORY_PREFIX = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,255}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 CLUSTER_KEYS = ("name", "account", "region", "kubeconfigSecretArn", "kmsKeyArn")
+MAX_STACK_NAME = 128
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # Keys of the CDK itself (feature flags, bundling, path metadata) are not this app's to check.
 CDK_KEY = re.compile(r"^(@|aws:cdk:|aws-cdk:|cdk-|acknowledged-issue-numbers$)")
@@ -190,6 +191,8 @@ class DeploymentConfig:
     memory_mb: int = setting(512, context="memorySize", kind=Kind.NUMBER, bounds=(256, 10240))
     timeout_seconds: int = setting(300, context="timeoutSeconds", kind=Kind.NUMBER, bounds=(30, 900))
     log_retention_days: int = setting(30, context="logRetentionDays", parse=_retention)
+    # The environment this configuration's stack deploys to (for_environment); None: the deploy's own.
+    deploys_to: Environment | None = None
 
     @property
     def lists_namespaces(self) -> bool:
@@ -217,7 +220,13 @@ class DeploymentConfig:
 
     def for_environment(self, environment: Environment | None) -> DeploymentConfig:
         """This configuration, with the clusters of one environment only (what its stack deploys)."""
-        return replace(self, clusters=self.environments[environment])
+        return replace(self, clusters=self.environments[environment], deploys_to=environment)
+
+    @property
+    def service_name(self) -> str:
+        """The metrics' `service` dimension: the name of the stack this configuration deploys, so that no two
+        stacks share a series (two environments' stacks may land in one account and region)."""
+        return self.stack_name_for(self.deploys_to)
 
     @property
     def kubernetes_name(self) -> str:
@@ -231,7 +240,7 @@ class DeploymentConfig:
             **self.setting_environment,
             "CLUSTER_NAME": cluster.name,
             # The metrics' `service` dimension: the stack, so no two stacks share a series.
-            "POWERTOOLS_SERVICE_NAME": self.stack_name,
+            "POWERTOOLS_SERVICE_NAME": self.service_name,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             # Scheduled runs that overlap take turns on this Lease (lambda_fn/lease.py), in the manifest.
             "RUN_LEASE": self.kubernetes_name,
@@ -260,64 +269,110 @@ class DeploymentConfig:
             kubernetes_service_account=reader.service_account(kubernetes_name(stack_name)),
             **declared,
         )
-        threshold = int(settings.refresh_threshold.total_seconds() // 60)
-        if config.schedule_minutes + SCHEDULE_MARGIN_MINUTES > threshold:
-            reader.problem(
+        for key, message in [*_timing_problems(config), *_size_problems(config), *_environment_problems(config)]:
+            reader.problem(key, message)
+        reader.raise_problems()
+        return config
+
+
+def _timing_problems(config: DeploymentConfig) -> list[tuple[str, str]]:
+    """The schedule, the refresh threshold and the watchdog's threshold must fit together."""
+    found = []
+    threshold = int(config.settings.refresh_threshold.total_seconds() // 60)
+    if config.schedule_minutes + SCHEDULE_MARGIN_MINUTES > threshold:
+        found.append(
+            (
                 "scheduleMinutes",
                 f"a run every {config.schedule_minutes} min with refreshThresholdMinutes={threshold} could let a "
                 f"token expire: keep scheduleMinutes + {SCHEDULE_MARGIN_MINUTES} <= refreshThresholdMinutes",
             )
-        # After every healthy run each secret has more than the refresh threshold left (those at or
-        # under it were renewed), so the watchdog's threshold must sit below it, a schedule period and a
-        # margin lower, or a correct `unchanged` steady state alarms every cycle.
-        alarm_ceiling = threshold - config.schedule_minutes - SCHEDULE_MARGIN_MINUTES
-        if config.expiry_alarm_minutes > alarm_ceiling:
-            reader.problem(
+        )
+    # After every healthy run each secret has more than the refresh threshold left (those at or
+    # under it were renewed), so the watchdog's threshold must sit below it, a schedule period and a
+    # margin lower, or a correct `unchanged` steady state alarms every cycle.
+    alarm_ceiling = threshold - config.schedule_minutes - SCHEDULE_MARGIN_MINUTES
+    if config.expiry_alarm_minutes > alarm_ceiling:
+        found.append(
+            (
                 "expiryAlarmMinutes",
                 f"{config.expiry_alarm_minutes} would alarm in a healthy steady state: secrets are renewed when "
                 f"refreshThresholdMinutes={threshold} remain; keep expiryAlarmMinutes <= refreshThresholdMinutes - "
                 f"scheduleMinutes - {SCHEDULE_MARGIN_MINUTES} (here {alarm_ceiling}) or raise refreshThresholdMinutes",
             )
-        for cluster in config.clusters:
-            size = sum(len(key.encode()) + len(value.encode()) for key, value in config.environment(cluster).items())
-            if size > ENVIRONMENT_BYTES:
-                reader.problem(
+        )
+    return found
+
+
+def _size_problems(config: DeploymentConfig) -> list[tuple[str, str]]:
+    """What Lambda and the run's RBAC can hold: the environment's size, a tenant's selector, the VPC pair,
+    one alarm destination."""
+    found = []
+    for cluster in config.clusters:
+        size = sum(len(key.encode()) + len(value.encode()) for key, value in config.environment(cluster).items())
+        if size > ENVIRONMENT_BYTES:
+            found.append(
+                (
                     "namespaces",
                     f"the function's environment for cluster {cluster.name!r} would be {size} bytes; Lambda accepts "
                     f"{ENVIRONMENT_BYTES} in all: serve the namespaces with globs or a namespaceSelector rather than "
                     "a long list of names (or split them across stacks)",
                 )
-        for tenant in settings.tenants:
-            if tenant.namespace_selector and not settings.targets.discovers:
-                # Namespaces are listed (and `list` granted) only for targets found by globs or a selector.
-                reader.problem(
+            )
+    for tenant in config.settings.tenants:
+        if tenant.namespace_selector and not config.settings.targets.discovers:
+            # Namespaces are listed (and `list` granted) only for targets found by globs or a selector.
+            found.append(
+                (
                     "tenants",
                     f"tenant {tenant.name!r}: a namespaceSelector needs targets found by globs or a selector; name "
                     "its namespaces instead",
                 )
-        if config.subnet_ids and len(config.environments) > 1:
-            reader.problem(
+            )
+    if bool(config.subnet_ids) != bool(config.security_group_ids):
+        found.append(("vpcSubnetIds", "set vpcSubnetIds and vpcSecurityGroupIds together (private endpoints)"))
+    if config.alarm_email and config.alarm_topic_arn:
+        found.append(
+            (
+                "alarmEmail",
+                "give alarmEmail (a new topic with this subscription) or alarmTopicArn (your topic), not both",
+            )
+        )
+    return found
+
+
+def _environment_problems(config: DeploymentConfig) -> list[tuple[str, str]]:
+    """What one stack per environment cannot share: subnets, a topic in another region, a stack name over
+    CloudFormation's length."""
+    found = []
+    for where in config.environments:
+        name = config.stack_name_for(where)
+        if len(name) > MAX_STACK_NAME:
+            found.append(
+                (
+                    "stackName",
+                    f"the stack {name!r} would be longer than the {MAX_STACK_NAME} characters CloudFormation "
+                    "accepts: shorten stackName",
+                )
+            )
+    if config.subnet_ids and len(config.environments) > 1:
+        found.append(
+            (
                 "vpcSubnetIds",
                 "subnets belong to one account and region, and the clusters are in "
                 f"{len(config.environments)}: run VPC mode with the clusters of one environment per configuration",
             )
-        topic = config.alarm_topic_arn.split(":") if config.alarm_topic_arn else None
-        for where in [where for where in config.environments if where and topic]:
-            if topic and (topic[4], topic[3]) != (where.account, where.region):
-                reader.problem(
+        )
+    topic = config.alarm_topic_arn.split(":") if config.alarm_topic_arn else None
+    for where in config.environments:
+        if topic and where and topic[3] != where.region:
+            found.append(
+                (
                     "alarmTopicArn",
-                    f"the topic is in {topic[4]}/{topic[3]}; CloudWatch alarms in {where.account}/{where.region} "
-                    "cannot publish to it: give alarmEmail (a topic per stack) instead",
+                    f"the topic is in {topic[3]}; the alarms of the stack in {where.account}/{where.region} publish "
+                    "to a topic in their own region: give alarmEmail (a topic per stack) instead",
                 )
-        if bool(config.subnet_ids) != bool(config.security_group_ids):
-            reader.problem("vpcSubnetIds", "set vpcSubnetIds and vpcSecurityGroupIds together (private endpoints)")
-        if config.alarm_email and config.alarm_topic_arn:
-            reader.problem(
-                "alarmEmail",
-                "give alarmEmail (a new topic with this subscription) or alarmTopicArn (your topic), not both",
             )
-        reader.raise_problems()
-        return config
+    return found
 
 
 SERVICE_ACCOUNTS_SUFFIX = "-serviceaccounts"
@@ -427,7 +482,8 @@ class _ContextReader:
             if len(clash) > 1:
                 shared = " and ".join(map(repr, sorted(clash)))
                 self.problem("clusters", f"{shared} would share the stack's output keys {prefix}...: rename one")
-        for unknown in sorted(external - {cluster.name for cluster in found if cluster.is_eks}):
+        eks = {name for cluster in found if cluster.is_eks for name in (cluster.name, cluster.label)}
+        for unknown in sorted(external - eks):
             self.problem("existingAccessEntries", f"{unknown!r} is not one of the EKS clusters listed")
         return found
 
@@ -463,12 +519,10 @@ class _ContextReader:
                 valid = False
         if not valid:
             return None
-        return Cluster(
-            str(name),
-            secret,
-            key,
-            manage_access_entry=secret is None and name not in external,
-            environment=environment,
+        cluster = Cluster(str(name), secret, key, manage_access_entry=secret is None, environment=environment)
+        # By name (every environment's cluster of that name), or by label where a name repeats.
+        return replace(
+            cluster, manage_access_entry=cluster.manage_access_entry and not {name, cluster.label} & external
         )
 
     def _environment(self, entry: Mapping[str, Any]) -> tuple[Environment | None, bool]:

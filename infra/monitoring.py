@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Annotations, Aws, Duration, Stack
+from aws_cdk import Annotations, Aws, Duration, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -36,7 +36,7 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         self.topic = self._topic(config)
         # Every metric and alarm carries the stack (the functions set POWERTOOLS_SERVICE_NAME to it).
-        self.service = config.stack_name
+        self.service = config.service_name
         # One failed run is enough to alarm; a period of at least 5 minutes smooths a 1-minute schedule.
         self.period = Duration.minutes(max(config.schedule_minutes, 5))
         self.alarms: list[cloudwatch.Alarm] = []
@@ -176,7 +176,10 @@ class Monitoring(Construct):
             return cloudwatch.MathExpression(expression=search(name, statistic), label=name, period=Duration.minutes(5))
 
         # Dashboards are global to the account: named by stack and region, so none collides.
-        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-{Aws.REGION}")
+        # Named by stack and region; a stack pinned to an environment carries its region in its name already.
+        stack = Stack.of(self)
+        name = stack.stack_name if not Token.is_unresolved(stack.region) else f"{stack.stack_name}-{Aws.REGION}"
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=name)
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Runs and errors",

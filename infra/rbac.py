@@ -167,11 +167,12 @@ def to_yaml(config: DeploymentConfig, cluster: Cluster | None = None, *, own_reg
 def manifest_files(config: DeploymentConfig, *, own_registry: str | None = None) -> dict[str, str]:
     """What `cdk synth` writes beside the templates, per environment: rbac.yaml for the EKS clusters (one
     manifest serves them all), rbac-<name>.yaml for each cluster reached through a kubeconfig; in an
-    environment named by the clusters, rbac-<account>-<region>[-<name>].yaml, whose own registry is known.
+    environment named by the clusters, rbac.<account>-<region>[-<name>].yaml, whose own registry is known.
     `own_registry`: the deploy's own environment's, when the caller knows it."""
     files: dict[str, str] = {}
     for environment, clusters in config.environments.items():
-        prefix = f"rbac-{environment.label}" if environment else "rbac"
+        # `.` is in no cluster name: a pinned environment's files never take an unpinned cluster's name.
+        prefix = f"rbac.{environment.label}" if environment else "rbac"
         own = own_registry_of(environment) or own_registry
         eks = [cluster for cluster in clusters if cluster.is_eks]
         if eks:

@@ -60,8 +60,12 @@ def test_one_stack_per_environment_pinned_to_it_with_its_clusters_only() -> None
         f["Properties"]["Environment"]["Variables"] for f in functions.values() if "Environment" in f["Properties"]
     ]
     assert sorted(v["CLUSTER_NAME"] for v in variables if "CLUSTER_NAME" in v) == ["batch", "prod-us"]
-    # The Kubernetes names and the metrics' service stay the deployment's: each cluster is in one environment.
+    # The Kubernetes names stay the deployment's (a cluster is in one environment); the metrics' service is
+    # the stack's, so two stacks in one account and region never share a series.
     assert {v["RUN_LEASE"] for v in variables if "RUN_LEASE" in v} == {"ecr-token-refresher"}
+    assert {v["POWERTOOLS_SERVICE_NAME"] for v in variables if "RUN_LEASE" in v} == {pinned.stack_name}
+    dashboards = template.find_resources("AWS::CloudWatch::Dashboard")
+    assert [d["Properties"]["DashboardName"] for d in dashboards.values()] == [pinned.stack_name]
 
 
 def test_removing_an_environment_leaves_the_others_stacks_as_they_were() -> None:
@@ -75,14 +79,14 @@ def test_each_environment_gets_its_manifests_with_its_own_registry() -> None:
     config, deploys = config_for(clusters=CLUSTERS), "999999999999.dkr.ecr.us-east-1.amazonaws.com"
     files = manifest_files(config, own_registry=deploys)
     assert sorted(files) == [
-        "rbac-111111111111-eu-west-1.yaml",
-        "rbac-222222222222-eu-west-1.yaml",
-        "rbac-222222222222-us-east-1.yaml",
+        "rbac.111111111111-eu-west-1.yaml",
+        "rbac.222222222222-eu-west-1.yaml",
+        "rbac.222222222222-us-east-1.yaml",
         "rbac.yaml",
     ]
     own = {
         "rbac.yaml": (config.clusters[0], deploys),
-        "rbac-222222222222-us-east-1.yaml": (config.clusters[3], "222222222222.dkr.ecr.us-east-1.amazonaws.com"),
+        "rbac.222222222222-us-east-1.yaml": (config.clusters[3], "222222222222.dkr.ecr.us-east-1.amazonaws.com"),
     }
     for name, (cluster, registry) in own.items():  # the policy lets each adopt its own registry's recipe
         assert files[name] == to_yaml(config, cluster, own_registry=registry)
@@ -112,11 +116,12 @@ def test_what_cannot_span_environments_is_refused_naming_the_fix() -> None:
         clusters=CLUSTERS, vpcSubnetIds="subnet-0123456789abcdef0", vpcSecurityGroupIds="sg-0123456789abcdef0"
     )
     topic = "arn:aws:sns:eu-west-1:111111111111:alarms"
-    assert "alarmTopicArn: the topic is in 222222222222/eu-west-1" not in problems(
+    assert "the alarms of the stack in 222222222222/eu-west-1" not in problems(clusters=CLUSTERS, alarmTopicArn=topic)
+    assert "the topic is in eu-west-1; the alarms of the stack in 222222222222/us-east-1 publish" in problems(
         clusters=CLUSTERS, alarmTopicArn=topic
     )
-    assert "CloudWatch alarms in 222222222222/eu-west-1 cannot publish to it" in problems(
-        clusters=CLUSTERS, alarmTopicArn=topic
+    assert "would be longer than the 128 characters CloudFormation accepts" in problems(
+        clusters=CLUSTERS, stackName="S" + "s" * 110
     )
     assert config_for(clusters=CLUSTERS[1:2]).clusters[0].environment == Environment("111111111111", "eu-west-1")
 
