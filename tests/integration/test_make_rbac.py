@@ -96,8 +96,19 @@ def test_the_readmes_commands_for_a_cluster_outside_eks_keep_their_json(tmp_path
     printer.chmod(0o755)
     deploy = run(["bash", "-c", readme_command("make deploy CDK_ARGS='-c clusters=") + f" CDK={printer}"], ROOT)
     argv = json.loads(deploy.stdout.splitlines()[-1])
-    assert argv[:3] == ["deploy", "--no-notices", "-c"]
-    assert json.loads(argv[3].removeprefix("clusters="))[0]["name"] == "onprem"
-    assert argv[4:] == ["-c", "namespaces=team-*"]
+    assert argv[:4] == ["deploy", "--no-notices", "--all", "-c"]  # every environment's stack
+    assert json.loads(argv[4].removeprefix("clusters="))[0]["name"] == "onprem"
+    assert argv[5:] == ["-c", "namespaces=team-*"]
+    chosen = run(
+        ["make", "deploy", "STACKS=EcrTokenRefresher Other", "CDK_ARGS=-c clusterName=x", f"CDK={printer}"], ROOT
+    )
+    assert json.loads(chosen.stdout.splitlines()[-1]) == [
+        "deploy",
+        "--no-notices",
+        "EcrTokenRefresher",
+        "Other",
+        "-c",
+        "clusterName=x",
+    ]
     spaced = run(["make", "bootstrap", r"CDK_ARGS=-c namespaceSelector=env\ in\ (dev,prod)", f"CDK={printer}"], ROOT)
     assert json.loads(spaced.stdout.splitlines()[-1])[-2:] == ["-c", "namespaceSelector=env in (dev,prod)"]
