@@ -587,6 +587,11 @@ class _ContextReader:
     def declared(self, declared: Declared) -> Any:
         """A deployment key as its declaration reads it (the default when absent; reported when wrong)."""
         key = str(declared.context)
+        value = self._get(key)
+        if isinstance(value, list) and declared.kind is not Kind.LIST:
+            # setting() would join a list into text: `"memorySize": ["512"]` is a slip, not 512.
+            self.problem(key, f"{value!r} is a list; give one value")
+            return declared.default
         text = self.setting(key)
         if text is None or text == "":
             return declared.default

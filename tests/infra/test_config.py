@@ -108,6 +108,8 @@ def test_the_cdks_own_context_keys_are_not_checked() -> None:
             "210987654321.dkr.ecr.eu-west-1.amazonaws.com is not among the registries pulled with the function's",
         ),
         ({"stackName": "1bad"}, "stackName: '1bad' is not a CloudFormation stack name"),
+        ({"memorySize": ["512"]}, "memorySize: ['512'] is a list; give one value"),
+        ({"stackName": ["Prod"]}, "stackName: ['Prod'] is a list; give one value"),
     ],
 )
 def test_invalid_context_fails_synth_naming_the_key(context: dict[str, object], expected: str) -> None:
