@@ -264,11 +264,11 @@ class _NamespaceRenewer:
             )
         if target.terminating:
             return NamespaceResult(target.name, Outcome.SKIPPED, "namespace is being deleted")
-        unavailable = self._registries(target.name).unavailable
-        if not self._registries(target.name).credentials:
+        receives = self._registries(target.name)
+        if not receives.credentials:
             reason = (
-                f"not written: none of the registries it receives could be served ({unserved(unavailable)})"
-                if unavailable
+                f"not written: none of the registries it receives could be served ({unserved(receives.unavailable)})"
+                if receives.unavailable
                 else NO_REGISTRY
             )
             return NamespaceResult(target.name, Outcome.FAILED, reason)

@@ -28,10 +28,10 @@ def registries_by_namespace(
     if not tenants:
         return lambda _namespace: registries
     tenant_only = frozenset().union(*(tenant.hosts for tenant in tenants))
+    by_name = {tenant.name: tenant for tenant in tenants}
 
-    @cache
+    @cache  # one Registries per combination of tenants, shared by the namespaces that have it
     def receiving(matched: frozenset[str], unknown: frozenset[str]) -> Registries:
-        by_name = {tenant.name: tenant for tenant in tenants}
         hosts = frozenset().union(*(by_name[name].hosts for name in matched))
         unsure = frozenset().union(*(by_name[name].hosts for name in unknown)) - hosts
         served = {credential.host for credential in registries.credentials} | set(registries.unavailable)
@@ -46,9 +46,11 @@ def registries_by_namespace(
             tuple(credential for credential in registries.credentials if credential.host in keep), unavailable
         )
 
+    @cache  # a run asks for a namespace's registries at each step; its tenants are matched once
     def of(namespace: str) -> Registries:
-        matched = frozenset(t.name for t in tenants if is_member(t, namespace, selected))
-        unknown = frozenset(t.name for t in tenants if is_member(t, namespace, selected) is None)
+        membership = {tenant.name: is_member(tenant, namespace, selected) for tenant in tenants}
+        matched = frozenset(name for name, member in membership.items() if member)
+        unknown = frozenset(name for name, member in membership.items() if member is None)
         return receiving(matched, unknown)
 
     return of

@@ -3,14 +3,14 @@ policy confines this identity, and whether it admits the secret in every target 
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from lambda_fn.check.cluster_access import PROBE_SECRET
 from lambda_fn.check.report import Finding, Status, shown
+from lambda_fn.dockerconfig import build_dockerconfigjson
 from lambda_fn.errors import (
     AlreadyExists,
     Conflict,
@@ -20,7 +20,7 @@ from lambda_fn.errors import (
     NamespaceTerminating,
     NotFound,
 )
-from lambda_fn.models import SecretState
+from lambda_fn.models import RegistryCredential, SecretState
 from lambda_fn.ports import PreflightApi
 from lambda_fn.secret_contract import (
     DENIED,
@@ -53,14 +53,14 @@ class Answer(StrEnum):
 def probe_secret(name: str, namespace: str, hosts: Iterable[str] = ()) -> SecretState:
     """A secret of the written shape, with an empty login for each of `hosts` (the registries the namespace
     receives: the policy's tenant rule judges the hosts a secret holds)."""
-    logins = {host: {"auth": "", "password": "", "username": "AWS"} for host in sorted(hosts)}
-    payload = json.dumps({"auths": logins}, separators=(",", ":")).encode()
+    # Built as a run builds it (the same bytes around each host), with an empty password.
+    logins = [RegistryCredential(host, password="", expires_at=datetime.now(UTC)) for host in sorted(hosts)]
     return SecretState(
         name=name,
         namespace=namespace,
         type=DOCKERCONFIGJSON_TYPE,
         labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE},
-        data={DOCKERCONFIGJSON_KEY: base64.b64encode(payload).decode()},
+        data={DOCKERCONFIGJSON_KEY: build_dockerconfigjson(logins)},
     )
 
 
